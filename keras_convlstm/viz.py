@@ -1,0 +1,505 @@
+"""Pictures of frame sequences: matplotlib figures, GIF files and videos shown inline in notebooks.
+
+Every function takes the frames of one sequence as ``(time, height, width)``, ``(time, height, width, 1)``
+(grey) or ``(time, height, width, 3)`` (RGB), either float (clipped to [0, 1]) or uint8 (used as is).
+
+Figure functions return a :class:`matplotlib.figure.Figure` that is detached from pyplot: in a notebook it is
+shown once, as the value of the cell, and scripts save it with ``path=...`` (PNG at 100 dpi) or
+``figure.savefig``. GIFs are written by imageio with a frame duration in milliseconds (never frames per
+second) and ``loop=0`` (repeat forever).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from keras_convlstm.metrics import MetricTable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FIGURE_DPI = 100
+# Gaps and label bands are white so that they stand out against the black background of Moving MNIST.
+_BACKGROUND = 255
+_LABEL_COLOR = (0, 0, 0)
+_LOG_SCALE_KEYS = ("loss", "learning_rate", "lr")
+
+
+def _as_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
+    """Checks one sequence of frames and returns it as an array (no copy)."""
+    frames = np.asarray(frames)
+    layout_ok = frames.ndim == 3 or (frames.ndim == 4 and frames.shape[-1] in (1, 3))
+    if not layout_ok or frames.shape[0] < 1:
+        raise ValueError(
+            f"expected {name} of shape (time, height, width), (time, height, width, 1) or "
+            f"(time, height, width, 3) with time >= 1, got shape {frames.shape}"
+        )
+    if frames.dtype != np.uint8 and not np.issubdtype(frames.dtype, np.floating):
+        raise TypeError(f"expected {name} as float in [0, 1] or uint8, got dtype {frames.dtype}")
+    if np.issubdtype(frames.dtype, np.floating) and np.isnan(frames).any():
+        raise ValueError(f"expected {name} without NaN, got {int(np.isnan(frames).sum())} NaN values")
+    return frames
+
+
+def to_uint8_rgb(frames: np.ndarray) -> np.ndarray:
+    """Converts frames to uint8 RGB.
+
+    Args:
+        frames: ``(time, height, width)``, ``(time, height, width, 1)`` or ``(time, height, width, 3)``; float
+            values are clipped to [0, 1], multiplied by 255 and rounded; uint8 values are kept.
+
+    Returns:
+        uint8 array ``(time, height, width, 3)``; grey frames have three equal channels.
+    """
+    frames = _as_frames(frames)
+    if frames.dtype != np.uint8:
+        frames = np.rint(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return frames
+
+
+def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """Creates a figure with a grid of axes, detached from pyplot so that notebooks show it only once."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+    plt.close(figure)
+    return figure, axes
+
+
+def _finish(figure: Figure, path: str | os.PathLike | None) -> Figure:
+    if path is not None:
+        figure.savefig(path, dpi=FIGURE_DPI)
+    return figure
+
+
+def _show_frame(axis: Axes, image: np.ndarray, title: str) -> None:
+    axis.imshow(image, interpolation="nearest")
+    axis.set_title(title)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+
+
+def plot_frames(
+    frames: np.ndarray, ncols: int = 5, title: str | None = None, path: str | os.PathLike | None = None
+) -> Figure:
+    """Shows the frames of one sequence in a grid, each titled "Frame k" (k from 1).
+
+    Args:
+        frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] or uint8. 20 frames with ``ncols=5`` give
+            the 4x5 grid of the Keras example.
+        ncols: frames per row.
+        title: optional title above the grid.
+        path: if given, the figure is also saved there as PNG.
+
+    Returns:
+        The figure, with one axes per frame.
+    """
+    if ncols < 1:
+        raise ValueError(f"expected ncols >= 1, got {ncols}")
+    images = to_uint8_rgb(frames)
+    ncols = min(ncols, len(images))
+    nrows = math.ceil(len(images) / ncols)
+    figure, axes = _new_figure(nrows, ncols, figsize=(2.0 * ncols, 2.0 * nrows + (0.5 if title else 0.0)))
+    for index, axis in enumerate(axes.flat):
+        if index < len(images):
+            _show_frame(axis, images[index], f"Frame {index + 1}")
+        else:
+            axis.remove()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_truth_vs_prediction(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    first_frame_number: int = 11,
+    labels: Sequence[str] = ("Truth", "Prediction"),
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Shows true frames above predicted frames, column k titled "Frame {first_frame_number + k}".
+
+    Args:
+        truth: ``(horizon, height, width[, 1 or 3])``, float in [0, 1] or uint8.
+        prediction: the predicted frames, same number of frames as ``truth``.
+        first_frame_number: number of the first predicted frame (11 when frames 1-10 were given).
+        labels: names of the top and bottom rows.
+        path: if given, the figure is also saved there as PNG.
+
+    Returns:
+        The figure, with ``2 * horizon`` axes (top row first).
+    """
+    rows = [to_uint8_rgb(truth), to_uint8_rgb(prediction)]
+    if len(rows[0]) != len(rows[1]):
+        raise ValueError(
+            "expected truth and prediction with the same number of frames, "
+            f"got {len(rows[0])} and {len(rows[1])}"
+        )
+    if len(labels) != 2:
+        raise ValueError(f"expected 2 row labels, got {len(labels)}: {labels!r}")
+    horizon = len(rows[0])
+    figure, axes = _new_figure(2, horizon, figsize=(2.0 * horizon, 4.4))
+    for row, (images, label) in enumerate(zip(rows, labels, strict=True)):
+        for column, image in enumerate(images):
+            _show_frame(axes[row, column], image, f"Frame {first_frame_number + column}")
+        axes[row, 0].set_ylabel(label, fontsize="large")
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def _read_history(history_or_csv: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Returns ``(epochs counted from 1, {metric: values})`` from a History, a dict or a CSVLogger file."""
+    if isinstance(history_or_csv, (str, os.PathLike)):
+        with open(history_or_csv, newline="", encoding="utf-8") as file:
+            records = list(csv.DictReader(file))
+        if not records:
+            raise ValueError(f"expected a CSV file with a header and one row per epoch, got {history_or_csv}")
+        columns = {key: [float(record[key]) for record in records] for key in records[0]}
+    elif hasattr(history_or_csv, "history"):
+        columns = dict(history_or_csv.history)
+        columns["epoch"] = list(history_or_csv.epoch)
+    elif isinstance(history_or_csv, Mapping):
+        columns = dict(history_or_csv)
+    else:
+        raise TypeError(
+            "expected a keras History, a dict of per-epoch lists or a CSV file path, "
+            f"got {type(history_or_csv).__name__}"
+        )
+    values = {key: np.asarray(series, dtype=np.float64) for key, series in columns.items()}
+    epochs = values.pop("epoch", None)
+    shapes = {key: series.shape for key, series in values.items()}
+    if not values or any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
+        raise ValueError(f"expected metrics with one value per epoch, all of one length, got shapes {shapes}")
+    count = len(next(iter(values.values())))
+    if epochs is None:
+        return np.arange(1, count + 1), values
+    if epochs.shape != (count,):
+        raise ValueError(f"expected {count} epoch numbers, got shape {epochs.shape}")
+    return epochs + 1, values
+
+
+def _history_panels(keys: Sequence[str]) -> list[list[str]]:
+    """Groups each metric with its validation counterpart: [["loss", "val_loss"], ["learning_rate"], ...]."""
+    panels = []
+    for key in keys:
+        if key.startswith("val_") and key[4:] in keys:
+            continue
+        validation = f"val_{key}"
+        panels.append([key, validation] if validation in keys else [key])
+    return panels
+
+
+def plot_history(history_or_csv: Any, path: str | os.PathLike | None = None) -> Figure:
+    """Plots training curves: each metric with its ``val_`` counterpart, one panel per metric.
+
+    Losses and learning rates use a logarithmic y axis when all their values are positive.
+
+    Args:
+        history_or_csv: a ``keras.callbacks.History``, a dict ``{name: per-epoch values}`` (an ``"epoch"``
+            entry, counted from 0, is used as the x axis) or the path of a ``keras.callbacks.CSVLogger`` file.
+        path: if given, the figure is also saved there as PNG.
+
+    Returns:
+        The figure, with one axes per panel.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    epochs, values = _read_history(history_or_csv)
+    panels = _history_panels(list(values))
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    figure, axes = _new_figure(nrows, ncols, figsize=(4.5 * ncols, 3.2 * nrows))
+    for index, axis in enumerate(axes.flat):
+        if index >= len(panels):
+            axis.remove()
+            continue
+        for key in panels[index]:
+            axis.plot(epochs, values[key], marker="o", markersize=3, label=key)
+        series = np.concatenate([values[key] for key in panels[index]])
+        if any(part in panels[index][0] for part in _LOG_SCALE_KEYS) and np.all(series > 0):
+            axis.set_yscale("log")
+        axis.set_title(panels[index][0])
+        axis.set_xlabel("Epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend()
+        axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_metric_curves(
+    table_or_dict: MetricTable | Mapping[str, Mapping[str, np.ndarray]],
+    metrics: Sequence[str] = ("mse", "ssim"),
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Plots per-step metrics of several systems (a model beside its baselines), one panel per metric.
+
+    Args:
+        table_or_dict: a :class:`~keras_convlstm.metrics.MetricTable` or ``{system: {metric: (horizon,)}}``.
+        metrics: metric names to plot.
+        path: if given, the figure is also saved there as PNG.
+
+    Returns:
+        The figure, with one axes per metric; the x axis is the predicted frame number (1 to horizon).
+    """
+    table = table_or_dict if isinstance(table_or_dict, MetricTable) else MetricTable(dict(table_or_dict))
+    missing = [name for name in metrics if name not in table.metric_names]
+    if not metrics or missing:
+        raise ValueError(f"expected metric names among {table.metric_names}, got {list(metrics)}")
+    steps = np.arange(1, table.horizon + 1)
+    figure, axes = _new_figure(1, len(metrics), figsize=(4.5 * len(metrics), 3.4))
+    for axis, name in zip(axes.flat, metrics, strict=True):
+        for system in table.systems:
+            axis.plot(steps, table.metrics[system][name], marker="o", markersize=3, label=system)
+        axis.set_title(name)
+        axis.set_xlabel("Predicted frame")
+        axis.set_xticks(steps)
+        axis.grid(True, alpha=0.3)
+    axes[0, 0].legend()
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def _encode_gif(frames: np.ndarray, target: str | Path, duration_ms: int, loop: int) -> bytes | None:
+    if duration_ms <= 0:
+        raise ValueError(f"expected duration_ms > 0 (milliseconds per frame), got {duration_ms}")
+    if loop < 0:
+        raise ValueError(f"expected loop >= 0 (0 repeats forever), got {loop}")
+    return iio.imwrite(target, to_uint8_rgb(frames), extension=".gif", duration=duration_ms, loop=loop)
+
+
+def save_gif(frames: np.ndarray, path: str | os.PathLike, duration_ms: int = 200, loop: int = 0) -> Path:
+    """Writes frames as an animated GIF.
+
+    GIF stores durations in units of 10 ms and at most 256 colours per frame (grey frames are exact).
+    Consecutive identical frames are merged by Pillow into one frame shown for their total duration.
+
+    Args:
+        frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
+        path: output file.
+        duration_ms: display time of each frame in milliseconds.
+        loop: number of repetitions; 0 loops forever.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    _encode_gif(frames, path, duration_ms, loop)
+    return path
+
+
+def gif_bytes(frames: np.ndarray, duration_ms: int = 200, loop: int = 0) -> bytes:
+    """Encodes frames as an animated GIF in memory (same encoding as :func:`save_gif`).
+
+    Args:
+        frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
+        duration_ms: display time of each frame in milliseconds.
+        loop: number of repetitions; 0 loops forever.
+
+    Returns:
+        The GIF file content.
+    """
+    return _encode_gif(frames, "<bytes>", duration_ms, loop)
+
+
+def _label_band(label: str, width: int, height: int, font: ImageFont.ImageFont) -> np.ndarray:
+    """A white ``(height, width, 3)`` band with ``label`` centred (cut at the band's edges)."""
+    band = Image.new("RGB", (width, height), (_BACKGROUND,) * 3)
+    left, _, right, _ = font.getbbox(label)
+    ImageDraw.Draw(band).text((max(0, (width - (right - left)) // 2), 2), label, fill=_LABEL_COLOR, font=font)
+    return np.asarray(band)
+
+
+def _join(blocks: Sequence[np.ndarray], gap: int, axis: int) -> np.ndarray:
+    """Concatenates arrays along ``axis`` with ``gap`` background pixels between neighbours."""
+    spacer_shape = list(blocks[0].shape)
+    spacer_shape[axis] = gap
+    spacer = np.full(spacer_shape, _BACKGROUND, dtype=np.uint8)
+    pieces = [piece for block in blocks for piece in (spacer, block)][1:]
+    return np.concatenate(pieces, axis=axis)
+
+
+def side_by_side(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    labels: Sequence[str] | None = ("Truth", "Prediction"),
+    gap: int = 4,
+) -> np.ndarray:
+    """Places two videos next to each other, with their labels in a band above them.
+
+    Args:
+        truth: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
+        prediction: same number of frames and height as ``truth``.
+        labels: the two labels, or None for no label band.
+        gap: white pixels between the videos.
+
+    Returns:
+        uint8 ``(time, band + height, width_truth + gap + width_prediction, 3)``.
+    """
+    videos = [to_uint8_rgb(truth), to_uint8_rgb(prediction)]
+    if videos[0].shape[:2] != videos[1].shape[:2]:
+        raise ValueError(
+            "expected truth and prediction with the same number of frames and height, got shapes "
+            f"{videos[0].shape} and {videos[1].shape}"
+        )
+    if gap < 0:
+        raise ValueError(f"expected gap >= 0, got {gap}")
+    body = _join(videos, gap, axis=2)
+    if labels is None:
+        return body
+    if len(labels) != 2:
+        raise ValueError(f"expected 2 labels, got {len(labels)}: {labels!r}")
+    font = ImageFont.load_default()
+    height = max(font.getbbox(label)[3] for label in labels) + 4
+    band = _join(
+        [
+            _label_band(label, video.shape[2], height, font)
+            for label, video in zip(labels, videos, strict=True)
+        ],
+        gap,
+        axis=1,
+    )
+    return np.concatenate([np.broadcast_to(band, (len(body), *band.shape)), body], axis=1)
+
+
+def save_side_by_side_gif(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    path: str | os.PathLike,
+    labels: Sequence[str] | None = ("Truth", "Prediction"),
+    gap: int = 4,
+    duration_ms: int = 200,
+    loop: int = 0,
+) -> Path:
+    """Writes :func:`side_by_side` frames as a GIF (see :func:`save_gif`) and returns the path."""
+    return save_gif(side_by_side(truth, prediction, labels=labels, gap=gap), path, duration_ms, loop)
+
+
+def _video_rows(videos: Any, labels: Sequence[str] | None) -> list[list[tuple[str, np.ndarray]]]:
+    """Normalises the inputs of :func:`show_videos` to rows of ``(label, frames)``."""
+    if isinstance(videos, Mapping):
+        if labels is not None:
+            raise ValueError(f"labels come from the keys of a dict of videos; got labels={labels!r} as well")
+        return [list(videos.items())]
+    if isinstance(videos, np.ndarray):
+        videos = [videos]
+    videos = list(videos)
+    if not videos:
+        raise ValueError("expected at least one video, got none")
+    if all(isinstance(item, (tuple, list)) for item in videos):
+        rows = [list(item) for item in videos]
+        width = len(rows[0])
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"expected rows of the same length, got lengths {[len(row) for row in rows]}")
+        default = ("Truth", "Prediction") if width == 2 else tuple(f"Video {k + 1}" for k in range(width))
+    elif not any(isinstance(item, (tuple, list)) for item in videos):
+        rows = [videos]
+        default = tuple(f"Video {k + 1}" for k in range(len(videos)))
+    else:
+        raise TypeError("expected a list of videos or a list of (truth, prediction) pairs, got a mixture")
+    labels = default if labels is None else tuple(labels)
+    if len(labels) != len(rows[0]):
+        raise ValueError(f"expected {len(rows[0])} labels, got {len(labels)}: {labels!r}")
+    return [list(zip(labels, row, strict=True)) for row in rows]
+
+
+def _in_ipython_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _widgets_view(rows: list[list[tuple[str, bytes]]], width: int | None) -> Any:
+    import ipywidgets as widgets
+
+    size = {} if width is None else {"width": width}
+    boxes = [
+        widgets.HBox(
+            [
+                widgets.VBox([widgets.Label(value=label), widgets.Image(value=data, format="gif", **size)])
+                for label, data in row
+            ]
+        )
+        for row in rows
+    ]
+    return boxes[0] if len(boxes) == 1 else widgets.VBox(boxes)
+
+
+def _html_view(rows: list[list[tuple[str, bytes]]], width: int | None) -> Any:
+    from IPython.display import HTML
+
+    size = "" if width is None else f' width="{width}"'
+    cells = [
+        "".join(
+            f'<td style="text-align:center;padding:4px">{html.escape(label)}<br>'
+            f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}"{size} '
+            f'style="image-rendering:pixelated" alt="{html.escape(label)}"></td>'
+            for label, data in row
+        )
+        for row in rows
+    ]
+    return HTML("<table>" + "".join(f"<tr>{row}</tr>" for row in cells) + "</table>")
+
+
+def show_videos(
+    videos: Mapping[str, np.ndarray] | Sequence[np.ndarray] | Sequence[Sequence[np.ndarray]],
+    labels: Sequence[str] | None = None,
+    duration_ms: int = 200,
+    mode: str = "auto",
+    width: int | None = None,
+) -> Any:
+    """Builds a notebook view of looping GIFs placed side by side, one row per group.
+
+    Nothing is displayed here: return the object as the last expression of a cell to show it.
+
+    Args:
+        videos: ``{label: frames}`` or a list of frames (one row), or a list of ``(truth, prediction)``
+            pairs (or other equal-length tuples), one row each. Frames are
+            ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
+        labels: one label per column; defaults to the dict keys, ``("Truth", "Prediction")`` for pairs, else
+            "Video 1", "Video 2", ...
+        duration_ms: display time of each frame in milliseconds.
+        mode: "widgets" (an ipywidgets ``HBox`` of ``VBox(Label, Image)``, or a ``VBox`` of such rows),
+            "html" (an ``IPython.display.HTML`` table of base64 ``<img>`` tags, which also renders on GitHub
+            and in exported HTML), or "auto" (widgets inside an IPython kernel with ipywidgets installed, else
+            html).
+        width: display width of each GIF in pixels (the GIF keeps its size); None shows it at its own size.
+
+    Returns:
+        The widget or the HTML object.
+    """
+    if mode not in ("auto", "widgets", "html"):
+        raise ValueError(f"expected mode 'auto', 'widgets' or 'html', got {mode!r}")
+    rows = [
+        [(label, gif_bytes(frames, duration_ms=duration_ms)) for label, frames in row]
+        for row in _video_rows(videos, labels)
+    ]
+    if mode == "auto":
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            mode = "html"
+        else:
+            mode = "widgets" if _in_ipython_kernel() else "html"
+    return _widgets_view(rows, width) if mode == "widgets" else _html_view(rows, width)

@@ -1,0 +1,305 @@
+import base64
+import io
+import re
+import types
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from IPython.display import HTML
+from matplotlib.figure import Figure
+from PIL import Image
+
+from keras_convlstm import viz
+from keras_convlstm.metrics import MetricTable
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _frames(time: int = 4, height: int = 8, width: int = 10, channels: int | None = None, seed: int = 0):
+    """Random float frames; every frame differs from the previous one, so GIF writers keep them all."""
+    shape = (time, height, width) if channels is None else (time, height, width, channels)
+    return np.random.default_rng(seed).random(shape)
+
+
+def _read_gif(source) -> tuple[np.ndarray, list[int], int]:
+    """Returns ``(frames as uint8 RGB, per-frame durations in ms, loop)`` of a GIF file or bytes."""
+    with Image.open(
+        io.BytesIO(bytes(source)) if isinstance(source, (bytes, memoryview)) else source
+    ) as image:
+        frames, durations = [], []
+        for index in range(image.n_frames):
+            image.seek(index)
+            frames.append(np.asarray(image.convert("RGB")))
+            durations.append(image.info["duration"])
+        return np.stack(frames), durations, image.info["loop"]
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_to_uint8_rgb_layouts(channels):
+    frames = _frames(channels=channels)
+    converted = viz.to_uint8_rgb(frames)
+    assert converted.shape == (4, 8, 10, 3)
+    assert converted.dtype == np.uint8
+    expected = np.rint(frames * 255).astype(np.uint8)
+    if channels != 3:
+        expected = np.repeat(expected.reshape(4, 8, 10, 1), 3, axis=-1)
+    np.testing.assert_array_equal(converted, expected)
+    # uint8 frames pass through unchanged (apart from the grey channel being repeated).
+    as_uint8 = converted[..., 0] if channels is None else np.ascontiguousarray(converted[..., :channels])
+    np.testing.assert_array_equal(viz.to_uint8_rgb(as_uint8), converted)
+
+
+def test_to_uint8_rgb_clips_and_rounds():
+    frames = np.array([[[-0.5, 0.0, 0.5 / 255, 1.49 / 255, 1.0, 1.5, np.inf]]])
+    np.testing.assert_array_equal(viz.to_uint8_rgb(frames)[0, 0, :, 0], [0, 0, 0, 1, 255, 255, 255])
+
+
+@pytest.mark.parametrize(
+    ("frames", "error", "message"),
+    [
+        (np.zeros((1, 4, 8, 8, 1)), ValueError, r"got shape \(1, 4, 8, 8, 1\)"),
+        (np.zeros((4, 8, 8, 2)), ValueError, r"got shape \(4, 8, 8, 2\)"),
+        (np.zeros((0, 8, 8)), ValueError, "time >= 1"),
+        (np.zeros((4, 8, 8), dtype=np.int64), TypeError, "got dtype int64"),
+        (np.full((2, 3, 3), np.nan), ValueError, "got 18 NaN values"),
+    ],
+)
+def test_to_uint8_rgb_rejects_bad_frames(frames, error, message):
+    with pytest.raises(error, match=message):
+        viz.to_uint8_rgb(frames)
+
+
+def test_plot_frames_grid_titles_and_png(tmp_path):
+    frames = _frames(time=20, channels=1)
+    path = tmp_path / "frames.png"
+    figure = viz.plot_frames(frames, title="A sequence", path=path)
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 20
+    assert [axis.get_title() for axis in figure.axes] == [f"Frame {k}" for k in range(1, 21)]
+    assert figure.axes[0].get_subplotspec().get_gridspec().get_geometry() == (4, 5)
+    np.testing.assert_array_equal(figure.axes[7].images[0].get_array(), viz.to_uint8_rgb(frames)[7])
+    assert figure.get_suptitle() == "A sequence"
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (1000, 850)  # 10 x 8.5 inches at 100 dpi
+
+
+def test_plot_frames_partial_last_row():
+    figure = viz.plot_frames(_frames(time=7), ncols=5)
+    assert len(figure.axes) == 7
+    assert figure.axes[-1].get_title() == "Frame 7"
+    assert len(viz.plot_frames(_frames(time=3), ncols=5).axes) == 3
+    with pytest.raises(ValueError, match="expected ncols >= 1, got 0"):
+        viz.plot_frames(_frames(), ncols=0)
+
+
+def test_plot_truth_vs_prediction(tmp_path):
+    truth, prediction = _frames(time=10, seed=1), _frames(time=10, seed=2)
+    path = tmp_path / "rollout.png"
+    figure = viz.plot_truth_vs_prediction(truth, prediction, path=path)
+    assert len(figure.axes) == 20
+    titles = [f"Frame {k}" for k in range(11, 21)]
+    assert [axis.get_title() for axis in figure.axes] == titles * 2
+    assert figure.axes[0].get_ylabel() == "Truth"
+    assert figure.axes[10].get_ylabel() == "Prediction"
+    np.testing.assert_array_equal(figure.axes[13].images[0].get_array(), viz.to_uint8_rgb(prediction)[3])
+    with Image.open(path) as image:
+        assert image.size == (2000, 440)
+
+    shifted = viz.plot_truth_vs_prediction(truth[:3], prediction[:3], first_frame_number=8)
+    assert [axis.get_title() for axis in shifted.axes[:3]] == ["Frame 8", "Frame 9", "Frame 10"]
+    with pytest.raises(ValueError, match="same number of frames, got 10 and 9"):
+        viz.plot_truth_vs_prediction(truth, prediction[:9])
+
+
+def _panel_lines(axis) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {line.get_label(): (line.get_xdata(), line.get_ydata()) for line in axis.get_lines()}
+
+
+def test_plot_history_from_dict_history_and_csv(tmp_path):
+    logs = {"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.35], "learning_rate": [1e-3, 1e-3, 5e-4]}
+    csv_path = tmp_path / "training.csv"
+    csv_path.write_text(
+        "epoch,learning_rate,loss,val_loss\n0,0.001,0.5,0.6\n1,0.001,0.3,0.4\n2,0.0005,0.2,0.35\n"
+    )
+    history = types.SimpleNamespace(history=logs, epoch=[0, 1, 2])  # the two attributes keras History has
+    for source in (logs, history, csv_path, str(csv_path)):
+        figure = viz.plot_history(source)
+        panels = {axis.get_title(): axis for axis in figure.axes}
+        assert set(panels) == {"loss", "learning_rate"}
+        lines = _panel_lines(panels["loss"])
+        assert set(lines) == {"loss", "val_loss"}
+        np.testing.assert_array_equal(lines["val_loss"][0], [1, 2, 3])
+        np.testing.assert_allclose(lines["val_loss"][1], logs["val_loss"])
+        assert panels["loss"].get_yscale() == "log"
+        np.testing.assert_allclose(
+            _panel_lines(panels["learning_rate"])["learning_rate"][1], [1e-3, 1e-3, 5e-4]
+        )
+
+
+def test_plot_history_linear_scale_unpaired_metrics_and_png(tmp_path):
+    path = tmp_path / "history.png"
+    figure = viz.plot_history({"mae": [3.0, 2.0], "loss": [0.0, -1.0], "val_extra": [1.0, 2.0]}, path=path)
+    panels = {axis.get_title(): axis for axis in figure.axes}
+    assert set(panels) == {"mae", "loss", "val_extra"}
+    assert panels["mae"].get_yscale() == "linear"
+    assert panels["loss"].get_yscale() == "linear"  # non-positive values cannot go on a log axis
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+
+
+def test_plot_history_rejects_bad_input():
+    with pytest.raises(TypeError, match="got int"):
+        viz.plot_history(3)
+    with pytest.raises(ValueError, match="all of one length"):
+        viz.plot_history({"loss": [1.0, 2.0], "val_loss": [1.0]})
+    with pytest.raises(ValueError, match="expected 2 epoch numbers"):
+        viz.plot_history({"loss": [1.0, 2.0], "epoch": [0]})
+
+
+def test_plot_metric_curves(tmp_path):
+    values = {
+        "model": {"mse": [1.0, 2.0, 3.0], "ssim": [0.9, 0.8, 0.7], "psnr": [20.0, 19.0, 18.0]},
+        "copy-last-frame": {"mse": [2.0, 3.0, 4.0], "ssim": [0.8, 0.6, 0.5], "psnr": [18.0, 17.0, 16.0]},
+    }
+    table = MetricTable(values)
+    path = tmp_path / "curves.png"
+    for source in (table, values):
+        figure = viz.plot_metric_curves(source, path=path)
+        assert [axis.get_title() for axis in figure.axes] == ["mse", "ssim"]
+        lines = _panel_lines(figure.axes[1])
+        assert set(lines) == {"model", "copy-last-frame"}
+        np.testing.assert_array_equal(lines["copy-last-frame"][0], [1, 2, 3])
+        np.testing.assert_array_equal(lines["copy-last-frame"][1], [0.8, 0.6, 0.5])
+    assert len(viz.plot_metric_curves(table, metrics=("psnr",)).axes) == 1
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+    with pytest.raises(ValueError, match=r"expected metric names among \['mse', 'ssim', 'psnr'\]"):
+        viz.plot_metric_curves(table, metrics=("csi",))
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_save_gif_round_trip(tmp_path, channels):
+    frames = _frames(time=5, channels=channels)
+    path = viz.save_gif(frames, tmp_path / "video.gif")
+    assert path == tmp_path / "video.gif"
+    read, durations, loop = _read_gif(path)
+    assert read.shape == (5, 8, 10, 3)
+    assert durations == [200] * 5
+    assert loop == 0
+    # GIF stores up to 256 colours per frame exactly: always for grey, here also for RGB (80 pixels a frame).
+    np.testing.assert_array_equal(read, viz.to_uint8_rgb(frames))
+
+
+def test_save_gif_duration_loop_and_clipping(tmp_path):
+    frames = np.stack([np.full((6, 6), value) for value in (-0.5, 0.25, 1.5)])
+    read, durations, loop = _read_gif(viz.save_gif(frames, tmp_path / "clipped.gif", duration_ms=500, loop=2))
+    assert durations == [500] * 3
+    assert loop == 2
+    np.testing.assert_array_equal(read[:, 0, 0, 0], [0, 64, 255])
+    with pytest.raises(ValueError, match="expected duration_ms > 0 .* got 0"):
+        viz.save_gif(frames, tmp_path / "bad.gif", duration_ms=0)
+    with pytest.raises(ValueError, match="expected loop >= 0"):
+        viz.gif_bytes(frames, loop=-1)
+
+
+def test_gif_bytes_equal_the_saved_file(tmp_path):
+    frames = _frames(time=3, channels=1)
+    data = viz.gif_bytes(frames)
+    assert data[:6] == b"GIF89a"
+    assert data == viz.save_gif(frames, tmp_path / "same.gif").read_bytes()
+
+
+def test_side_by_side_layout_and_labels():
+    truth, prediction = (
+        _frames(time=3, height=20, width=30, seed=1),
+        _frames(time=3, height=20, width=24, seed=2),
+    )
+    plain = viz.side_by_side(truth, prediction, labels=None, gap=4)
+    assert plain.shape == (3, 20, 30 + 4 + 24, 3)
+    np.testing.assert_array_equal(plain[:, :, :30], viz.to_uint8_rgb(truth))
+    np.testing.assert_array_equal(plain[:, :, 34:], viz.to_uint8_rgb(prediction))
+    assert (plain[:, :, 30:34] == 255).all()
+
+    labelled = viz.side_by_side(truth, prediction)
+    band = labelled.shape[1] - 20
+    assert labelled.shape == (3, band + 20, 58, 3)
+    assert 8 <= band <= 30
+    np.testing.assert_array_equal(labelled[:, band:], plain)
+    header = labelled[0, :band]
+    assert (header[:, :30] < 128).any() and (header[:, 34:] < 128).any()  # text drawn over each video
+    np.testing.assert_array_equal(labelled[1, :band], header)
+    assert not np.array_equal(header, viz.side_by_side(truth, prediction, labels=("A", "B"))[0, :band])
+
+    with pytest.raises(ValueError, match="same number of frames and height"):
+        viz.side_by_side(truth, prediction[:2])
+    with pytest.raises(ValueError, match="expected 2 labels, got 1"):
+        viz.side_by_side(truth, prediction, labels=("only",))
+
+
+def test_save_side_by_side_gif(tmp_path):
+    truth, prediction = _frames(time=4, channels=1, seed=3), _frames(time=4, channels=1, seed=4)
+    read, durations, _ = _read_gif(viz.save_side_by_side_gif(truth, prediction, tmp_path / "pair.gif"))
+    np.testing.assert_array_equal(read, viz.side_by_side(truth, prediction))
+    assert durations == [200] * 4
+
+
+def _html_gifs(view: HTML) -> list[tuple[np.ndarray, list[int], int]]:
+    encoded = re.findall(r'src="data:image/gif;base64,([A-Za-z0-9+/=]+)"', view.data)
+    return [_read_gif(base64.b64decode(data)) for data in encoded]
+
+
+def test_show_videos_html_rows_of_pairs():
+    pairs = [(_frames(time=5, seed=k), _frames(time=5, seed=10 + k)) for k in range(3)]
+    view = viz.show_videos(pairs, mode="html", duration_ms=300)
+    assert isinstance(view, HTML)
+    assert view.data.count("<tr>") == 3
+    assert view.data.count("Truth") >= 3 and view.data.count("Prediction") >= 3
+    gifs = _html_gifs(view)
+    assert len(gifs) == 6
+    frames, durations, loop = gifs[3]
+    assert frames.shape == (5, 8, 10, 3)
+    assert durations == [300] * 5 and loop == 0
+    np.testing.assert_array_equal(frames, viz.to_uint8_rgb(pairs[1][1]))
+
+
+def test_show_videos_html_dict_labels_are_escaped_and_auto_falls_back():
+    view = viz.show_videos({"<model>": _frames(), "blank": _frames(seed=1)}, width=128)
+    assert isinstance(view, HTML)  # tests do not run inside an IPython kernel
+    assert "&lt;model&gt;" in view.data and "<model>" not in view.data
+    assert view.data.count('width="128"') == 2
+    assert len(_html_gifs(view)) == 2
+
+
+def test_show_videos_widgets():
+    videos = [_frames(time=3), _frames(time=3, seed=1)]
+    view = viz.show_videos(videos, labels=("Truth", "Prediction"), mode="widgets")
+    assert isinstance(view, widgets.HBox)
+    assert len(view.children) == 2
+    label, image = view.children[1].children
+    assert isinstance(label, widgets.Label) and label.value == "Prediction"
+    assert isinstance(image, widgets.Image) and image.format == "gif"
+    frames, durations, _ = _read_gif(image.value)
+    assert len(frames) == 3 and durations == [200] * 3
+
+    rows = viz.show_videos([(videos[0], videos[1]), (videos[1], videos[0])], mode="widgets")
+    assert isinstance(rows, widgets.VBox)
+    assert [type(row) for row in rows.children] == [widgets.HBox, widgets.HBox]
+
+
+def test_show_videos_rejects_bad_arguments():
+    video = _frames()
+    with pytest.raises(ValueError, match="expected mode 'auto', 'widgets' or 'html', got 'gif'"):
+        viz.show_videos([video], mode="gif")
+    with pytest.raises(ValueError, match="expected 2 labels, got 1"):
+        viz.show_videos([video, video], labels=("one",), mode="html")
+    with pytest.raises(TypeError, match="mixture"):
+        viz.show_videos([video, (video, video)], mode="html")
+    with pytest.raises(ValueError, match="labels come from the keys"):
+        viz.show_videos({"a": video}, labels=("b",), mode="html")
