@@ -1,0 +1,13 @@
+"""Shared test set-up: quiet TensorFlow, no network, a private Keras home."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def private_keras_home(tmp_path_factory, monkeypatch):
+    """Points KERAS_HOME at an empty folder so no test reads or writes the user's ~/.keras cache."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))

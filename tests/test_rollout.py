@@ -1,0 +1,122 @@
+"""The linear-time rollout gives the official loop's frames, for every frame-prediction preset."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm.models import build_model
+from keras_convlstm.rollout import FrameStepper, official_rollout, predict_frames, predict_next_frames
+
+# Tiny versions of every sequence-to-sequence and many-to-one preset: same layer chain, small sizes.
+TINY = {
+    "keras-example": dict(image_size=16, filters=(4, 4, 4)),
+    "keras-example-causal": dict(image_size=16, filters=(4, 4, 4)),
+    "shi2015": dict(image_size=16, filters=(8, 4), kernel_sizes=(3, 3)),
+    "cpu-fast": dict(image_size=16, precision="float32"),
+    "noisy-squares": dict(image_size=12, filters=(4, 4), kernel_sizes=(3, 3)),
+    "noisy-squares-causal": dict(image_size=12, filters=(4, 4), kernel_sizes=(3, 3)),
+    "moving-square": dict(image_size=16),
+}
+
+
+def tiny_model(preset: str, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return build_model(preset, **TINY[preset])
+
+
+def random_frames(model: keras.Model, batch: int, time: int, seed: int = 1) -> np.ndarray:
+    height, width, channels = model.config.frame_shape
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, time, height, width, channels), dtype=np.float32)
+
+
+@pytest.mark.parametrize("preset", sorted(TINY))
+def test_rollout_equals_official_loop(preset):
+    model = tiny_model(preset)
+    context = random_frames(model, batch=3, time=4)
+    fast = predict_frames(model, context, horizon=3)
+    reference = official_rollout(model, context, horizon=3)
+    assert fast.shape == reference.shape == (3, 3, *model.config.frame_shape)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, reference, atol=1e-5, rtol=0)
+
+
+def test_bfloat16_rollout_stays_close_to_official_loop():
+    keras.utils.set_random_seed(0)
+    model = build_model("cpu-fast", image_size=16)
+    assert model.config.precision == "bfloat16"
+    context = random_frames(model, batch=2, time=4)
+    fast = predict_frames(model, context, horizon=3)
+    np.testing.assert_allclose(fast, official_rollout(model, context, horizon=3), atol=2e-3, rtol=0)
+
+
+def test_rollout_batches_are_independent():
+    model = tiny_model("keras-example-causal")
+    context = random_frames(model, batch=5, time=3)
+    together = predict_frames(model, context, horizon=2, batch_size=None)
+    in_pairs = predict_frames(model, context, horizon=2, batch_size=2)
+    np.testing.assert_allclose(together, in_pairs, atol=1e-6)
+
+
+def test_uint8_context_equals_scaled_float_context():
+    model = tiny_model("keras-example-causal")
+    context = (random_frames(model, batch=2, time=3) * 255).astype(np.uint8)
+    from_uint8 = predict_frames(model, context, horizon=2)
+    from_float = predict_frames(model, context.astype(np.float32) / 255, horizon=2)
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-6)
+
+
+def test_step_is_traced_once_for_any_horizon():
+    model = tiny_model("keras-example")
+    stepper = FrameStepper(model)
+    context = random_frames(model, batch=2, time=3)
+    state = stepper.initial_state(2)
+    for t in range(3):
+        prediction, state = stepper.step(context[:, t], state)
+    for _ in range(12):
+        prediction, state = stepper.step(prediction, state)
+    assert stepper.trace_count == 1
+
+
+def test_predict_next_frames_is_last_output_of_each_prefix():
+    model = tiny_model("keras-example")
+    sequence = random_frames(model, batch=2, time=5)
+    one_step = predict_next_frames(model, sequence)
+    assert one_step.shape == sequence.shape
+    for t in range(5):
+        last_output = model.predict(sequence[:, : t + 1], verbose=0)[:, -1]
+        np.testing.assert_allclose(one_step[:, t], last_output, atol=1e-5)
+    # The full-sequence output at t also reads frame t + 1 (the leak), so it differs from the prefix output.
+    full = model.predict(sequence, verbose=0)
+    assert np.abs(full[:, :-1] - one_step[:, :-1]).max() > 1e-4
+
+
+def test_first_rollout_frame_is_the_one_step_prediction_of_the_context():
+    model = tiny_model("shi2015")
+    context = random_frames(model, batch=2, time=4)
+    np.testing.assert_allclose(predict_frames(model, context, 1)[:, 0], predict_next_frames(model, context)[:, -1],
+                               atol=1e-6)
+
+
+def test_encoder_forecaster_emits_its_frames_directly():
+    keras.utils.set_random_seed(0)
+    model = build_model("shi2015-encoder-forecaster", image_size=16, filters=(4, 4), kernel_sizes=(3, 3),
+                        input_frames=3, output_frames=4)
+    context = random_frames(model, batch=2, time=3)
+    expected = model.predict(context, verbose=0)
+    np.testing.assert_allclose(predict_frames(model, context, horizon=4), expected, atol=1e-6)
+    np.testing.assert_allclose(predict_frames(model, context, horizon=2), expected[:, :2], atol=1e-6)
+    with pytest.raises(ValueError, match="emits 4 frames"):
+        predict_frames(model, context, horizon=5)
+
+
+def test_bad_arguments_are_explained():
+    model = tiny_model("keras-example-causal")
+    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+        predict_frames(model, random_frames(model, 1, 2), horizon=0)
+    with pytest.raises(ValueError, match=r"\(batch, time, height, width, channels\)"):
+        predict_frames(model, np.zeros((2, 16, 16, 1), np.float32))
+    keras.utils.set_random_seed(0)
+    classifier = build_model("classifier", image_size=(8, 8), input_frames=3, filters=(2, 2), kernel_sizes=(3, 3))
+    with pytest.raises(ValueError, match="does not predict frames"):
+        predict_frames(classifier, np.zeros((1, 3, 8, 8, 1), np.float32))
