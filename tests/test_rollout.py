@@ -94,14 +94,21 @@ def test_predict_next_frames_is_last_output_of_each_prefix():
 def test_first_rollout_frame_is_the_one_step_prediction_of_the_context():
     model = tiny_model("shi2015")
     context = random_frames(model, batch=2, time=4)
-    np.testing.assert_allclose(predict_frames(model, context, 1)[:, 0], predict_next_frames(model, context)[:, -1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predict_frames(model, context, 1)[:, 0], predict_next_frames(model, context)[:, -1], atol=1e-6
+    )
 
 
 def test_encoder_forecaster_emits_its_frames_directly():
     keras.utils.set_random_seed(0)
-    model = build_model("shi2015-encoder-forecaster", image_size=16, filters=(4, 4), kernel_sizes=(3, 3),
-                        input_frames=3, output_frames=4)
+    model = build_model(
+        "shi2015-encoder-forecaster",
+        image_size=16,
+        filters=(4, 4),
+        kernel_sizes=(3, 3),
+        input_frames=3,
+        output_frames=4,
+    )
     context = random_frames(model, batch=2, time=3)
     expected = model.predict(context, verbose=0)
     np.testing.assert_allclose(predict_frames(model, context, horizon=4), expected, atol=1e-6)
