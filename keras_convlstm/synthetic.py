@@ -131,9 +131,7 @@ def _read_digits(source: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_mnist_digits(
-    source: str = "auto", split: str = "all", verbose: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_digits(source: str = "auto", split: str = "all", verbose: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Loads real MNIST digits to paste into generated movies.
 
     Args:
@@ -178,9 +176,7 @@ def load_mnist_digits(
 def _check_digits(digits: np.ndarray) -> np.ndarray:
     if not isinstance(digits, np.ndarray) or digits.dtype != np.uint8:
         received = digits.dtype if isinstance(digits, np.ndarray) else type(digits).__name__
-        raise TypeError(
-            f"expected digits as a uint8 numpy array of shape (num_digits, 28, 28), got {received}"
-        )
+        raise TypeError(f"expected digits as a uint8 numpy array of shape (num_digits, 28, 28), got {received}")
     if digits.ndim != 3 or digits.shape[0] < 1 or digits.shape[1] != digits.shape[2]:
         raise ValueError(
             f"expected digits of shape (num_digits, size, size) such as (M, 28, 28), got shape {digits.shape}"

@@ -175,9 +175,7 @@ def test_trajectories_bounce_with_steps_of_3_6_px():
 
 def _reference_moving_mnist(seed, n, num_frames, num_digits, digits, image_size=64):
     rng = np.random.default_rng(seed)
-    positions = synthetic.moving_mnist_trajectories(
-        n, num_frames, num_digits, image_size, digits.shape[1], seed=rng
-    )
+    positions = synthetic.moving_mnist_trajectories(n, num_frames, num_digits, image_size, digits.shape[1], seed=rng)
     choices = rng.integers(0, len(digits), size=(n, num_digits))
     size = digits.shape[1]
     out = np.zeros((n, num_frames, image_size, image_size, 1), np.uint8)

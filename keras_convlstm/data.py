@@ -1,0 +1,661 @@
+"""The official Moving MNIST file, frame validation, splits, shifted frames and streaming datasets.
+
+The Keras example reads ``mnist_test_seq.npy``: uint8 frames of shape ``(time, sequence, height, width)`` =
+``(20, 10000, 64, 64)``. Here the file is downloaded once into the Keras cache and verified (size, md5, .npy
+header) before it is used, and it is read memory-mapped: :func:`load_moving_mnist` returns a uint8 view of
+shape ``(sequence, time, height, width, 1)`` without copying, and the float32 conversion happens per batch in
+:class:`SequenceDataset` (dividing the whole file by 255 in float64, as the example does, takes ~6.5 GB).
+
+Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
+float in [0, 1]; :func:`validate_frames` checks that and :func:`to_float_frames` converts to float32 in
+[0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.client
+import math
+import mmap
+import os
+import socket
+import ssl
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from keras_convlstm import synthetic
+
+OFFICIAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
+OFFICIAL_FILENAME = "mnist_test_seq.npy"
+OFFICIAL_NUM_BYTES = 819_200_096
+OFFICIAL_MD5 = "be083ec986bfe91a449d63653c411eb2"
+OFFICIAL_FRAME_SIZE = 64
+NPY_MAGIC = b"\x93NUMPY"
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+FRAMES_LAYOUT = "(batch, time, height, width, channels)"
+FILE_LAYOUT = "(time, sequence, height, width)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Download and verification
+# ---------------------------------------------------------------------------------------------------------
+
+
+class DownloadError(RuntimeError):
+    """The Moving MNIST file could not be downloaded or failed verification."""
+
+
+def default_cache_dir() -> Path:
+    """The dataset cache of ``keras.utils.get_file``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
+    keras_home = os.environ.get("KERAS_HOME")
+    base = Path(keras_home) if keras_home else Path.home() / ".keras"
+    return base / "datasets"
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Reads a .npy header: ``(shape, dtype, data offset)``; ValueError if the file is not a .npy file."""
+    with open(path, "rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ValueError(f"{path} is not a .npy file (it does not start with the .npy magic bytes)")
+        handle.seek(0)
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except ValueError as error:
+            raise ValueError(f"{path} has an unreadable .npy header: {error}") from error
+        return shape, dtype, handle.tell()
+
+
+def _moving_mnist_file_problem(path: Path, frame_size: int | None) -> str | None:
+    """Why ``path`` is not a complete .npy file of uint8 ``(time, sequence, height, width)``, or None."""
+    try:
+        shape, dtype, offset = _npy_header(path)
+    except ValueError as error:
+        return str(error)
+    if dtype != np.uint8 or len(shape) != 4:
+        return f"expected uint8 frames of shape {FILE_LAYOUT}, the file holds {dtype} of shape {shape}"
+    if frame_size is not None and shape[2:] != (frame_size, frame_size):
+        return f"expected {frame_size}x{frame_size} frames {FILE_LAYOUT}, the file holds shape {shape}"
+    expected_bytes = offset + math.prod(shape)
+    actual_bytes = path.stat().st_size
+    if actual_bytes != expected_bytes:
+        return f"the header announces {expected_bytes:,} bytes for shape {shape}, the file has {actual_bytes:,}"
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _md5(path: Path, size: int, modified_ns: int) -> str:
+    """md5 of a file; size and modification time are in the cache key, so a changed file is re-hashed."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, md5: str | None, num_bytes: int | None) -> str | None:
+    """Why the downloaded or cached file is unusable, or None when it passes every requested check."""
+    status = path.stat()
+    if num_bytes is not None and status.st_size != num_bytes:
+        return f"expected {num_bytes:,} bytes, got {status.st_size:,}"
+    problem = _moving_mnist_file_problem(path, OFFICIAL_FRAME_SIZE)
+    if problem is not None:
+        return problem
+    if md5 is not None:
+        found = _md5(path, status.st_size, status.st_mtime_ns)
+        if found != md5.lower():
+            return f"md5 mismatch: expected {md5.lower()}, got {found}"
+    return None
+
+
+def _describe_failure(error: BaseException, timeout: float) -> str:
+    """A readable reason for a network failure raised by urllib or http.client."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"the server answered HTTP {error.code} {error.reason}"
+    cause = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(cause, socket.gaierror):
+        return f"the host name could not be resolved ({cause})"
+    if isinstance(cause, ssl.SSLError):
+        return f"SSL/TLS error ({cause})"
+    if isinstance(cause, TimeoutError):
+        return f"timed out after {timeout} s without data"
+    if isinstance(cause, ConnectionRefusedError):
+        return f"the connection was refused ({cause})"
+    if isinstance(cause, http.client.IncompleteRead):
+        return f"the body was truncated: {len(cause.partial):,} bytes read, {cause.expected:,} more expected"
+    return f"{type(cause).__name__}: {cause}"
+
+
+class _Rejected(Exception):
+    """A download that arrived but is not the expected file."""
+
+
+def _stream_to(response, destination, expected: int | None, verbose: bool) -> int:
+    """Copies the body to ``destination`` in chunks, checking the .npy magic; returns the byte count."""
+    received = 0
+    with tqdm(total=expected, unit="B", unit_scale=True, desc=OFFICIAL_FILENAME, disable=not verbose) as bar:
+        while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+            if received == 0 and not chunk.startswith(NPY_MAGIC[: len(chunk)]):
+                raise _Rejected(f"the server sent something that is not a .npy file (it starts with {chunk[:20]!r})")
+            destination.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return received
+
+
+def _fetch(url: str, target: Path, md5: str | None, num_bytes: int | None, timeout: float, verbose: bool) -> None:
+    """Downloads ``url`` into a temporary file next to ``target``, verifies it, then moves it into place."""
+    request = urllib.request.Request(url, headers={"User-Agent": "keras_convlstm"})
+    temporary = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            content_type = response.headers.get("Content-Type", "")
+            if "html" in content_type.lower():
+                raise _Rejected(f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file")
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            if num_bytes is not None and expected is not None and expected != num_bytes:
+                raise _Rejected(f"the server announces {expected:,} bytes, expected {num_bytes:,}")
+            with tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
+            ) as destination:
+                temporary = Path(destination.name)
+                received = _stream_to(response, destination, expected, verbose)
+        if expected is not None and received < expected:
+            raise _Rejected(f"the body was truncated: {received:,} of {expected:,} bytes received")
+        problem = _verify(temporary, md5, num_bytes)
+        if problem is not None:
+            raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}")
+        os.replace(temporary, target)
+        temporary = None
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def download_moving_mnist(
+    cache_dir: str | os.PathLike | None = None,
+    url: str = OFFICIAL_URL,
+    *,
+    md5: str | None = OFFICIAL_MD5,
+    num_bytes: int | None = OFFICIAL_NUM_BYTES,
+    timeout: float = 60.0,
+    verbose: bool = False,
+) -> Path:
+    """Downloads the Moving MNIST test file once and returns its verified path in the cache.
+
+    A file already at ``cache_dir / "mnist_test_seq.npy"`` is used if it passes the checks below; a corrupt
+    one is deleted and downloaded again. A download is streamed into a temporary file in ``cache_dir`` and
+    moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
+    bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
+    size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
+
+    Args:
+        cache_dir: folder of the cached file; default :func:`default_cache_dir` (Keras' dataset cache).
+        url: where to download from.
+        md5: expected hex md5 digest; None skips the check (for a smaller file at another ``url``).
+        num_bytes: expected file size in bytes; None skips the check.
+        timeout: seconds to wait for the connection and for each read.
+        verbose: show a tqdm progress bar and say when a cached file is replaced.
+
+    Returns:
+        The path of the verified file.
+
+    Raises:
+        DownloadError: the file could not be downloaded or failed a check; the message names the URL, the
+            cache path, the reason and how to get the data another way.
+    """
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = directory / OFFICIAL_FILENAME
+    try:
+        if target.is_file():
+            problem = _verify(target, md5, num_bytes)
+            if problem is None:
+                return target
+            if verbose:
+                print(f"The cached {target} is unusable ({problem}); downloading it again")
+            target.unlink()
+        directory.mkdir(parents=True, exist_ok=True)
+        _fetch(url, target, md5, num_bytes, timeout, verbose)
+    except _Rejected as error:
+        cause, reason = error, str(error)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        cause, reason = error, _describe_failure(error, timeout)
+    else:
+        return target
+    raise DownloadError(
+        f"Could not download Moving MNIST from {url} to {target}: {reason}. "
+        f"Download {OFFICIAL_FILENAME} by hand from {OFFICIAL_URL} and place it at {target}, "
+        "or use keras_convlstm.synthetic.generate_moving_mnist() offline."
+    ) from cause
+
+
+def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int | None = 1000) -> np.ndarray:
+    """Reads Moving MNIST sequences, memory-mapped, as uint8 ``(sequence, time, height, width, 1)``.
+
+    The file stores ``(time, sequence, height, width)``; the result is a read-only view of the memory-mapped
+    file with the first two axes swapped and a channel axis added: no data is read until it is used and no
+    float copy is made (convert per batch, e.g. with :class:`SequenceDataset` or :func:`to_float_frames`).
+
+    Args:
+        path: a .npy file in that layout; None downloads (or reuses) the official file with
+            :func:`download_moving_mnist`.
+        num_sequences: how many sequences to keep, from the first; None keeps all.
+
+    Returns:
+        uint8 ``(num_sequences, time, height, width, 1)`` in [0, 255], a view of a ``np.memmap``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a .npy file of uint8 frames ``(time, sequence, height, width)`` or
+            ``num_sequences`` is outside [1, number of sequences in the file].
+    """
+    path = download_moving_mnist() if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no Moving MNIST file at {path}: expected a .npy file of uint8 frames {FILE_LAYOUT} such as "
+            f"{OFFICIAL_FILENAME} from {OFFICIAL_URL}"
+        )
+    problem = _moving_mnist_file_problem(path, frame_size=None)
+    if problem is not None:
+        raise ValueError(f"{path} is not a Moving MNIST file: {problem}")
+    frames = np.load(path, mmap_mode="r")
+    available = frames.shape[1]
+    num_sequences = available if num_sequences is None else synthetic._check_count(num_sequences, "num_sequences")
+    if num_sequences > available:
+        raise ValueError(f"num_sequences must be in [1, {available}] for {path}, got {num_sequences}")
+    return np.swapaxes(frames[:, :num_sequences], 0, 1)[..., np.newaxis]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation and conversion
+# ---------------------------------------------------------------------------------------------------------
+
+
+def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int = 1) -> None:
+    """Checks that ``frames`` is a channels-last movie batch ``(batch, time, height, width, channels)``.
+
+    Args:
+        frames: uint8 in [0, 255] or floating in [0, 1].
+        name: the argument name used in error messages.
+        min_frames: the smallest acceptable number of time steps.
+
+    Raises:
+        TypeError: dtype neither uint8 nor floating.
+        ValueError: not 5-D, channels-first, an empty axis, fewer than ``min_frames`` frames, NaN or
+            infinite values, or float values outside [0, 1].
+    """
+    frames = np.asarray(frames)
+    shape = frames.shape
+    if frames.ndim != 5:
+        raise ValueError(f"expected {name} of shape {FRAMES_LAYOUT}, got shape {shape} ({frames.ndim}-D)")
+    if shape[2] in (1, 3) and shape[-1] > 4:
+        raise ValueError(
+            f"expected channels-last {name} of shape {FRAMES_LAYOUT}, got shape {shape}, which looks "
+            f"channels-first (batch, time, channels, height, width); use np.moveaxis({name}, 2, -1)"
+        )
+    if 0 in shape:
+        raise ValueError(f"expected non-empty {name} of shape {FRAMES_LAYOUT}, got shape {shape}")
+    if shape[1] < min_frames:
+        raise ValueError(f"expected {name} with at least {min_frames} time steps, got {shape[1]} (shape {shape})")
+    if frames.dtype == np.uint8:
+        return
+    if not np.issubdtype(frames.dtype, np.floating):
+        raise TypeError(f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {frames.dtype}")
+    non_finite = np.count_nonzero(~np.isfinite(frames))
+    if non_finite:
+        raise ValueError(f"expected finite {name}, found {non_finite:,} NaN or infinite values")
+    low, high = frames.min(), frames.max()
+    if low < 0 or high > 1:
+        outside = np.count_nonzero((frames < 0) | (frames > 1))
+        raise ValueError(
+            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g})"
+        )
+
+
+def _as_float32(frames: np.ndarray) -> np.ndarray:
+    """uint8 / 255 or a float cast, in float32, without validation."""
+    if frames.dtype == np.uint8:
+        return np.divide(frames, np.float32(255), dtype=np.float32)
+    return np.asarray(frames, dtype=np.float32)
+
+
+def to_float_frames(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
+    """Validates ``frames`` and returns them as float32 in [0, 1].
+
+    Args:
+        frames: ``(batch, time, height, width, channels)``, uint8 in [0, 255] (divided by 255 in float32,
+            never through float64) or float in [0, 1] (cast to float32; a float32 input is returned as is).
+        name: the argument name used in error messages.
+
+    Returns:
+        float32 ``(batch, time, height, width, channels)`` in [0, 1].
+    """
+    validate_frames(frames, name=name)
+    return _as_float32(np.asarray(frames))
+
+
+def create_shifted_frames(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs every frame with the next one: inputs are frames ``0..T-2``, targets frames ``1..T-1``.
+
+    Args:
+        data: ``(batch, time, height, width, channels)`` with ``time >= 2``, uint8 or float in [0, 1].
+
+    Returns:
+        ``(x, y)``, float32 ``(batch, time - 1, height, width, channels)`` in [0, 1]; both are views of one
+        float32 copy of ``data``.
+    """
+    validate_frames(data, name="data", min_frames=2)
+    frames = _as_float32(np.asarray(data))
+    return frames[:, :-1], frames[:, 1:]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------------------------
+
+
+def split_indices(num_sequences: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random split of ``range(num_sequences)`` into train and validation indices.
+
+    A ``np.random.default_rng(seed)`` permutation is cut into ``round(num_sequences * val_fraction)``
+    validation and the remaining train indices (900 / 100 for 1000 sequences and 0.1); each part is sorted,
+    which keeps reads from a memory-mapped file in file order.
+
+    Args:
+        num_sequences: number of sequences, >= 2.
+        val_fraction: share of validation sequences, in (0, 1).
+        seed: seed of the permutation.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted int64 arrays, disjoint, together covering ``range(num_sequences)``.
+    """
+    num_sequences = synthetic._check_count(num_sequences, "num_sequences", minimum=2)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    num_val = int(round(num_sequences * val_fraction))
+    if not 1 <= num_val <= num_sequences - 1:
+        raise ValueError(
+            f"val_fraction {val_fraction} of {num_sequences} sequences gives {num_val} validation and "
+            f"{num_sequences - num_val} training sequences; both parts must be non-empty"
+        )
+    order = np.random.default_rng(seed).permutation(num_sequences)
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+def split_dataset(data: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Splits sequences with :func:`split_indices`: ``(data[train_idx], data[val_idx])``.
+
+    Args:
+        data: ``(batch, time, height, width, channels)``, uint8 or float in [0, 1] (a memory map works; the
+            selected sequences are copied, in their dtype).
+        val_fraction: share of validation sequences, in (0, 1).
+        seed: seed of the split.
+
+    Returns:
+        ``(train, val)`` with the dtype of ``data``.
+    """
+    validate_frames(data, name="data")
+    train_idx, val_idx = split_indices(len(data), val_fraction, seed)
+    return data[train_idx], data[val_idx]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _EpochDataset(keras.utils.PyDataset):
+    """Epoch bookkeeping: the batches of an epoch are a pure function of (seed, epoch, batch index).
+
+    ``on_epoch_end`` advances the epoch by one. Keras 3 ``fit`` also calls it once before the first epoch
+    (when it resets its iterator), so training code should call ``set_epoch(epoch)`` at each epoch begin
+    (e.g. from a callback's ``on_epoch_begin``) to serve epoch ``e`` exactly, including in resumed runs.
+    """
+
+    def __init__(self, batch_size: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_size = synthetic._check_count(batch_size, "batch_size")
+        self.seed = seed
+        self.epoch = 0
+        self._cached_permutation = (None, None)  # ((epoch, count), permutation)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch whose batches are served (call it at each epoch begin: resumed runs match)."""
+        self.epoch = synthetic._check_count(epoch, "epoch", minimum=0)
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    def _batch_bounds(self, index: int, total: int) -> tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index must be in [0, {len(self)}), got {index}")
+        return index * self.batch_size, min((index + 1) * self.batch_size, total)
+
+    def _permutation(self, count: int) -> np.ndarray:
+        """The shuffled order of ``range(count)`` in the current epoch, from ``default_rng([seed, epoch])``."""
+        if self._cached_permutation[0] != (self.epoch, count):
+            permutation = np.random.default_rng([self.seed, self.epoch]).permutation(count)
+            self._cached_permutation = ((self.epoch, count), permutation)
+        return self._cached_permutation[1]
+
+
+def _read_only_mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The ``mmap`` under a read-only ``np.memmap`` (or a view of one); None for any other storage."""
+    base, mode = array, None
+    while isinstance(base, np.ndarray):
+        mode = getattr(base, "mode", mode)
+        base = base.base
+    return base if isinstance(base, mmap.mmap) and mode == "r" else None
+
+
+def _read_float32(storage: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """``storage[rows]`` as float32 (uint8 divided by 255).
+
+    A read-only memory map (rank >= 2) is read one index of axis 1 (one time step) at a time and the mapped
+    pages are released after each read (``madvise(MADV_DONTNEED)``; the OS page cache keeps them). Without
+    that, a process streaming the 819 MB file keeps every page it touched resident, and on kernels that map
+    whole large folios one batch alone can add ~0.6 GB.
+    """
+    mapping = _read_only_mapping(storage)
+    if mapping is None or storage.ndim < 2 or not hasattr(mmap, "MADV_DONTNEED"):
+        return _as_float32(np.asarray(storage[rows]))
+    selected = np.arange(len(storage))[rows]
+    frames = np.empty((len(selected),) + storage.shape[1:], dtype=np.float32)
+    for step in range(storage.shape[1]):
+        frames[:, step] = _as_float32(np.asarray(storage[selected, step]))
+        mapping.madvise(mmap.MADV_DONTNEED)
+    return frames
+
+
+class SequenceDataset(_EpochDataset):
+    """Streams shifted-frame batches ``(x, y)`` from stored sequences, converting one batch at a time.
+
+    The storage stays in its dtype (typically the uint8 memory map of :func:`load_moving_mnist`); each batch
+    is read, divided by 255 in float32 and split into inputs (frames ``0..T-2``) and targets (frames
+    ``1..T-1``). With ``shuffle`` the order of epoch ``e`` is the permutation drawn from
+    ``np.random.default_rng([seed, e])``: a pure function of ``(seed, epoch)``.
+
+    When the storage is a read-only memory map, the file pages a batch reads are released from the process
+    right after they are read (the OS page cache still holds them), so the resident memory of a process
+    streaming the 819 MB file stays near one batch instead of growing to the file size.
+
+    Args:
+        sequences: ``(num_sequences, time, height, width, channels)``, uint8 or float in [0, 1], time >= 2.
+        batch_size: sequences per batch; the last batch may be smaller.
+        indices: which sequences to serve (e.g. ``train_idx`` of :func:`split_indices`); default all.
+        shuffle: reshuffle the order every epoch.
+        seed: seed of the shuffling.
+        **kwargs: ``keras.utils.PyDataset`` arguments (``workers``, ``use_multiprocessing``, ...).
+
+    Batches:
+        ``(x, y)``, float32 ``(batch, time - 1, height, width, channels)`` in [0, 1].
+    """
+
+    def __init__(
+        self,
+        sequences: np.ndarray,
+        batch_size: int = 5,
+        *,
+        indices: np.ndarray | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        validate_frames(sequences, name="sequences", min_frames=2)
+        self.sequences = sequences
+        if indices is None:
+            indices = np.arange(len(sequences))
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or len(indices) == 0 or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(
+                "expected indices as a non-empty 1-D integer array, "
+                f"got dtype {indices.dtype} and shape {indices.shape}"
+            )
+        if indices.min() < 0 or indices.max() >= len(sequences):
+            raise ValueError(
+                f"indices must be in [0, {len(sequences)}), got values from {indices.min()} to {indices.max()}"
+            )
+        self.indices = indices
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def epoch_order(self) -> np.ndarray:
+        """The sequence indices in the order served during the current epoch."""
+        return self.indices[self._permutation(len(self.indices))] if self.shuffle else self.indices
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self._batch_bounds(index, len(self.indices))
+        frames = _read_float32(self.sequences, self.epoch_order()[start:stop])
+        return frames[:, :-1], frames[:, 1:]
+
+
+class GeneratedMovingMNIST(_EpochDataset):
+    """Fresh Moving MNIST sequences every epoch, as shifted-frame batches ``(x, y)``.
+
+    Batch ``i`` of epoch ``e`` is generated by :func:`keras_convlstm.synthetic.generate_moving_mnist` from
+    ``np.random.SeedSequence([seed, e, i])``: a pure function of ``(seed, epoch, index)``, so any batch can be
+    regenerated, in any order and in any worker.
+
+    Args:
+        sequences_per_epoch: sequences per epoch; the last batch may be smaller.
+        batch_size: sequences per batch.
+        seed: base seed.
+        num_frames: frames per sequence, >= 2.
+        image_size: side of the square frames in pixels.
+        num_digits: digits per sequence.
+        digits: uint8 ``(num_digits_available, 28, 28)``; default the MNIST train digits of
+            ``load_mnist_digits("auto", "train", verbose=False)``.
+        **kwargs: ``keras.utils.PyDataset`` arguments (``workers``, ``use_multiprocessing``, ...).
+
+    Batches:
+        ``(x, y)``, float32 ``(batch, num_frames - 1, image_size, image_size, 1)`` in [0, 1].
+    """
+
+    def __init__(
+        self,
+        sequences_per_epoch: int = 1000,
+        batch_size: int = 5,
+        *,
+        seed: int = 0,
+        num_frames: int = 20,
+        image_size: int = 64,
+        num_digits: int = 2,
+        digits: np.ndarray | None = None,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        self.sequences_per_epoch = synthetic._check_count(sequences_per_epoch, "sequences_per_epoch")
+        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+        if digits is None:
+            digits, _ = synthetic.load_mnist_digits("auto", "train", verbose=False)
+        self.image_size = image_size
+        self.num_digits = num_digits
+        self.digits = digits
+        # Fail now, not inside fit(), on bad sizes or digits.
+        self._generate(0, 1)
+
+    def __len__(self) -> int:
+        return math.ceil(self.sequences_per_epoch / self.batch_size)
+
+    def _generate(self, index: int, count: int) -> np.ndarray:
+        return synthetic.generate_moving_mnist(
+            count,
+            num_frames=self.num_frames,
+            image_size=self.image_size,
+            num_digits=self.num_digits,
+            seed=np.random.SeedSequence([self.seed, self.epoch, index]),
+            digits=self.digits,
+        )
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self._batch_bounds(index, self.sequences_per_epoch)
+        frames = _as_float32(self._generate(index, stop - start))
+        return frames[:, :-1], frames[:, 1:]
+
+
+def _is_uint8_frames(array: np.ndarray) -> bool:
+    return array.dtype == np.uint8 and array.ndim >= 4
+
+
+class ArrayDataset(_EpochDataset):
+    """Batches of given ``(inputs, targets)`` pairs, reshuffled every epoch as a pure function of (seed, epoch).
+
+    For data that is not a set of sequences to shift: the moving-square pairs (frames ``0..8`` -> frame 9),
+    the noisy-squares movies and their shifted targets, clips and labels.
+
+    Args:
+        inputs: array whose first axis indexes examples; uint8 frames (rank >= 4) are divided by 255 per batch.
+        targets: array with the same first-axis length (frames likewise; labels are passed through).
+        batch_size: examples per batch; the last batch may be smaller.
+        shuffle: reshuffle the order every epoch.
+        seed: seed of the shuffling.
+        **kwargs: ``keras.utils.PyDataset`` arguments.
+
+    Batches:
+        ``(inputs[chosen], targets[chosen])``, uint8 frames as float32 in [0, 1], anything else unchanged.
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int = 5,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        inputs, targets = np.asarray(inputs), np.asarray(targets)
+        if inputs.ndim == 0 or targets.ndim == 0 or len(inputs) != len(targets) or len(inputs) == 0:
+            raise ValueError(
+                "expected inputs and targets with the same non-zero number of examples on their first axis, "
+                f"got shapes {inputs.shape} and {targets.shape}"
+            )
+        self.arrays = (inputs, targets)
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.arrays[0]) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        count = len(self.arrays[0])
+        start, stop = self._batch_bounds(index, count)
+        chosen = np.sort(self._permutation(count)[start:stop]) if self.shuffle else slice(start, stop)
+        return tuple(_read_float32(part, chosen) if _is_uint8_frames(part) else part[chosen] for part in self.arrays)

@@ -1,0 +1,623 @@
+"""Tests of keras_convlstm.data: download and verification, loading, validation, splits and datasets.
+
+Downloads go to a loopback HTTP server on 127.0.0.1 that serves small files written by the tests.
+"""
+
+import hashlib
+import http.server
+import math
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm import data, synthetic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+
+def _write_npy(path: Path, array: np.ndarray) -> bytes:
+    np.save(path, array)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> dict:
+    """A small Moving MNIST file in the official layout (time, sequence, height, width)."""
+    frames = np.random.default_rng(0).integers(0, 256, size=(20, 6, 64, 64), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("small") / "small.npy"
+    content = _write_npy(path, frames)
+    return {"frames": frames, "path": path, "content": content, "md5": hashlib.md5(content).hexdigest()}
+
+
+class _Server:
+    """Loopback HTTP server; ``routes`` maps a URL path to a handler(request) and ``hits`` counts requests."""
+
+    def __init__(self):
+        self.routes = {}
+        self.hits = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                server.routes[self.path](self)
+
+            def log_message(self, *args):
+                pass
+
+        class QuietServer(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # clients that give up (timeouts, SSL) break the pipe on purpose
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def add(self, path: str, respond) -> str:
+        self.routes[path] = respond
+        return self.url(path)
+
+    def serve_bytes(self, path, content, content_type="application/octet-stream", length=None, status=200):
+        def respond(request):
+            request.send_response(status)
+            request.send_header("Content-Type", content_type)
+            request.send_header("Content-Length", str(len(content) if length is None else length))
+            request.end_headers()
+            request.wfile.write(content)
+
+        return self.add(path, respond)
+
+
+@pytest.fixture(scope="module")
+def server():
+    instance = _Server()
+    yield instance
+    instance.httpd.shutdown()
+    instance.httpd.server_close()
+
+
+def _download(url, cache, small_file, **kwargs):
+    kwargs.setdefault("md5", small_file["md5"])
+    kwargs.setdefault("num_bytes", len(small_file["content"]))
+    return data.download_moving_mnist(cache, url, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------- download
+
+
+def test_default_cache_dir_follows_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert data.default_cache_dir() == tmp_path / "datasets"
+    monkeypatch.delenv("KERAS_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_cache_dir() == tmp_path / "home" / ".keras" / "datasets"
+
+
+def test_download_then_cache_hit(server, small_file, tmp_path, capsys):
+    url = server.serve_bytes("/ok.npy", small_file["content"])
+    cache = tmp_path / "cache"
+    path = _download(url, cache, small_file, verbose=True)
+    assert path == cache / data.OFFICIAL_FILENAME
+    assert path.read_bytes() == small_file["content"]
+    assert [item.name for item in cache.iterdir()] == [data.OFFICIAL_FILENAME]
+    assert data.OFFICIAL_FILENAME in capsys.readouterr().err  # the tqdm progress bar
+    assert _download(url, cache, small_file) == path
+    assert server.hits["/ok.npy"] == 1
+    np.testing.assert_array_equal(
+        data.load_moving_mnist(path, None), np.swapaxes(small_file["frames"], 0, 1)[..., None]
+    )
+
+
+def test_download_checks_can_be_skipped_for_a_user_file(server, small_file, tmp_path):
+    url = server.serve_bytes("/user.npy", small_file["content"])
+    path = data.download_moving_mnist(tmp_path, url, md5=None, num_bytes=None)
+    assert path.read_bytes() == small_file["content"]
+
+
+def _refused_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist_test_seq.npy"
+
+
+def _sleep_then_send(content):
+    def respond(request):
+        time.sleep(1.5)
+        request.send_response(200)
+        request.end_headers()
+        request.wfile.write(content)
+
+    return respond
+
+
+def _fail(status):
+    def respond(request):
+        request.send_error(status)
+
+    return respond
+
+
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Moved</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("404", "HTTP 404"),
+        ("500", "HTTP 500"),
+        ("refused", "connection was refused"),
+        ("dns", "host name could not be resolved"),
+        ("timeout", "timed out after 0.3 s"),
+        ("truncated", "truncated"),
+        ("html", "HTML page"),
+        ("html-as-octet-stream", "not a .npy file"),
+        ("md5", "md5 mismatch"),
+        ("size", "announces"),
+        ("not-moving-mnist", "expected uint8 frames"),
+        ("ssl", "SSL"),
+    ],
+)
+def test_download_failures_raise_one_clear_error_and_leave_nothing(server, small_file, tmp_path, case, reason):
+    content = small_file["content"]
+    kwargs = {}
+    if case in ("404", "500"):
+        url = server.add(f"/{case}.npy", _fail(int(case)))
+    elif case == "refused":
+        url = _refused_url()
+    elif case == "dns":
+        url = "http://moving-mnist.invalid/mnist_test_seq.npy"
+    elif case == "timeout":
+        url = server.add("/slow.npy", _sleep_then_send(content))
+        kwargs["timeout"] = 0.3
+    elif case == "truncated":
+        url = server.serve_bytes("/truncated.npy", content[: len(content) // 2], length=len(content))
+    elif case == "html":
+        url = server.serve_bytes("/html.npy", HTML_PAGE, content_type="text/html; charset=utf-8")
+    elif case == "html-as-octet-stream":
+        url = server.serve_bytes("/html-octet.npy", HTML_PAGE)
+        kwargs["num_bytes"] = None
+    elif case == "md5":
+        url = server.serve_bytes("/md5.npy", content)
+        kwargs["md5"] = hashlib.md5(b"something else").hexdigest()
+    elif case == "size":
+        url = server.serve_bytes("/size.npy", content)
+        kwargs["num_bytes"] = len(content) + 1
+    elif case == "not-moving-mnist":
+        floats = _write_npy(tmp_path / "floats.npy", np.zeros((2, 3, 64, 64), np.float32))
+        url = server.serve_bytes("/floats.npy", floats)
+        kwargs.update(md5=None, num_bytes=None)
+    else:
+        url = server.url("/ok-ssl.npy").replace("http://", "https://")
+    cache = tmp_path / "cache"
+    start = time.perf_counter()
+    with pytest.raises(data.DownloadError) as raised:
+        _download(url, cache, small_file, **kwargs)
+    assert time.perf_counter() - start < 5
+    message = str(raised.value)
+    assert url in message
+    assert str(cache / data.OFFICIAL_FILENAME) in message
+    assert reason in message
+    assert f"by hand from {data.OFFICIAL_URL}" in message
+    assert "keras_convlstm.synthetic.generate_moving_mnist()" in message
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("corruption", ["garbage", "truncated", "same-size-other-content"])
+def test_corrupt_cached_file_is_replaced(server, small_file, tmp_path, corruption):
+    content = small_file["content"]
+    url = server.serve_bytes(f"/replace-{corruption}.npy", content)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = cache / data.OFFICIAL_FILENAME
+    if corruption == "garbage":
+        cached.write_bytes(b"<html>not numpy</html>")
+    elif corruption == "truncated":
+        cached.write_bytes(content[:-100])
+    else:
+        cached.write_bytes(content[:-1] + bytes([content[-1] ^ 0xFF]))
+    assert _download(url, cache, small_file) == cached
+    assert server.hits[f"/replace-{corruption}.npy"] == 1
+    assert cached.read_bytes() == content
+
+
+def test_corrupt_cached_file_is_removed_when_the_download_fails(small_file, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / data.OFFICIAL_FILENAME).write_bytes(b"junk")
+    with pytest.raises(data.DownloadError, match="connection was refused"):
+        _download(_refused_url(), cache, small_file)
+    assert list(cache.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def test_load_round_trip_is_a_memory_mapped_swapped_view(small_file):
+    frames = small_file["frames"]
+    loaded = data.load_moving_mnist(small_file["path"], num_sequences=None)
+    assert loaded.shape == (6, 20, 64, 64, 1) and loaded.dtype == np.uint8
+    assert isinstance(loaded, np.memmap) and not loaded.flags.writeable
+    np.testing.assert_array_equal(loaded[..., 0], np.swapaxes(frames, 0, 1))
+    subset = data.load_moving_mnist(small_file["path"], num_sequences=4)
+    np.testing.assert_array_equal(subset, loaded[:4])
+
+
+def test_load_without_path_uses_the_download(small_file, monkeypatch):
+    monkeypatch.setattr(data, "download_moving_mnist", lambda: small_file["path"])
+    assert data.load_moving_mnist(num_sequences=2).shape == (2, 20, 64, 64, 1)
+
+
+@pytest.mark.parametrize("count", [0, 7])
+def test_load_rejects_num_sequences_out_of_range(small_file, count):
+    with pytest.raises(ValueError, match="num_sequences must be"):
+        data.load_moving_mnist(small_file["path"], num_sequences=count)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "match"),
+    [
+        ("float", ValueError, r"expected uint8 frames of shape \(time, sequence, height, width\).*float32"),
+        ("3-d", ValueError, r"expected uint8 frames.*shape \(20, 64, 64\)"),
+        ("text", ValueError, "not a .npy file"),
+        ("short", ValueError, "the header announces"),
+        ("missing", FileNotFoundError, "no Moving MNIST file"),
+    ],
+)
+def test_load_rejects_files_that_are_not_moving_mnist(tmp_path, kind, error, match):
+    path = tmp_path / "mnist_test_seq.npy"
+    if kind == "float":
+        np.save(path, np.zeros((20, 2, 64, 64), np.float32))
+    elif kind == "3-d":
+        np.save(path, np.zeros((20, 64, 64), np.uint8))
+    elif kind == "text":
+        path.write_text("time,sequence\n1,2\n")
+    elif kind == "short":
+        np.save(path, np.zeros((20, 2, 64, 64), np.uint8))
+        path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(error, match=match):
+        data.load_moving_mnist(path)
+
+
+@pytest.mark.slow
+def test_streaming_the_full_size_file_stays_under_1_5_gb(tmp_path):
+    """A full (20, 10000, 64, 64) file streamed for one epoch: no float (or uint8) copy of the whole file."""
+    path = tmp_path / "mnist_test_seq.npy"
+    writer = textwrap.dedent(
+        f"""
+        import numpy as np
+        shape = (20, 10000, 64, 64)
+        header = np.lib.format.open_memmap({str(path)!r}, mode="w+", dtype=np.uint8, shape=shape)
+        offset = header.offset
+        del header
+        # Frame (t, s) is filled with (s + t) % 256; written one time step at a time with plain writes.
+        sequence_values = np.arange(shape[1], dtype=np.uint8)[:, None, None] * np.ones((64, 64), np.uint8)
+        with open({str(path)!r}, "r+b") as handle:
+            handle.seek(offset)
+            for step in range(shape[0]):
+                handle.write((sequence_values + np.uint8(step)).tobytes())
+        """
+    )
+    reader = textwrap.dedent(
+        f"""
+        import resource
+        import numpy as np
+        from keras_convlstm import data
+        sequences = data.load_moving_mnist({str(path)!r}, num_sequences=None)
+        assert sequences.shape == (10000, 20, 64, 64, 1)
+        dataset = data.SequenceDataset(sequences, batch_size=32, seed=0)
+        order = dataset.epoch_order()
+        seen = 0
+        for index in range(len(dataset)):
+            x, y = dataset[index]
+            chosen = order[index * 32 : index * 32 + len(x)]
+            expected = ((chosen[:, None] + np.arange(20)) % 256).astype(np.float32) / 255
+            np.testing.assert_array_equal(x[:, :, 5, 7, 0], expected[:, :-1])
+            np.testing.assert_array_equal(y[:, :, 63, 0, 0], expected[:, 1:])
+            seen += len(x)
+        assert seen == 10000
+        anon_kb = int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon")).split()[1])
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, anon_kb)
+        """
+    )
+    try:
+        subprocess.run([sys.executable, "-c", writer], check=True, cwd=REPO_ROOT)
+        assert path.stat().st_size > 819_200_000
+        result = subprocess.run(
+            [sys.executable, "-c", reader], check=True, cwd=REPO_ROOT, capture_output=True, text=True
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    peak_kb, anon_kb = map(int, result.stdout.splitlines()[-1].split())
+    print(f"peak RSS {peak_kb / 1e6:.2f} GB, anonymous RSS at the end {anon_kb / 1e6:.2f} GB")
+    assert peak_kb < 1_500_000
+    assert anon_kb < 700_000
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("frames", "error", "match"),
+    [
+        (
+            np.zeros((20, 64, 64, 1), np.uint8),
+            ValueError,
+            r"\(batch, time, height, width, channels\), got shape \(20, 64, 64, 1\)",
+        ),
+        (np.zeros((1, 2, 3, 8, 8, 1), np.uint8), ValueError, r"got shape \(1, 2, 3, 8, 8, 1\)"),
+        (np.zeros((2, 5, 1, 16, 16), np.uint8), ValueError, "channels-last.*looks channels-first"),
+        (np.zeros((2, 5, 3, 16, 16), np.float32), ValueError, "channels-last.*looks channels-first"),
+        (np.zeros((2, 1, 8, 8, 1), np.uint8), ValueError, "at least 2 time steps, got 1"),
+        (np.full((2, 3, 8, 8, 1), np.nan, np.float32), ValueError, "found 384 NaN or infinite"),
+        (np.where(np.eye(8)[None, None, :, :, None] > 0, np.inf, 0.5).repeat(2, 1), ValueError, "found 16 NaN or inf"),
+        (np.linspace(-0.5, 1.5, 2 * 3 * 64).reshape(2, 3, 8, 8, 1), ValueError, r"outside \(min -0.5, max 1.5\)"),
+        (np.zeros((2, 3, 8, 8, 1), np.int32), TypeError, "uint8.*or float.*got int32"),
+        (np.zeros((0, 3, 8, 8, 1), np.uint8), ValueError, "non-empty"),
+    ],
+    ids=[
+        "4-d",
+        "6-d",
+        "channels-first",
+        "channels-first-rgb",
+        "too-short",
+        "nan",
+        "inf",
+        "out-of-range",
+        "int32",
+        "empty",
+    ],
+)
+def test_validate_frames_rejects_bad_input(frames, error, match):
+    with pytest.raises(error, match=match):
+        data.validate_frames(frames, min_frames=2)
+
+
+def test_out_of_range_error_counts_the_values():
+    frames = np.full((1, 2, 4, 4, 1), 0.5, np.float32)
+    frames[0, 0, 0, :3] = 1.25
+    with pytest.raises(ValueError, match=r"found 3 values outside \(min 0.5, max 1.25\)"):
+        data.to_float_frames(frames, name="targets")
+
+
+def test_to_float_frames_divides_uint8_in_float32():
+    frames = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8, 1)
+    converted = data.to_float_frames(frames)
+    assert converted.dtype == np.float32
+    np.testing.assert_array_equal(converted, frames.astype(np.float32) / np.float32(255))
+    floats = np.random.default_rng(0).random((1, 2, 4, 4, 1))
+    assert data.to_float_frames(floats).dtype == np.float32
+    np.testing.assert_allclose(data.to_float_frames(floats), floats, rtol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------- splits, shifted frames
+
+
+def test_split_indices_are_seeded_disjoint_and_covering():
+    train, val = data.split_indices(1000, 0.1, seed=3)
+    assert len(train) == 900 and len(val) == 100
+    assert train.dtype == val.dtype == np.int64
+    assert not set(train) & set(val)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(1000))
+    again = data.split_indices(1000, 0.1, seed=3)
+    np.testing.assert_array_equal(again[0], train)
+    np.testing.assert_array_equal(again[1], val)
+    assert not np.array_equal(data.split_indices(1000, 0.1, seed=4)[1], val)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((10, 0.0), r"val_fraction must be in \(0, 1\), got 0.0"),
+        ((10, 1.0), r"val_fraction must be in \(0, 1\), got 1.0"),
+        ((10, 0.01), "gives 0 validation"),
+        ((10, 0.99), "gives 10 validation and 0 training"),
+        ((1, 0.5), "num_sequences must be an integer >= 2, got 1"),
+    ],
+)
+def test_split_indices_rejects_empty_parts(args, match):
+    with pytest.raises(ValueError, match=match):
+        data.split_indices(*args)
+
+
+def test_split_dataset_selects_the_split_sequences():
+    sequences = np.random.default_rng(0).integers(0, 256, size=(20, 3, 4, 4, 1), dtype=np.uint8)
+    train, val = data.split_dataset(sequences, val_fraction=0.25, seed=1)
+    train_idx, val_idx = data.split_indices(20, 0.25, seed=1)
+    assert train.dtype == np.uint8 and len(train) == 15 and len(val) == 5
+    np.testing.assert_array_equal(train, sequences[train_idx])
+    np.testing.assert_array_equal(val, sequences[val_idx])
+
+
+@pytest.mark.parametrize("num_frames", [2, 20])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_create_shifted_frames(num_frames, dtype):
+    raw = np.random.default_rng(num_frames).integers(0, 256, size=(3, num_frames, 8, 8, 1), dtype=np.uint8)
+    sequences = raw if dtype == np.uint8 else raw / 255.0
+    x, y = data.create_shifted_frames(sequences)
+    assert x.shape == y.shape == (3, num_frames - 1, 8, 8, 1)
+    assert x.dtype == y.dtype == np.float32
+    np.testing.assert_allclose(x, raw[:, :-1] / 255, rtol=1e-6)
+    np.testing.assert_allclose(y, raw[:, 1:] / 255, rtol=1e-6)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+def test_create_shifted_frames_needs_two_frames():
+    with pytest.raises(ValueError, match="at least 2 time steps, got 1"):
+        data.create_shifted_frames(np.zeros((3, 1, 8, 8, 1), np.uint8))
+
+
+# --------------------------------------------------------------------------------------------- datasets
+
+
+def _labelled_sequences(count=10, num_frames=6):
+    """uint8 sequences whose pixels encode (sequence, frame): value = 10 * sequence + frame."""
+    values = 10 * np.arange(count)[:, None] + np.arange(num_frames)
+    return np.broadcast_to(values[:, :, None, None, None], (count, num_frames, 4, 4, 1)).astype(np.uint8)
+
+
+def _epoch(dataset) -> list:
+    return [dataset[index] for index in range(len(dataset))]
+
+
+def test_sequence_dataset_batches():
+    sequences = _labelled_sequences()
+    dataset = data.SequenceDataset(sequences, batch_size=4, seed=0)
+    assert isinstance(dataset, keras.utils.PyDataset)
+    assert len(dataset) == 3
+    batches = _epoch(dataset)
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
+    order = []
+    for x, y in batches:
+        assert x.shape[1:] == y.shape[1:] == (5, 4, 4, 1) and x.dtype == y.dtype == np.float32
+        ids = np.rint(x[:, 0, 0, 0, 0] * 255).astype(int) // 10
+        np.testing.assert_array_equal(x, sequences[ids, :-1] / np.float32(255))
+        np.testing.assert_array_equal(y, sequences[ids, 1:] / np.float32(255))
+        order.extend(ids)
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    np.testing.assert_array_equal(order, dataset.epoch_order())
+    with pytest.raises(IndexError):
+        dataset[3]
+
+
+def test_sequence_dataset_epochs_are_reproducible_and_differ():
+    sequences = _labelled_sequences(count=30)
+    dataset = data.SequenceDataset(sequences, batch_size=7, seed=5)
+    first = dataset.epoch_order().copy()
+    dataset.on_epoch_end()
+    assert dataset.epoch == 1
+    second = dataset.epoch_order().copy()
+    assert not np.array_equal(first, second)
+    dataset.set_epoch(0)
+    np.testing.assert_array_equal(dataset.epoch_order(), first)
+    other = data.SequenceDataset(sequences, batch_size=7, seed=5)
+    other.set_epoch(1)
+    for (x1, y1), (x2, y2) in zip(_epoch(other), (dataset.set_epoch(1), _epoch(dataset))[1], strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(data.SequenceDataset(sequences, 7, seed=6).epoch_order(), first)
+
+
+def test_sequence_dataset_indices_and_no_shuffle():
+    sequences = _labelled_sequences()
+    dataset = data.SequenceDataset(sequences.astype(np.float32) / 255, batch_size=2, indices=[7, 1, 4], shuffle=False)
+    assert len(dataset) == 2
+    np.testing.assert_array_equal(dataset.epoch_order(), [7, 1, 4])
+    x, _ = dataset[1]
+    np.testing.assert_allclose(x, sequences[[4], :-1] / 255, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"indices must be in \[0, 10\)"):
+        data.SequenceDataset(sequences, indices=[3, 10])
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        data.SequenceDataset(sequences, batch_size=0)
+    with pytest.raises(ValueError, match="at least 2 time steps"):
+        data.SequenceDataset(sequences[:, :1])
+
+
+def test_sequence_dataset_streams_from_a_memory_map(small_file):
+    sequences = data.load_moving_mnist(small_file["path"], num_sequences=None)
+    dataset = data.SequenceDataset(sequences, batch_size=4, shuffle=False)
+    x, y = dataset[1]
+    expected = np.swapaxes(small_file["frames"], 0, 1)[4:6, :, :, :, None] / np.float32(255)
+    np.testing.assert_array_equal(x, expected[:, :-1])
+    np.testing.assert_array_equal(y, expected[:, 1:])
+
+
+def test_array_dataset_serves_pairs_in_a_seeded_order():
+    inputs = _labelled_sequences(count=9, num_frames=3)
+    labels = np.arange(9) * 10
+    dataset = data.ArrayDataset(inputs, labels, batch_size=4, seed=2)
+    assert len(dataset) == 3
+    served = []
+    for x, y in _epoch(dataset):
+        assert x.dtype == np.float32 and y.dtype == labels.dtype
+        np.testing.assert_array_equal(x, inputs[y // 10] / np.float32(255))
+        served.extend(y // 10)
+    assert sorted(served) == list(range(9)) and served != list(range(9))
+    dataset.on_epoch_end()
+    assert [int(v) for _, y in _epoch(dataset) for v in y // 10] != served
+    dataset.set_epoch(0)
+    assert [int(v) for _, y in _epoch(dataset) for v in y // 10] == served
+    in_order = data.ArrayDataset(inputs, labels, batch_size=4, shuffle=False)
+    np.testing.assert_array_equal(in_order[2][1], [80])
+    with pytest.raises(ValueError, match=r"same non-zero number of examples.*\(9, 3, 4, 4, 1\) and \(8,\)"):
+        data.ArrayDataset(inputs, labels[:8])
+
+
+def test_array_dataset_reads_a_memory_map_in_float32(small_file):
+    frames = data.load_moving_mnist(small_file["path"], num_sequences=None)
+    dataset = data.ArrayDataset(frames[:, :10], frames[:, 10:], batch_size=6, shuffle=False)
+    x, y = dataset[0]
+    expected = np.swapaxes(small_file["frames"], 0, 1)[..., None] / np.float32(255)
+    np.testing.assert_array_equal(x, expected[:, :10])
+    np.testing.assert_array_equal(y, expected[:, 10:])
+
+
+@pytest.fixture(scope="module")
+def offline_digits():
+    return synthetic.load_mnist_digits("offline", "train", verbose=False)[0]
+
+
+def test_generated_moving_mnist_batches_are_fresh_and_deterministic(offline_digits):
+    kwargs = {"seed": 7, "num_frames": 6, "image_size": 32, "digits": offline_digits[:, ::2, ::2].copy()}
+    dataset = data.GeneratedMovingMNIST(11, batch_size=4, **kwargs)
+    assert len(dataset) == 3
+    first = _epoch(dataset)
+    assert [len(x) for x, _ in first] == [4, 4, 3]
+    x, y = first[0]
+    assert x.shape == (4, 5, 32, 32, 1) and x.dtype == y.dtype == np.float32
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+    reference = synthetic.generate_moving_mnist(
+        4, 6, 32, 2, seed=np.random.SeedSequence([7, 0, 0]), digits=kwargs["digits"]
+    )
+    np.testing.assert_array_equal(x, reference[:, :-1] / np.float32(255))
+    assert not np.array_equal(first[0][0], first[1][0][:4])
+    dataset.on_epoch_end()
+    second = _epoch(dataset)
+    assert not np.array_equal(first[0][0], second[0][0])
+    other = data.GeneratedMovingMNIST(11, batch_size=4, **kwargs)
+    other.set_epoch(1)
+    np.testing.assert_array_equal(other[2][0], second[2][0])  # any batch, any order
+    dataset.set_epoch(0)
+    np.testing.assert_array_equal(dataset[0][1], first[0][1])
+
+
+def test_generated_moving_mnist_validates_its_arguments(offline_digits):
+    with pytest.raises(ValueError, match="num_frames must be an integer >= 2, got 1"):
+        data.GeneratedMovingMNIST(num_frames=1, digits=offline_digits)
+    with pytest.raises(ValueError, match="image_size must be larger than digit_size"):
+        data.GeneratedMovingMNIST(image_size=20, digits=offline_digits)
+
+
+def test_keras_fit_serves_the_epoch_set_at_each_epoch_begin(offline_digits):
+    """Keras calls on_epoch_end once before training; a set_epoch callback keeps the epoch numbers exact."""
+
+    class Recording(data.GeneratedMovingMNIST):
+        def __getitem__(self, index):
+            self.served.append((self.epoch, int(index)))
+            return super().__getitem__(index)
+
+    digits = offline_digits[:, 4:-4:2, 4:-4:2].copy()  # 10x10 digits on a 16x16 canvas
+    train = Recording(12, batch_size=4, num_frames=4, image_size=16, digits=digits)
+    train.served = []
+    validation = data.SequenceDataset(_labelled_sequences(4, 4).repeat(4, 2).repeat(4, 3), 2, shuffle=False)
+    model = keras.Sequential([keras.Input((None, 16, 16, 1)), keras.layers.Conv3D(1, 1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam")
+    set_epoch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: train.set_epoch(epoch))
+    history = model.fit(train, validation_data=validation, epochs=2, verbose=0, callbacks=[set_epoch])
+    assert len(history.history["loss"]) == 2 and math.isfinite(history.history["val_loss"][-1])
+    assert sorted(train.served[-6:]) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert train.epoch == 2
