@@ -659,3 +659,56 @@ class ArrayDataset(_EpochDataset):
         start, stop = self._batch_bounds(index, count)
         chosen = np.sort(self._permutation(count)[start:stop]) if self.shuffle else slice(start, stop)
         return tuple(_read_float32(part, chosen) if _is_uint8_frames(part) else part[chosen] for part in self.arrays)
+
+
+def _is_uint8_frames(array: np.ndarray) -> bool:
+    return array.dtype == np.uint8 and array.ndim >= 4
+
+
+class ArrayDataset(_EpochDataset):
+    """Batches of given ``(inputs, targets)`` pairs, reshuffled every epoch as a pure function of (seed, epoch).
+
+    For data that is not a set of sequences to shift: the moving-square pairs (frames ``0..8`` -> frame 9),
+    the noisy-squares movies and their shifted targets, clips and labels.
+
+    Args:
+        inputs: array whose first axis indexes examples; uint8 frames (rank >= 4) are divided by 255 per batch.
+        targets: array with the same first-axis length (frames likewise; labels are passed through).
+        batch_size: examples per batch; the last batch may be smaller.
+        shuffle: reshuffle the order every epoch.
+        seed: seed of the shuffling.
+        **kwargs: ``keras.utils.PyDataset`` arguments.
+
+    Batches:
+        ``(inputs[chosen], targets[chosen])``, uint8 frames as float32 in [0, 1], anything else unchanged.
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int = 5,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        inputs, targets = np.asarray(inputs), np.asarray(targets)
+        if inputs.ndim == 0 or targets.ndim == 0 or len(inputs) != len(targets) or len(inputs) == 0:
+            raise ValueError(
+                "expected inputs and targets with the same non-zero number of examples on their first axis, "
+                f"got shapes {inputs.shape} and {targets.shape}"
+            )
+        self.arrays = (inputs, targets)
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.arrays[0]) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        count = len(self.arrays[0])
+        start, stop = self._batch_bounds(index, count)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(count) if self.shuffle else None
+        chosen = slice(start, stop) if order is None else np.sort(order[start:stop])
+        return tuple(_as_float32(part[chosen]) if _is_uint8_frames(part) else part[chosen] for part in self.arrays)
