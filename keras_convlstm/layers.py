@@ -1,0 +1,241 @@
+"""Custom Keras layers for ConvLSTM video models.
+
+- :class:`SpaceToDepth` and :class:`DepthToSpace` cut each frame into ``p x p`` patches stacked on the channel
+  axis and back again (Shi et al. 2015 feed 64x64x1 Moving MNIST frames to their ConvLSTMs as 16x16x16 tensors).
+- :class:`CausalConv3D` is a ``Conv3D`` whose output at time ``t`` reads only frames up to ``t``. The official
+  example ends with ``Conv3D(padding="same")``, which also reads frame ``t + 1``: the very frame that output ``t``
+  is trained to predict.
+
+All three layers work on any number of frames, so a model built with them accepts sequences of any length.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+_PACKAGE = "keras_convlstm"
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_rank(input_shape: tuple, layer_name: str) -> None:
+    if len(input_shape) not in (4, 5):
+        raise ValueError(
+            f"{layer_name} expected frames of shape (batch, time, height, width, channels) or "
+            f"(batch, height, width, channels), got shape {tuple(input_shape)}"
+        )
+    if any(size is None for size in input_shape[-3:]):
+        raise ValueError(f"{layer_name} needs known height, width and channels, got shape {tuple(input_shape)}")
+
+
+class _PatchLayer(keras.layers.Layer):
+    """Shared argument handling of the two patch layers."""
+
+    def __init__(self, patch_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = _check_positive_int(patch_size, "patch_size")
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["patch_size"] = self.patch_size
+        return config
+
+
+def _leading_shape(inputs) -> list:
+    """Batch (and time) sizes of a frame tensor: ``-1`` for the batch, the possibly dynamic time size after it."""
+    leading = [-1]
+    if len(inputs.shape) == 5:
+        leading.append(ops.shape(inputs)[1])
+    return leading
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SpaceToDepth(_PatchLayer):
+    """Cuts every frame into ``patch_size x patch_size`` patches stacked on the channel axis.
+
+    Each time step is transformed on its own. The channel order inside a patch position is
+    ``(patch row, patch column, channel)``, the convention of ``tf.nn.space_to_depth``.
+
+    Args:
+        patch_size: side of the square patches, a positive integer that divides height and width.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+        ``(batch, time, height, width, channels)`` (``time`` may be None) or ``(batch, height, width, channels)``.
+
+    Output shape:
+        ``(batch, time, height / p, width / p, channels * p * p)`` (or without ``time``), ``p = patch_size``.
+
+    Example:
+        >>> SpaceToDepth(4)(np.zeros((2, 20, 64, 64, 1), "float32")).shape
+        (2, 20, 16, 16, 16)
+    """
+
+    def build(self, input_shape: tuple) -> None:
+        _check_rank(input_shape, "SpaceToDepth")
+        height, width = input_shape[-3], input_shape[-2]
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(
+                f"SpaceToDepth: frame height and width must be divisible by patch_size={p}, "
+                f"got {height}x{width} frames (input shape {tuple(input_shape)})"
+            )
+        self.built = True
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[-3:]
+        p = self.patch_size
+        patches = ops.reshape(inputs, (-1, height // p, p, width // p, p, channels))
+        patches = ops.transpose(patches, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(patches, (*_leading_shape(inputs), height // p, width // p, channels * p * p))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        height, width, channels = input_shape[-3:]
+        p = self.patch_size
+        return (*input_shape[:-3], height // p, width // p, channels * p * p)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DepthToSpace(_PatchLayer):
+    """Inverse of :class:`SpaceToDepth`: unstacks channel patches back into ``patch_size x patch_size`` pixels.
+
+    Args:
+        patch_size: side of the square patches, a positive integer; ``patch_size ** 2`` must divide the channels.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+        ``(batch, time, height, width, channels)`` (``time`` may be None) or ``(batch, height, width, channels)``.
+
+    Output shape:
+        ``(batch, time, height * p, width * p, channels / (p * p))`` (or without ``time``), ``p = patch_size``.
+
+    Example:
+        >>> DepthToSpace(4)(np.zeros((2, 20, 16, 16, 16), "float32")).shape
+        (2, 20, 64, 64, 1)
+    """
+
+    def build(self, input_shape: tuple) -> None:
+        _check_rank(input_shape, "DepthToSpace")
+        channels = input_shape[-1]
+        p = self.patch_size
+        if channels % (p * p):
+            raise ValueError(
+                f"DepthToSpace: the number of channels must be divisible by patch_size**2={p * p}, "
+                f"got {channels} channels (input shape {tuple(input_shape)})"
+            )
+        self.built = True
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[-3:]
+        p = self.patch_size
+        depth = channels // (p * p)
+        pixels = ops.reshape(inputs, (-1, height, width, p, p, depth))
+        pixels = ops.transpose(pixels, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(pixels, (*_leading_shape(inputs), height * p, width * p, depth))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        height, width, channels = input_shape[-3:]
+        p = self.patch_size
+        return (*input_shape[:-3], height * p, width * p, channels // (p * p))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CausalConv3D(keras.layers.Conv3D):
+    """A ``Conv3D`` whose output at time ``t`` depends only on the input frames ``t - k_t + 1 .. t``.
+
+    The input is padded with ``k_t - 1`` zero frames before the first frame and none after it, and padded
+    'same' in height and width; a valid convolution then keeps the number of frames and the frame size.
+    The weights are those of the ``Conv3D(filters, kernel_size, padding="same")`` it replaces, so the parameter
+    count is identical; only the time alignment differs (stride 1, no dilation).
+
+    Args:
+        filters: number of output channels, a positive integer.
+        kernel_size: ``(time, height, width)`` kernel sizes, or one integer for all three.
+        activation: activation applied to the output (None: linear).
+        use_bias: whether to add a bias per filter.
+        kernel_initializer: initializer of the kernel ``(k_t, k_h, k_w, in_channels, filters)``.
+        bias_initializer: initializer of the bias ``(filters,)``.
+        kernel_regularizer: optional regularizer of the kernel.
+        bias_regularizer: optional regularizer of the bias.
+        activity_regularizer: optional regularizer of the output.
+        kernel_constraint: optional constraint on the kernel.
+        bias_constraint: optional constraint on the bias.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+        ``(batch, time, height, width, channels)``; ``time`` may be None.
+
+    Output shape:
+        ``(batch, time, height, width, filters)``.
+
+    Example:
+        >>> CausalConv3D(1, (3, 3, 3), activation="sigmoid")(np.zeros((2, 19, 64, 64, 64), "float32")).shape
+        (2, 19, 64, 64, 1)
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int, int] = (3, 3, 3),
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        _check_positive_int(filters, "filters")
+        sizes = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(sizes) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+            raise ValueError(
+                f"kernel_size must be a positive integer or 3 positive integers (time, height, width), "
+                f"got {kernel_size!r}"
+            )
+        super().__init__(
+            filters=filters,
+            kernel_size=sizes,
+            padding="valid",
+            data_format="channels_last",
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+
+    def _padding(self) -> list[tuple[int, int]]:
+        time_kernel, height_kernel, width_kernel = self.kernel_size
+        # Same split as TensorFlow's 'same' padding: the extra pixel of an even kernel goes after.
+        spatial = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (height_kernel, width_kernel)]
+        return [(0, 0), (time_kernel - 1, 0), *spatial, (0, 0)]
+
+    def call(self, inputs):
+        return super().call(ops.pad(inputs, self._padding()))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 5:
+            raise ValueError(
+                f"CausalConv3D expected inputs of shape (batch, time, height, width, channels), "
+                f"got shape {tuple(input_shape)}"
+            )
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        for fixed in ("strides", "padding", "data_format", "dilation_rate", "groups"):
+            config.pop(fixed)
+        return config

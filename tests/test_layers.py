@@ -1,0 +1,193 @@
+"""Tests of the custom layers: patch shuffling and the causal temporal convolution."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+
+
+def _space_to_depth_reference(frames: np.ndarray, p: int) -> np.ndarray:
+    """Explicit loops: output pixel (i, j) stacks the p x p block at (i * p, j * p) as (row, column, channel)."""
+    *leading, height, width, channels = frames.shape
+    out = np.zeros((*leading, height // p, width // p, channels * p * p), frames.dtype)
+    for i in range(height // p):
+        for j in range(width // p):
+            for row in range(p):
+                for col in range(p):
+                    start = (row * p + col) * channels
+                    out[..., i, j, start : start + channels] = frames[..., i * p + row, j * p + col, :]
+    return out
+
+
+def _causal_conv_reference(frames: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Direct sum over the kernel window: past frames only in time, centred in space, zeros outside."""
+    batch, time, height, width, _ = frames.shape
+    kt, kh, kw, _, filters = kernel.shape
+    out = np.zeros((batch, time, height, width, filters))
+    for t in range(time):
+        for i in range(height):
+            for j in range(width):
+                total = bias.astype(np.float64).copy()
+                for dt in range(kt):
+                    for di in range(kh):
+                        for dj in range(kw):
+                            src_t = t - (kt - 1) + dt
+                            src_i = i - (kh - 1) // 2 + di
+                            src_j = j - (kw - 1) // 2 + dj
+                            if 0 <= src_t and 0 <= src_i < height and 0 <= src_j < width:
+                                total = total + frames[:, src_t, src_i, src_j, :] @ kernel[dt, di, dj]
+                out[:, t, i, j] = total
+    return out
+
+
+@pytest.mark.parametrize("patch_size", [1, 2, 4])
+def test_space_to_depth_matches_reference(patch_size):
+    frames = np.random.default_rng(0).random((2, 3, 8, 12, 2), dtype=np.float32)
+    result = np.asarray(SpaceToDepth(patch_size)(frames))
+    assert result.shape == (2, 3, 8 // patch_size, 12 // patch_size, 2 * patch_size**2)
+    np.testing.assert_array_equal(result, _space_to_depth_reference(frames, patch_size))
+
+
+def test_space_to_depth_on_single_frames_matches_reference():
+    frames = np.random.default_rng(1).random((3, 8, 4, 1), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(SpaceToDepth(2)(frames)), _space_to_depth_reference(frames, 2))
+
+
+def test_depth_to_space_inverts_space_to_depth():
+    rng = np.random.default_rng(2)
+    frames = rng.random((2, 5, 8, 12, 3), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(DepthToSpace(4)(SpaceToDepth(4)(frames))), frames)
+    patches = rng.random((2, 5, 2, 3, 48), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(SpaceToDepth(4)(DepthToSpace(4)(patches))), patches)
+
+
+def test_patch_layers_accept_any_number_of_frames():
+    inputs = keras.Input((None, 8, 8, 1))
+    model = keras.Model(inputs, DepthToSpace(2)(SpaceToDepth(2)(inputs)))
+    assert model.output_shape == (None, None, 8, 8, 1)
+    for time in (1, 6):
+        frames = np.random.default_rng(time).random((2, time, 8, 8, 1), dtype=np.float32)
+        np.testing.assert_array_equal(np.asarray(model(frames)), frames)
+
+
+def test_space_to_depth_rejects_frames_not_divisible_by_patch_size():
+    with pytest.raises(ValueError, match=r"patch_size=4.*6x8"):
+        SpaceToDepth(4)(np.zeros((1, 2, 6, 8, 1), np.float32))
+
+
+def test_depth_to_space_rejects_channels_not_divisible():
+    with pytest.raises(ValueError, match=r"patch_size\*\*2=4.*6 channels"):
+        DepthToSpace(2)(np.zeros((1, 2, 4, 4, 6), np.float32))
+
+
+def test_patch_layers_reject_wrong_rank():
+    with pytest.raises(ValueError, match=r"expected frames of shape .*got shape \(4, 8\)"):
+        SpaceToDepth(2)(np.zeros((4, 8), np.float32))
+
+
+@pytest.mark.parametrize("layer_class", [SpaceToDepth, DepthToSpace])
+@pytest.mark.parametrize("patch_size", [0, -2, 2.0, True])
+def test_patch_layers_reject_bad_patch_size(layer_class, patch_size):
+    with pytest.raises(ValueError, match=rf"patch_size must be a positive integer, got {patch_size!r}"):
+        layer_class(patch_size)
+
+
+@pytest.mark.parametrize("kernel_size", [(2, 3, 3), (3, 1, 1), (3, 2, 2)])
+def test_causal_conv3d_matches_hand_computed_reference(kernel_size):
+    layer = CausalConv3D(2, kernel_size, kernel_initializer=keras.initializers.Constant(0.25), bias_initializer="ones")
+    frames = np.random.default_rng(3).random((2, 4, 5, 4, 3), dtype=np.float32)
+    result = np.asarray(layer(frames))
+    kernel = np.full((*kernel_size, 3, 2), 0.25)
+    np.testing.assert_allclose(result, _causal_conv_reference(frames, kernel, np.ones(2)), rtol=1e-5, atol=1e-6)
+
+
+def test_causal_conv3d_matches_reference_with_random_weights():
+    layer = CausalConv3D(3, (3, 3, 3), activation="sigmoid")
+    frames = np.random.default_rng(4).random((1, 5, 4, 4, 2), dtype=np.float32)
+    result = np.asarray(layer(frames))
+    kernel, bias = (np.asarray(w) for w in layer.weights)
+    reference = 1 / (1 + np.exp(-_causal_conv_reference(frames, kernel, bias)))
+    np.testing.assert_allclose(result, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_causal_conv3d_output_ignores_later_frames():
+    layer = CausalConv3D(4, (3, 3, 3))
+    frames = np.random.default_rng(5).random((2, 6, 5, 5, 2), dtype=np.float32)
+    changed = frames.copy()
+    changed[:, 4:] += 1.0
+    before, after = np.asarray(layer(frames)), np.asarray(layer(changed))
+    np.testing.assert_allclose(after[:, :4], before[:, :4], atol=1e-6)
+    assert np.abs(after[:, 4:] - before[:, 4:]).max() > 1e-3
+
+
+def test_causal_conv3d_has_the_weights_of_the_conv3d_it_replaces():
+    causal = CausalConv3D(5, (3, 3, 3))
+    same = keras.layers.Conv3D(5, (3, 3, 3), padding="same")
+    frames = np.zeros((1, 7, 6, 6, 4), np.float32)
+    assert causal(frames).shape == same(frames).shape == (1, 7, 6, 6, 5)
+    assert causal.count_params() == same.count_params() == 3 * 3 * 3 * 4 * 5 + 5
+    assert causal.kernel_size == (3, 3, 3)
+    assert CausalConv3D(1, 2).kernel_size == (2, 2, 2)
+
+
+def test_causal_conv3d_accepts_any_number_of_frames():
+    inputs = keras.Input((None, 4, 4, 2))
+    model = keras.Model(inputs, CausalConv3D(3)(inputs))
+    assert model.output_shape == (None, None, 4, 4, 3)
+    assert model(np.zeros((2, 1, 4, 4, 2), np.float32)).shape == (2, 1, 4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"filters": 0}, r"filters must be a positive integer, got 0"),
+        ({"filters": 2, "kernel_size": (3, 3)}, r"kernel_size must be .*got \(3, 3\)"),
+        ({"filters": 2, "kernel_size": (3, 0, 3)}, r"kernel_size must be .*got \(3, 0, 3\)"),
+    ],
+)
+def test_causal_conv3d_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CausalConv3D(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("layer", "arguments"),
+    [
+        (SpaceToDepth(4, name="patches"), {"patch_size"}),
+        (DepthToSpace(2), {"patch_size"}),
+        (
+            CausalConv3D(3, (2, 3, 3), activation="sigmoid", use_bias=False),
+            {
+                "filters",
+                "kernel_size",
+                "activation",
+                "use_bias",
+                "kernel_initializer",
+                "bias_initializer",
+                "kernel_regularizer",
+                "bias_regularizer",
+                "activity_regularizer",
+                "kernel_constraint",
+                "bias_constraint",
+            },
+        ),
+    ],
+)
+def test_layer_config_round_trip(layer, arguments):
+    config = layer.get_config()
+    assert set(config) - {"name", "trainable", "dtype"} == arguments
+    restored = layer.__class__.from_config(config)
+    assert restored.get_config() == config
+    frames = np.random.default_rng(6).random((1, 3, 8, 8, 4), dtype=np.float32)
+    layer.build(frames.shape)
+    restored.build(frames.shape)
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(np.asarray(restored(frames)), np.asarray(layer(frames)))
+
+
+def test_layers_are_registered_for_saving():
+    for layer_class in (SpaceToDepth, DepthToSpace, CausalConv3D):
+        name = keras.saving.get_registered_name(layer_class)
+        assert name == f"keras_convlstm>{layer_class.__name__}"
+        assert keras.saving.get_registered_object(name) is layer_class

@@ -1,0 +1,409 @@
+"""Tests of the model presets, build_model and the saved-model round trip."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+from keras_convlstm.models import (
+    PRESETS,
+    ConvLSTMModel,
+    ModelConfig,
+    build_model,
+    check_input,
+    get_preset,
+    list_presets,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FRAME_MODELS = [name for name, config in PRESETS.items() if config.kind in ("seq2seq", "many_to_one")]
+CAUSAL_SEQ2SEQ = [name for name, config in PRESETS.items() if config.kind == "seq2seq" and config.output != "conv3d"]
+
+
+@pytest.fixture(autouse=True)
+def _seeded_weights():
+    keras.utils.set_random_seed(0)
+
+
+def tiny(name: str, **extra) -> dict:
+    """Overrides that shrink a preset to a few filters and tiny frames, keeping its layer structure."""
+    config = get_preset(name)
+    layers = len(config.filters)
+    overrides = {"filters": (4,) * layers, "kernel_sizes": (3,) * layers}
+    if config.kind == "classifier":
+        overrides.update(image_size=(12, 16), input_frames=4)
+    else:
+        overrides["image_size"] = 4 * config.patch_size if config.patch_size > 1 else 6
+    if config.kind == "encoder_forecaster":
+        overrides.update(input_frames=3, output_frames=2)
+    return {**overrides, **extra}
+
+
+def sample_input(model: keras.Model, time: int = 5, seed: int = 0) -> np.ndarray:
+    config = model.config
+    return np.random.default_rng(seed).random((2, config.input_frames or time, *config.frame_shape), np.float32)
+
+
+def expected_output_shape(config: ModelConfig, time: int) -> tuple:
+    if config.kind == "classifier":
+        return (2, config.num_classes)
+    if config.kind == "many_to_one":
+        return (2, *config.frame_shape)
+    frames = config.output_frames if config.kind == "encoder_forecaster" else time
+    return (2, frames, *config.frame_shape)
+
+
+def test_list_and_get_presets():
+    names = list_presets()
+    assert names == list(PRESETS)
+    for name in (
+        "keras-example",
+        "keras-example-causal",
+        "shi2015",
+        "shi2015-encoder-forecaster",
+        "cpu-fast",
+        "moving-square",
+        "noisy-squares",
+        "noisy-squares-causal",
+        "classifier",
+    ):
+        assert get_preset(name).name == name
+    with pytest.raises(ValueError, match=r"unknown model preset 'nope'.*'keras-example'.*'classifier'"):
+        get_preset("nope")
+
+
+@pytest.mark.parametrize("name", ["keras-example", "keras-example-causal"])
+def test_official_network_is_exact(name):
+    model = build_model(name)
+    assert model.count_params() == 746_689
+    assert sum(int(np.prod(weight.shape)) for weight in model.trainable_weights) == 746_433
+    assert model.input_shape == (None, None, 64, 64, 1)
+    assert model.output_shape == (None, None, 64, 64, 1)
+    layers = model.layers[1:]
+    assert [type(layer).__name__ for layer in layers] == [
+        "ConvLSTM2D",
+        "BatchNormalization",
+        "ConvLSTM2D",
+        "BatchNormalization",
+        "ConvLSTM2D",
+        "CausalConv3D" if name.endswith("causal") else "Conv3D",
+    ]
+    convlstms = [layer for layer in layers if isinstance(layer, keras.layers.ConvLSTM2D)]
+    assert [(layer.filters, layer.kernel_size) for layer in convlstms] == [(64, (5, 5)), (64, (3, 3)), (64, (1, 1))]
+    assert all(layer.padding == "same" and layer.return_sequences for layer in convlstms)
+    assert all(layer.cell.activation is keras.activations.relu for layer in convlstms)
+    output = layers[-1]
+    assert (output.filters, output.kernel_size) == (1, (3, 3, 3))
+    assert output.activation is keras.activations.sigmoid
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert model.loss == "binary_crossentropy"
+    assert model.jit_compile is False  # this machine has no GPU
+
+
+def test_other_presets_follow_their_references():
+    shi = build_model("shi2015", image_size=16)
+    assert [type(layer) for layer in shi.layers[1:]] == [
+        SpaceToDepth,
+        *[keras.layers.ConvLSTM2D] * 3,
+        keras.layers.Conv3D,
+        DepthToSpace,
+    ]
+    assert [layer.filters for layer in shi.layers[2:5]] == [128, 64, 64]
+    assert shi.layers[5].kernel_size == (1, 1, 1) and shi.layers[5].filters == 16
+    assert isinstance(shi.optimizer, keras.optimizers.RMSprop) and shi.optimizer.rho == pytest.approx(0.9)
+
+    noisy = get_preset("noisy-squares")
+    assert (noisy.image_size, noisy.filters, noisy.batch_norm_last) == (40, (40, 40, 40, 40), True)
+    model = build_model("noisy-squares")
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 4
+    assert isinstance(model.optimizer, keras.optimizers.Adadelta)
+    assert float(model.optimizer.learning_rate) == 1.0
+
+    square = build_model("moving-square")
+    assert [type(layer) for layer in square.layers[1:]] == [keras.layers.ConvLSTM2D, keras.layers.Conv2D]
+    assert square.layers[1].filters == 16 and not square.layers[1].return_sequences
+    assert square.output_shape == (None, 64, 64, 1) and square.loss == "mse"
+
+    classifier = build_model("classifier")
+    assert classifier.input_shape == (None, 15, 60, 80, 1) and classifier.output_shape == (None, 6)
+    assert [type(layer).__name__ for layer in classifier.layers[1:]] == [
+        "ConvLSTM2D",
+        "ConvLSTM2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+    ]
+    assert classifier.loss == "sparse_categorical_crossentropy"
+
+
+def test_encoder_forecaster_preset():
+    model = build_model("shi2015-encoder-forecaster")
+    assert model.config.kind == "encoder_forecaster"
+    assert model.input_shape == (None, 10, 64, 64, 1) and model.output_shape == (None, 10, 64, 64, 1)
+    encoders = [layer for layer in model.layers if layer.name.startswith("encoder_")]
+    forecasters = [layer for layer in model.layers if layer.name.startswith("forecaster_")]
+    assert [layer.filters for layer in encoders] == [layer.filters for layer in forecasters] == [128, 64, 64]
+    assert model.get_layer("output_conv").input.shape[-1] == 128 + 64 + 64
+
+
+def test_encoder_forecaster_states_carry_the_input():
+    model = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
+    frames = sample_input(model)
+    first = np.asarray(model(frames))
+    second = np.asarray(model(frames[::-1]))
+    assert first.shape == (2, 2, 16, 16, 1)
+    assert np.abs(first[0] - second[1]).max() < 1e-6  # per-sequence: batch order does not matter
+    assert np.abs(first[0] - first[1]).max() > 1e-4  # different inputs give different forecasts
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_output_shape_and_dtype(name, precision):
+    model = build_model(name, **tiny(name, precision=precision))
+    frames = sample_input(model, time=5)
+    outputs = model(frames)
+    assert tuple(outputs.shape) == expected_output_shape(model.config, 5)
+    assert outputs.dtype == "float32"
+    values = np.asarray(outputs)
+    assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1
+    if model.config.kind == "classifier":
+        np.testing.assert_allclose(values.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_precision_sets_layer_policies_only():
+    model = build_model("cpu-fast", **tiny("cpu-fast", precision="bfloat16"))
+    assert keras.config.dtype_policy().name == "float32"
+    policies = {layer.name: layer.dtype_policy.name for layer in model.layers[1:]}
+    assert policies["conv_lstm_1"] == policies["conv_lstm_2"] == "mixed_bfloat16"
+    assert policies["output_conv"] == policies["depth_to_space"] == "float32"
+    assert all(weight.dtype == "float32" for weight in model.weights)
+    half = build_model("moving-square", **tiny("moving-square", precision="float16"))
+    assert isinstance(half.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert half.layers[1].dtype_policy.name == "mixed_float16"
+    assert not isinstance(build_model("moving-square").optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize("name", FRAME_MODELS)
+def test_frame_models_are_one_chain_of_steppable_layers(name):
+    """The rollout walks these models layer by layer: one chain; frame-wise layers act per frame."""
+    model = build_model(name, **tiny(name))
+    layers = model.layers[1:]
+    assert isinstance(model.layers[0], keras.layers.InputLayer)
+    previous = model.layers[0].output
+    for layer in layers:
+        assert layer.input is previous, f"{layer.name} does not read the previous layer's output"
+        previous = layer.output
+    assert model.outputs[0] is previous
+    temporal = (keras.layers.ConvLSTM2D, CausalConv3D)
+    frames = sample_input(model, time=4)
+    x = frames
+    for layer in layers:
+        if isinstance(layer, keras.layers.Conv3D) and layer.kernel_size[0] > 1:
+            assert isinstance(layer, CausalConv3D) or layer.padding == "same"
+        elif not isinstance(layer, temporal):
+            whole = np.asarray(layer(x, training=False))
+            one_frame = np.asarray(layer(x[:, 2:3], training=False))
+            np.testing.assert_allclose(one_frame, whole[:, 2:3], atol=1e-6, err_msg=layer.name)
+        x = layer(x, training=False)
+    np.testing.assert_allclose(np.asarray(x), np.asarray(model(frames)), atol=1e-6)
+    if model.config.kind == "many_to_one":
+        assert isinstance(layers[-2], keras.layers.ConvLSTM2D) and not layers[-2].return_sequences
+
+
+@pytest.mark.parametrize("name", CAUSAL_SEQ2SEQ)
+def test_causal_presets_never_read_future_frames(name):
+    model = build_model(name, **tiny(name))
+    frames = sample_input(model, time=6)
+    outputs = np.asarray(model(frames, training=False))
+    for t in (0, 3):
+        changed = frames.copy()
+        changed[:, t + 1 :] = np.random.default_rng(t).random(changed[:, t + 1 :].shape)
+        perturbed = np.asarray(model(changed, training=False))
+        np.testing.assert_allclose(perturbed[:, : t + 1], outputs[:, : t + 1], atol=1e-6)
+        assert np.abs(perturbed[:, t + 1 :] - outputs[:, t + 1 :]).max() > 1e-5
+
+
+def test_official_network_leaks_the_next_frame():
+    """Output t of the official network depends on input t + 1, the frame it is trained to predict."""
+    model = build_model("keras-example", **tiny("keras-example"))
+    frames = sample_input(model, time=6)
+    changed = frames.copy()
+    changed[:, 3] = 1.0 - changed[:, 3]
+    before = np.asarray(model(frames, training=False))
+    after = np.asarray(model(changed, training=False))
+    np.testing.assert_allclose(after[:, :2], before[:, :2], atol=1e-6)
+    assert np.abs(after[:, 2] - before[:, 2]).max() > 1e-5
+
+
+def test_model_config_round_trip():
+    model = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
+    config = json.loads(json.dumps(model.get_config()))
+    assert set(config) == {"config", "name", "trainable"}
+    restored = ConvLSTMModel.from_config(config)
+    assert restored.config == model.config
+    assert restored.name == model.name
+    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+    assert restored.count_params() == model.count_params()
+    restored.set_weights(model.get_weights())
+    frames = sample_input(model)
+    np.testing.assert_allclose(np.asarray(restored(frames)), np.asarray(model(frames)), atol=1e-6)
+
+
+def test_config_is_plain_frozen_data():
+    config = get_preset("shi2015")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.patch_size = 2
+    copy = dataclasses.replace(config, filters=[8, 8], kernel_sizes=[3, 3])
+    assert copy.filters == (8, 8) and copy.kernel_sizes == (3, 3) and config.filters == (128, 64, 64)
+    assert ModelConfig(**dataclasses.asdict(copy)) == copy
+    assert ModelConfig(name="x", image_size=[60, 80]).frame_shape == (60, 80, 1)
+    built = build_model(copy, image_size=8)
+    assert built.config == dataclasses.replace(copy, image_size=8)
+
+
+def test_one_training_step_lowers_the_loss():
+    for name in ("shi2015", "moving-square"):
+        model = build_model(name, **tiny(name, learning_rate=0.01))
+        frames = sample_input(model, time=4)
+        targets = np.asarray(model(frames))
+        targets = (np.random.default_rng(1).random(targets.shape) > 0.8).astype(np.float32)
+        before = model.test_on_batch(frames, targets)
+        model.train_on_batch(frames, targets)
+        assert model.test_on_batch(frames, targets) < before
+
+
+def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frames = np.zeros((count, time, size, size, 1), np.float32)
+    for sequence in range(count):
+        row, col = rng.integers(0, size - 3, 2)
+        step = rng.choice([-1, 1], 2)
+        for t in range(time):
+            r, c = (row + step[0] * t) % (size - 2), (col + step[1] * t) % (size - 2)
+            frames[sequence, t, r : r + 3, c : c + 3] = 1.0
+    return frames
+
+
+def test_bfloat16_model_learns_a_tiny_problem():
+    model = build_model("cpu-fast", image_size=16, filters=(8, 8), kernel_sizes=(3, 3), learning_rate=0.01)
+    assert model.config.precision == "bfloat16"
+    sequences = _moving_square_sequences(16, 8, 16, seed=0)
+    inputs, targets = sequences[:, :-1], sequences[:, 1:]
+    history = model.fit(inputs, targets, batch_size=8, epochs=20, shuffle=False, verbose=0)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_saved_models_reload_in_a_fresh_process(tmp_path):
+    # Fewer layers than the presets keep the traced training graphs small; every custom layer, batch
+    # normalization, bfloat16 and both model kinds outside seq2seq are still covered.
+    shallow = {
+        "keras-example-causal": {"filters": (4, 4), "kernel_sizes": (3, 3)},
+        "cpu-fast": {},
+        "shi2015-encoder-forecaster": {"filters": (4,), "kernel_sizes": (3,)},
+        "moving-square": {},
+        "classifier": {"filters": (4,), "kernel_sizes": (3,)},
+    }
+    names = list(shallow)
+    expected = {}
+    for index, name in enumerate(names):
+        model = build_model(name, **tiny(name, **shallow[name]))
+        frames = sample_input(model, time=4, seed=index)
+        targets = np.asarray(model(frames))
+        if model.config.kind == "classifier":
+            targets = np.array([1, 3])
+        model.fit(frames, targets, epochs=1, verbose=0)
+        np.save(tmp_path / f"{name}-input.npy", frames)
+        np.save(tmp_path / f"{name}-output.npy", np.asarray(model.predict(frames, verbose=0)))
+        model.save(tmp_path / f"{name}.keras")
+        expected[name] = {"config": dataclasses.asdict(model.config), "iterations": int(model.optimizer.iterations)}
+    (tmp_path / "expected.json").write_text(json.dumps(expected))
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from pathlib import Path
+        import keras
+        import numpy as np
+        from keras_convlstm.models import ConvLSTMModel, ModelConfig
+
+        folder = Path(sys.argv[1])
+        for name, want in json.loads((folder / "expected.json").read_text()).items():
+            model = keras.saving.load_model(folder / f"{name}.keras", safe_mode=True)
+            assert isinstance(model, ConvLSTMModel), type(model)
+            assert model.config == ModelConfig(**want["config"]), (model.config, want["config"])
+            assert int(model.optimizer.iterations) == want["iterations"] == 1, int(model.optimizer.iterations)
+            frames = np.load(folder / f"{name}-input.npy")
+            reference = np.load(folder / f"{name}-output.npy")
+            np.testing.assert_allclose(model.predict(frames, verbose=0), reference, atol=1e-6)
+            print("reloaded", name)
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[:-1] == [f"reloaded {name}" for name in names]
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides", "message"),
+    [
+        ("nope", {}, r"unknown model preset 'nope'; expected one of \['keras-example'"),
+        ("shi2015", {"filter": (8,)}, r"unknown ModelConfig field\(s\) \['filter'\]; valid fields are \['name'"),
+        ("shi2015", {"filters": (8, 0, 8)}, r"filters must be a non-empty tuple of positive integers, got \(8, 0, 8\)"),
+        ("shi2015", {"filters": ()}, r"filters must be .*got \(\)"),
+        ("shi2015", {"filters": (8, 8)}, r"one kernel size per ConvLSTM2D layer: filters=\(8, 8\) has 2 layers"),
+        ("shi2015", {"image_size": 30}, r"image_size must be divisible by patch_size=4, got 30x30 frames"),
+        ("keras-example", {"image_size": (64, 0)}, r"image_size must be a positive integer or .*got \(64, 0\)"),
+        ("keras-example", {"precision": "float64"}, r"precision must be one of .*'bfloat16'.*got 'float64'"),
+        ("keras-example", {"kind": "gan"}, r"kind must be one of .*got 'gan'"),
+        ("keras-example", {"output": "dense"}, r"output must be one of .*got 'dense'"),
+        ("keras-example", {"optimizer": "sgd"}, r"optimizer must be one of .*got 'sgd'"),
+        ("keras-example", {"learning_rate": 0}, r"learning_rate must be a positive number, got 0"),
+        ("moving-square", {"output": "conv3d"}, r"output must be 'conv1x1' for a many_to_one model"),
+        ("shi2015-encoder-forecaster", {"output_frames": None}, r"output_frames must be a positive integer"),
+        ("classifier", {"num_classes": 1}, r"num_classes must be an integer >= 2"),
+    ],
+)
+def test_build_model_rejects_bad_arguments(preset, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(preset, **overrides)
+
+
+def test_build_model_rejects_a_wrong_preset_type():
+    with pytest.raises(TypeError, match=r"preset must be a preset name or a ModelConfig, got dict"):
+        build_model({"name": "shi2015"})
+
+
+def test_models_reject_inputs_of_the_wrong_shape():
+    model = build_model("keras-example", **tiny("keras-example"))
+    frames = np.zeros((2, 6, 6, 1), np.float32)
+    message = r"model 'keras-example' expected frames of shape \(batch, time, 6, 6, 1\), got shape \(2, 6, 6, 1\)"
+    with pytest.raises(ValueError, match=message):
+        model(frames)
+    with pytest.raises(ValueError, match=message):
+        check_input(model, frames)
+    with pytest.raises(ValueError, match=r"got shape \(1, 3, 8, 8, 1\)"):
+        check_input(model.config, np.zeros((1, 3, 8, 8, 1)))
+    check_input(model, np.zeros((1, 3, 6, 6, 1)))
+    forecaster = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
+    with pytest.raises(
+        ValueError, match=r"expected frames of shape \(batch, 3, 16, 16, 1\), got shape \(1, 4, 16, 16, 1\)"
+    ):
+        check_input(forecaster, np.zeros((1, 4, 16, 16, 1)))
