@@ -1,0 +1,222 @@
+"""Training: ``model.fit`` with the official callbacks plus checkpoints, resumption and stopping rules.
+
+Files written under ``out_dir``:
+
+- ``best.keras``: the model at its best monitored loss, replaced atomically (never half written), with
+  ``best.json`` beside it recording the epoch and value so that a resumed run keeps comparing against it.
+- ``backup/``: Keras ``BackupAndRestore`` state (weights, optimizer, epoch). A run that stops early (killed,
+  interrupted) resumes from its last finished epoch when the same call is made again; the folder is removed
+  when training ends normally.
+- ``history.csv``: one row per epoch (appended across a resumed run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_convlstm.data import ArrayDataset, SequenceDataset
+
+TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
+class LossThresholdStop(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch whose ``monitor`` value is below ``threshold``.
+
+    Args:
+        threshold: the value to get under, for example 0.001 for the moving-square demo's MSE.
+        monitor: the log entry to watch ("loss", "val_loss", ...).
+    """
+
+    def __init__(self, threshold: float, monitor: str = "loss"):
+        super().__init__()
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold!r}")
+        self.threshold = threshold
+        self.monitor = monitor
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.threshold:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch that finishes after ``seconds`` of training.
+
+    Args:
+        seconds: the wall-clock budget, counted from the start of ``fit``.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"seconds must be > 0, got {seconds!r}")
+        self.seconds = seconds
+        self.started = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if time.perf_counter() - self.started >= self.seconds:
+            self.model.stop_training = True
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model to ``path`` whenever ``monitor`` improves, atomically, remembering the best value.
+
+    The model is written to a temporary file and renamed into place, so ``path`` always holds a complete model.
+    The best value and its epoch go to ``path`` with suffix ``.json``; a resumed run reads them back, so an
+    epoch after resumption only replaces the checkpoint when it is truly better. Non-finite values never are.
+
+    Args:
+        path: destination ``.keras`` file.
+        monitor: the log entry to minimise.
+        resume: continue from the best value recorded beside ``path`` (False: start from infinity).
+    """
+
+    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss", *, resume: bool = False):
+        super().__init__()
+        self.path = Path(path)
+        if self.path.suffix != ".keras":
+            raise ValueError(f"checkpoint path must end in .keras, got {str(self.path)!r}")
+        self.monitor = monitor
+        self.record_path = self.path.with_suffix(".json")
+        self.best = math.inf
+        if resume and self.record_path.exists() and self.path.exists():
+            self.best = json.loads(self.record_path.read_text())["value"]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value) or value >= self.best:
+            return
+        self.best = float(value)
+        temporary = self.path.with_name(f".{self.path.name}.tmp.keras")
+        self.model.save(temporary)
+        os.replace(temporary, self.path)
+        record = {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1}
+        self.record_path.write_text(json.dumps(record))
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tells datasets which epoch starts, so their shuffling and generated data depend on it alone.
+
+    A resumed run then reads exactly the batches the interrupted run would have read.
+    """
+
+    def __init__(self, datasets: Sequence[object]):
+        super().__init__()
+        self.datasets = [dataset for dataset in datasets if hasattr(dataset, "set_epoch")]
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+
+def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) -> keras.utils.PyDataset:
+    """Wraps training or validation data in a seeded, epoch-aware ``PyDataset``.
+
+    Args:
+        data: a ``PyDataset`` (used as is), sequences ``(batch, time, height, width, channels)`` (uint8 or float
+            in [0, 1]; trained on shifted frames), or an ``(inputs, targets)`` pair of arrays.
+        batch_size: sequences per batch (ignored for a ``PyDataset``).
+        shuffle: shuffle the order every epoch.
+        seed: the shuffling seed.
+    """
+    if isinstance(data, keras.utils.PyDataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return ArrayDataset(data[0], data[1], batch_size=batch_size, shuffle=shuffle, seed=seed)
+    if isinstance(data, np.ndarray):
+        return SequenceDataset(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    raise TypeError(
+        "expected a keras.utils.PyDataset, an array of sequences (batch, time, height, width, channels) or an "
+        f"(inputs, targets) tuple of arrays, got {type(data).__name__}"
+    )
+
+
+def train(
+    model: keras.Model,
+    train_data: TrainData,
+    val_data: TrainData | None = None,
+    *,
+    epochs: int = 20,
+    batch_size: int = 5,
+    out_dir: str | os.PathLike = "runs/train",
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+    patience: int = 10,
+    lr_patience: int = 5,
+    loss_threshold: float | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = 2,
+) -> keras.callbacks.History:
+    """Trains ``model`` with the official recipe's callbacks; calling it again after an interruption resumes.
+
+    The official example's EarlyStopping (patience 10) and ReduceLROnPlateau (patience 5) watch ``val_loss``
+    (``loss`` without validation data). Added: an atomic best-model checkpoint, BackupAndRestore, TerminateOnNaN,
+    an optional loss-threshold stop and a CSV history. Shuffling and generated data are functions of ``seed`` and
+    the epoch; seed model initialisation with ``keras.utils.set_random_seed(seed)`` before building the model.
+
+    Args:
+        model: a compiled model.
+        train_data: see :func:`as_dataset`.
+        val_data: same forms, or None.
+        epochs: total number of epochs (a resumed run runs only the ones left).
+        batch_size: sequences per batch for array data.
+        out_dir: folder for ``best.keras``, ``backup/`` and ``history.csv``.
+        seed: shuffling seed.
+        steps_per_epoch: batches per epoch (None: the whole dataset).
+        patience: EarlyStopping patience in epochs.
+        lr_patience: ReduceLROnPlateau patience in epochs.
+        loss_threshold: stop once the epoch's training loss is below it (None: never).
+        callbacks: extra Keras callbacks.
+        verbose: ``model.fit`` verbosity (2: one line per epoch).
+
+    Returns:
+        The Keras ``History`` of the epochs run in this call.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = out_dir / "backup"
+    history_csv = out_dir / "history.csv"
+    resuming = backup_dir.exists()
+
+    train_set = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
+    val_set = None if val_data is None else as_dataset(val_data, batch_size, shuffle=False, seed=seed)
+    monitor = "loss" if val_set is None else "val_loss"
+    all_callbacks = [
+        EpochSync([train_set] if val_set is None else [train_set, val_set]),
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
+        BestModelCheckpoint(out_dir / "best.keras", monitor=monitor, resume=resuming),
+        keras.callbacks.CSVLogger(str(history_csv), append=resuming),
+    ]
+    if loss_threshold is not None:
+        all_callbacks.append(LossThresholdStop(loss_threshold))
+    all_callbacks += list(callbacks)
+    return model.fit(
+        train_set,
+        validation_data=val_set,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )

@@ -1,0 +1,181 @@
+"""Training: resumption after a kill, NaN handling, checkpoints and stopping rules."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm.models import build_model
+from keras_convlstm.training import LossThresholdStop, TimeLimit, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One training run, as a user would write it; prints a line after each finished (and backed-up) epoch.
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import keras
+    import numpy as np
+    from keras_convlstm.models import build_model
+    from keras_convlstm.training import train
+
+    out_dir, weights_file = sys.argv[1], sys.argv[2]
+
+    class Announce(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"finished epoch {epoch + 1}", flush=True)
+
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 256, size=(12, 5, 16, 16, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(3)
+    model = build_model("keras-example-causal", image_size=16, filters=(4, 4, 4))
+    train(model, sequences[:9], sequences[9:], epochs=5, batch_size=3, out_dir=out_dir, seed=3,
+          callbacks=[Announce()], verbose=0)
+    np.savez(weights_file, *model.get_weights(), iterations=int(model.optimizer.iterations.numpy()))
+    """
+)
+
+
+def run_training(script: Path, out_dir: Path, weights: Path, kill_after_epoch: int | None = None) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(out_dir), str(weights)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines = []
+    with process.stdout:
+        for line in process.stdout:
+            lines.append(line.strip())
+            if kill_after_epoch is not None and line.strip() == f"finished epoch {kill_after_epoch}":
+                process.send_signal(signal.SIGKILL)
+                break
+    process.wait(timeout=300)
+    if kill_after_epoch is None:
+        assert process.returncode == 0, lines
+    else:
+        assert process.returncode == -signal.SIGKILL
+    return lines
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "train_once.py"
+    script.write_text(TRAIN_SCRIPT)
+
+    straight = run_training(script, tmp_path / "straight", tmp_path / "straight.npz")
+    assert straight[-1] == "finished epoch 5"
+
+    run_training(script, tmp_path / "resumed", tmp_path / "unused.npz", kill_after_epoch=2)
+    assert (tmp_path / "resumed" / "backup").is_dir()
+    resumed = run_training(script, tmp_path / "resumed", tmp_path / "resumed.npz")
+    assert resumed == ["finished epoch 3", "finished epoch 4", "finished epoch 5"]
+    assert not (tmp_path / "resumed" / "backup").exists()
+
+    expected = np.load(tmp_path / "straight.npz")
+    got = np.load(tmp_path / "resumed.npz")
+    assert int(got["iterations"]) == int(expected["iterations"]) == 5 * 3
+    for name in expected.files:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    epochs = [int(row["epoch"]) for row in read_history(tmp_path / "resumed" / "history.csv")]
+    assert epochs == [0, 1, 2, 3, 4]
+
+
+class NaNAfterFirstEpoch(keras.utils.PyDataset):
+    """Shifted-frame batches of random sequences that turn to NaN from the second epoch on."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.frames = rng.random((4, 4, 16, 16, 1), dtype=np.float32)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        batch = self.frames[index * 2 : index * 2 + 2].copy()
+        if self.epoch >= 1:
+            batch[:, :, 3, 3] = np.nan
+        return batch[:, :-1], batch[:, 1:]
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return build_model("keras-example-causal", image_size=16, filters=(4, 4, 4))
+
+
+def test_nan_in_data_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = tiny_model()
+    history = train(model, NaNAfterFirstEpoch(), epochs=6, out_dir=tmp_path, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert np.isnan(history.history["loss"][-1])
+    restored = keras.saving.load_model(tmp_path / "best.keras")
+    assert all(np.isfinite(w).all() for w in restored.get_weights())
+    record = json.loads((tmp_path / "best.json").read_text())
+    assert record["epoch"] == 1
+    assert record["value"] == pytest.approx(history.history["loss"][0])
+    frames = np.random.default_rng(1).random((1, 3, 16, 16, 1), dtype=np.float32)
+    assert np.isfinite(restored.predict(frames, verbose=0)).all()
+
+
+def test_best_checkpoint_and_history_files(tmp_path):
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
+    model = tiny_model()
+    history = train(model, sequences[:6], sequences[6:], epochs=3, batch_size=2, out_dir=tmp_path, verbose=0)
+    rows = read_history(tmp_path / "history.csv")
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    val_losses = history.history["val_loss"]
+    np.testing.assert_allclose([float(row["val_loss"]) for row in rows], val_losses, rtol=1e-6)
+    record = json.loads((tmp_path / "best.json").read_text())
+    assert record["epoch"] == int(np.argmin(val_losses)) + 1
+    assert record["value"] == pytest.approx(min(val_losses))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.keras", "history.csv"]
+
+
+def test_pairs_of_arrays_and_loss_threshold_stop(tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = rng.random((6, 3, 16, 16, 1), dtype=np.float32)
+    model = tiny_model()
+    stop = LossThresholdStop(threshold=100.0)
+    history = train(model, (inputs, inputs), epochs=5, batch_size=3, out_dir=tmp_path, callbacks=[stop], verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert stop.stopped_epoch == 0
+
+
+def test_time_limit_stops_after_the_epoch_that_passes_it(tmp_path):
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
+    history = train(
+        tiny_model(), sequences, epochs=50, batch_size=2, out_dir=tmp_path, callbacks=[TimeLimit(1e-3)], verbose=0
+    )
+    assert len(history.history["loss"]) == 1
+
+
+def test_bad_arguments(tmp_path):
+    model = tiny_model()
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train(model, np.zeros((2, 3, 16, 16, 1), np.uint8), epochs=0, out_dir=tmp_path)
+    with pytest.raises(TypeError, match="expected a keras.utils.PyDataset"):
+        train(model, [1, 2, 3], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        LossThresholdStop(0)
