@@ -51,7 +51,9 @@ class LossThresholdStop(keras.callbacks.Callback):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch that finishes after ``seconds`` of training.
+    """Stops training after the first batch that ends ``seconds`` after ``fit`` started.
+
+    The epoch in progress is cut short and then closed as usual (validation, checkpoints, logs).
 
     Args:
         seconds: the wall-clock budget, counted from the start of ``fit``.
@@ -67,7 +69,7 @@ class TimeLimit(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.started = time.perf_counter()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if time.perf_counter() - self.started >= self.seconds:
             self.model.stop_training = True
 

@@ -1,0 +1,322 @@
+"""Command line: ``python -m keras_convlstm`` or ``keras-convlstm`` with data, train, predict, evaluate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# TensorFlow logs harmless C++ errors on CPU (no CUDA driver; a grappler remapper note for causal Conv3D).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from keras_convlstm import data, synthetic  # noqa: E402
+from keras_convlstm.evaluation import evaluate  # noqa: E402
+from keras_convlstm.models import build_model, list_presets  # noqa: E402
+from keras_convlstm.recipes import RECIPES  # noqa: E402
+from keras_convlstm.rollout import predict_frames  # noqa: E402
+from keras_convlstm.training import TimeLimit, train  # noqa: E402
+from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif  # noqa: E402
+
+GENERATED = "generated"
+
+
+class CommandError(Exception):
+    """An error the command line reports in one line, without a traceback."""
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Loads a ``.keras`` model saved by this package, with a clear error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"model file not found: {path} (expected a .keras file written by `train`)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged archive
+        raise CommandError(
+            f"could not load {path}: expected a .keras model saved by Keras 3 ({type(error).__name__}: {error})"
+        ) from error
+
+
+def load_sequences(path: str | os.PathLike) -> np.ndarray:
+    """Loads sequences ``(batch, time, height, width, channels)`` from a ``.npy`` file written by ``data``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"input file not found: {path} (expected a .npy file of sequences)")
+    try:
+        sequences = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise CommandError(f"{path} is not a .npy array file: {error}") from error
+    data.validate_frames(sequences, name=str(path))
+    return sequences
+
+
+def generate_sequences(
+    num_sequences: int, *, seed: int, split: str, num_frames: int = 20, chunk: int = 500
+) -> np.ndarray:
+    """Generates Moving MNIST with a progress bar; ``split`` picks training or held-out digits."""
+    digits, _ = synthetic.load_mnist_digits(split=split, verbose=False)
+    seeds = np.random.SeedSequence(seed).spawn((num_sequences + chunk - 1) // chunk)
+    parts = []
+    with tqdm(total=num_sequences, desc="generating", unit="seq", leave=False) as bar:
+        for index, child in enumerate(seeds):
+            size = min(chunk, num_sequences - index * chunk)
+            parts.append(synthetic.generate_moving_mnist(size, num_frames, digits=digits, seed=child))
+            bar.update(size)
+    return np.concatenate(parts)
+
+
+def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> np.ndarray:
+    if source == GENERATED:
+        return generate_sequences(num_sequences, seed=seed, split=split)
+    if source == "official":
+        return data.load_moving_mnist(num_sequences=num_sequences)
+    return load_sequences(source)[:num_sequences]
+
+
+def _write_rollout(out_dir: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
+    first = context.shape[1] + 1
+    if truth is not None:
+        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=out_dir / "rollout.png")
+        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], out_dir / "rollout.gif")
+    else:
+        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=out_dir / "rollout.png")
+        save_gif(prediction[0], out_dir / "rollout.gif")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    if args.source == "official":
+        path = data.download_moving_mnist(args.cache_dir, args.url, verbose=True)
+        sequences = data.load_moving_mnist(path, num_sequences=args.num_sequences)
+    else:
+        sequences = generate_sequences(args.num_sequences, seed=args.seed, split=args.digits)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, np.ascontiguousarray(sequences))
+    print(f"wrote {out}: {sequences.dtype} {sequences.shape}")
+
+
+def _run_settings(args: argparse.Namespace) -> dict:
+    keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
+    return {key: getattr(args, key) for key in keys}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    out_dir = Path(args.out_dir)
+    settings_path = out_dir / "run.json"
+    interrupted = (out_dir / "backup").exists()
+    if interrupted and not args.resume:
+        raise CommandError(
+            f"{out_dir} holds an interrupted run: pass --resume to continue it, or choose another --out-dir"
+        )
+    if args.resume:
+        if not interrupted:
+            raise CommandError(f"nothing to resume in {out_dir}: no backup/ folder from an interrupted run")
+        saved = json.loads(settings_path.read_text())
+        if saved != _run_settings(args):
+            raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(_run_settings(args), indent=2))
+
+    keras.utils.set_random_seed(args.seed)
+    model = build_model(args.preset, precision=args.precision)
+    if args.data == GENERATED:
+        train_set = data.GeneratedMovingMNIST(args.num_sequences, args.batch_size, seed=args.seed)
+        val_sequences = generate_sequences(
+            max(args.batch_size, args.num_sequences // 10), seed=args.seed + 1, split="train"
+        )
+    else:
+        sequences = _sequences_from(args.data, args.num_sequences, args.seed, "train")
+        train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
+        train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
+        val_sequences = sequences[np.sort(val_idx)]
+    callbacks = [TimeLimit(args.max_minutes * 60)] if args.max_minutes else []
+    train(
+        model,
+        train_set,
+        val_sequences,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        out_dir=out_dir,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    final = out_dir / "model.keras"
+    temporary = out_dir / ".model.tmp.keras"
+    model.save(temporary)
+    os.replace(temporary, final)
+    print(f"wrote {final} (best checkpoint: {out_dir / 'best.keras'}, history: {out_dir / 'history.csv'})")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    model = load_model(args.model)
+    sequences = load_sequences(args.input)
+    if sequences.shape[1] < args.context:
+        raise CommandError(f"{args.input} has {sequences.shape[1]} frames; --context {args.context} needs more")
+    context = sequences[:, : args.context]
+    available = sequences.shape[1] - args.context
+    truth = sequences[:, args.context : args.context + args.horizon] if available >= args.horizon else None
+    prediction = predict_frames(model, context, args.horizon)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / "predictions.npy", prediction)
+    _write_rollout(out_dir, context, truth, prediction)
+    print(f"wrote {out_dir / 'predictions.npy'} {prediction.shape}, rollout.png and rollout.gif")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    model = load_model(args.model)
+    sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
+    table = evaluate(model, sequences, args.context, args.horizon, batch_size=args.batch_size)
+    print(table.to_text())
+    if args.json:
+        table.to_json(args.json)
+        print(f"wrote {args.json}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    official = data.default_cache_dir() / data.OFFICIAL_FILENAME
+    if official.exists():
+        print(f"using the official Moving MNIST file {official}")
+        sequences = data.load_moving_mnist(official, num_sequences=1000)
+        train_idx, val_idx = data.split_indices(len(sequences), 0.1, seed=args.seed)
+        train_set = data.SequenceDataset(sequences, 8, indices=train_idx, seed=args.seed)
+        held_out = sequences[np.sort(val_idx)][: args.eval_sequences]
+    else:
+        print("official Moving MNIST file not cached: generating sequences from offline MNIST digits")
+        train_set = data.GeneratedMovingMNIST(args.sequences_per_epoch, 8, seed=args.seed)
+        held_out = generate_sequences(args.eval_sequences, seed=10_000 + args.seed, split="test")
+    plot_frames(held_out[0], title="A held-out Moving MNIST sequence", path=out_dir / "frames.png")
+    save_gif(held_out[0], out_dir / "sequence.gif")
+
+    keras.utils.set_random_seed(args.seed)
+    model = build_model("cpu-fast")
+    print(f"training cpu-fast ({model.count_params():,} parameters) for up to {args.minutes:g} minutes")
+    train(
+        model,
+        train_set,
+        epochs=1000,
+        out_dir=out_dir / "run",
+        seed=args.seed,
+        patience=1000,
+        lr_patience=1000,
+        callbacks=[TimeLimit(args.minutes * 60)],
+        verbose=2,
+    )
+    model.save(out_dir / "model.keras")
+
+    table = evaluate(model, held_out)
+    table.to_json(out_dir / "metrics.json")
+    context, truth = held_out[:, :10], held_out[:, 10:20]
+    _write_rollout(out_dir, context, truth, predict_frames(model, context[:1], 10))
+    print(table.to_text())
+    print(
+        f"wrote frames.png, sequence.gif, rollout.png, rollout.gif, metrics.json and model.keras to {out_dir} "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+
+
+def cmd_recipe(args: argparse.Namespace) -> None:
+    summary = RECIPES[args.name](out_dir=Path(args.out_dir), quick=args.quick, seed=args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras-convlstm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("data", help="download the official file or generate Moving MNIST; save as .npy")
+    p.add_argument("--source", choices=["official", GENERATED], default=GENERATED)
+    p.add_argument("--num-sequences", type=int, default=1000)
+    p.add_argument(
+        "--digits",
+        choices=["train", "test", "all"],
+        default="train",
+        help="which offline digits generated sequences use (test: held-out digits)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--url", default=data.OFFICIAL_URL)
+    p.add_argument("--cache-dir", default=None, help="default: ~/.keras/datasets")
+    p.add_argument("--out", required=True, help="output .npy: uint8 (sequences, 20, 64, 64, 1)")
+    p.set_defaults(run=cmd_data)
+
+    p = commands.add_parser("train", help="train a preset; rerun with --resume after an interruption")
+    p.add_argument("--preset", default="keras-example-causal", choices=list_presets())
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--data",
+        default=GENERATED,
+        help="'generated' (fresh Moving MNIST every epoch), 'official', or a .npy of sequences",
+    )
+    p.add_argument("--num-sequences", type=int, default=1000, help="sequences used (per epoch if generated)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=5)
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default="runs/train")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out-dir")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("predict", help="roll a model out from the first frames of each input sequence")
+    p.add_argument("--model", required=True, help=".keras model")
+    p.add_argument("--input", required=True, help=".npy sequences (batch, time, height, width, channels)")
+    p.add_argument("--context", type=int, default=10)
+    p.add_argument("--horizon", type=int, default=10)
+    p.add_argument("--out-dir", default="outputs/predict")
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("evaluate", help="score a rollout beside the copy-last-frame and blank baselines")
+    p.add_argument("--model", required=True, help=".keras model")
+    p.add_argument(
+        "--data",
+        default=GENERATED,
+        help="'generated' (held-out digits, fixed seed), 'official', or a .npy of sequences",
+    )
+    p.add_argument("--num-sequences", type=int, default=1000)
+    p.add_argument("--context", type=int, default=10)
+    p.add_argument("--horizon", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--json", default=None, help="also write the table as JSON here")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("recipe", help="run one of the other reproduced systems end to end")
+    p.add_argument("name", choices=sorted(RECIPES))
+    p.add_argument("--out-dir", default="outputs/recipe")
+    p.add_argument("--quick", action="store_true", help="small settings that finish in about a minute on a CPU")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_recipe)
+
+    p = commands.add_parser("demo", help="train cpu-fast briefly, roll out 10 frames, write pictures and metrics")
+    p.add_argument("--out-dir", default="outputs")
+    p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument("--sequences-per-epoch", type=int, default=96)
+    p.add_argument("--eval-sequences", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 on success, 2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CommandError, data.DownloadError, ValueError, TypeError, FileNotFoundError) as error:
+        print(f"keras-convlstm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
