@@ -3,6 +3,5 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 RECIPES: dict[str, Callable[..., dict]] = {}
