@@ -233,6 +233,8 @@ def download_moving_mnist(
         cause, reason = error, str(error)
     except (OSError, http.client.HTTPException, ValueError) as error:
         cause, reason = error, _describe_failure(error, timeout)
+        if isinstance(error, urllib.error.HTTPError):
+            error.close()  # an HTTPError holds the open response
     else:
         return target
     raise DownloadError(
