@@ -20,12 +20,14 @@ from tqdm.auto import tqdm  # noqa: E402
 from keras_convlstm import data, synthetic  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.models import build_model, list_presets  # noqa: E402
+from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
 from keras_convlstm.rollout import predict_frames  # noqa: E402
 from keras_convlstm.training import TimeLimit, train  # noqa: E402
 from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif  # noqa: E402
 
 GENERATED = "generated"
+DEMO_PRETRAINED = "cpu-fast-moving-mnist"
 
 
 class CommandError(Exception):
@@ -183,24 +185,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    official = data.default_cache_dir() / data.OFFICIAL_FILENAME
-    if official.exists():
-        print(f"using the official Moving MNIST file {official}")
-        sequences = data.load_moving_mnist(official, num_sequences=1000)
-        train_idx, val_idx = data.split_indices(len(sequences), 0.1, seed=args.seed)
-        train_set = data.SequenceDataset(sequences, 8, indices=train_idx, seed=args.seed)
-        held_out = sequences[np.sort(val_idx)][: args.eval_sequences]
-    else:
-        print("official Moving MNIST file not cached: generating sequences from offline MNIST digits")
-        train_set = data.GeneratedMovingMNIST(args.sequences_per_epoch, 8, seed=args.seed)
-        held_out = generate_sequences(args.eval_sequences, seed=10_000 + args.seed, split="test")
-    plot_frames(held_out[0], title="A held-out Moving MNIST sequence", path=out_dir / "frames.png")
-    save_gif(held_out[0], out_dir / "sequence.gif")
-
+def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_dir: Path) -> keras.Model:
+    if not args.train and DEMO_PRETRAINED in list_pretrained():
+        print(f"using the shipped pretrained model {DEMO_PRETRAINED!r} (pass --train to train one instead)")
+        return load_pretrained(DEMO_PRETRAINED)
     keras.utils.set_random_seed(args.seed)
     model = build_model("cpu-fast")
     print(f"training cpu-fast ({model.count_params():,} parameters) for up to {args.minutes:g} minutes")
@@ -215,8 +203,29 @@ def cmd_demo(args: argparse.Namespace) -> None:
         callbacks=[TimeLimit(args.minutes * 60)],
         verbose=2,
     )
-    model.save(out_dir / "model.keras")
+    return model
 
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    official = data.default_cache_dir() / data.OFFICIAL_FILENAME
+    if official.exists():
+        print(f"using the official Moving MNIST file {official}")
+        sequences = data.load_moving_mnist(official, num_sequences=1000)
+        train_idx, val_idx = data.split_indices(len(sequences), 0.1, seed=args.seed)
+        train_set = data.SequenceDataset(sequences, 8, indices=train_idx, seed=args.seed)
+        held_out = sequences[val_idx][: args.eval_sequences]
+    else:
+        print("official Moving MNIST file not cached: generating sequences from offline MNIST digits")
+        train_set = data.GeneratedMovingMNIST(args.sequences_per_epoch, 8, seed=args.seed)
+        held_out = generate_sequences(args.eval_sequences, seed=10_000 + args.seed, split="test")
+    plot_frames(held_out[0], title="A held-out Moving MNIST sequence", path=out_dir / "frames.png")
+    save_gif(held_out[0], out_dir / "sequence.gif")
+
+    model = _demo_model(args, train_set, out_dir)
+    model.save(out_dir / "model.keras")
     table = evaluate(model, held_out)
     table.to_json(out_dir / "metrics.json")
     context, truth = held_out[:, :10], held_out[:, 10:20]
@@ -303,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("demo", help="train cpu-fast briefly, roll out 10 frames, write pictures and metrics")
     p.add_argument("--out-dir", default="outputs")
-    p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument("--train", action="store_true", help="train cpu-fast even when a pretrained model is shipped")
+    p.add_argument("--minutes", type=float, default=3.0, help="training budget when training")
     p.add_argument("--sequences-per-epoch", type=int, default=96)
     p.add_argument("--eval-sequences", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
