@@ -158,3 +158,31 @@ def test_unknown_preset_is_rejected_by_the_module_entry_point(tmp_path):
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "keras-example" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_writes_pictures_metrics_and_model(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "demo",
+                "--train",
+                "--minutes",
+                "0.05",
+                "--sequences-per-epoch",
+                "16",
+                "--eval-sequences",
+                "4",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    for name in ("frames.png", "sequence.gif", "rollout.png", "rollout.gif", "metrics.json", "model.keras"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert sorted(metrics) == ["blank", "copy-last-frame", "model"]
+    assert len(metrics["model"]["mse"]) == 10
+    printed = capsys.readouterr().out
+    assert "copy-last-frame" in printed and "blank" in printed
