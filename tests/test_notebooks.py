@@ -1,0 +1,271 @@
+"""Notebooks: static checks of every notebooks/*.ipynb, and an end-to-end run of each with nbclient.
+
+The static checks keep the stored notebooks clean (no outputs), runnable in Colab (badge, install cell) and
+configurable (one papermill ``parameters`` cell of literals, each with a comment giving the full setting), and
+keep the logic in the package (no top-level ``def``/``class`` that shadows a ``keras_convlstm`` name).
+
+The execution tests run each notebook with its quick defaults in a temporary folder, with an empty
+``KERAS_HOME`` (no official file is found, nothing is downloaded) and the offline MNIST digits.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import pkgutil
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+from nbclient import NotebookClient
+
+import keras_convlstm
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+REPOSITORY = "keras-convlstm/keras_convlstm"
+COLAB_URL = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{{name}}"
+HEADER_FIELDS = ("Author:", "Date created:", "Last modified:", "Description:", "Accelerator:")
+MAX_DESCRIPTION_CHARS = 100
+CELL_TIMEOUT_S = 300
+# Overrides injected after the parameters cell (papermill style) when the notebook defines the name: the
+# test run reads only local data, whatever the network allows.
+TEST_PARAMETERS = {"DATA_SOURCE": "auto", "DIGIT_SOURCE": "offline"}
+# Lines each notebook must print with its quick defaults (other notebooks are only run).
+EXPECTED_OUTPUTS = {
+    "01_moving_mnist_data.ipynb": [
+        "Data source: generated",
+        "sequences (sequence, time, height, width, channels): (100, 20, 64, 64, 1) uint8",
+        "shared indices: 0",
+        "x shape: (5, 19, 64, 64, 1) float32",
+        "y[:, t] == x[:, t + 1] for every t: True",
+        "batch 0 again is identical: True",
+    ],
+    "02_convlstm_model_and_training.ipynb": [
+        "746,689 parameters, 746,433 trainable",
+        "output 2 (target: frame 3) moves in keras-example: True",
+        "output 2 moves in keras-example-causal: False",
+        "validation sequences: (16, 20, 64, 64, 1) uint8",
+        "same config: True",
+    ],
+    "03_rollout_and_evaluation.ipynb": [
+        "test sequences: (16, 20, 64, 64, 1) uint8",
+        "prediction: (16, 10, 64, 64, 1) float32",
+        "one-step-ahead predictions: (3, 20, 64, 64, 1)",
+        "copy-last-frame",
+    ],
+}
+KERNEL_CHECK_MARKER = "KERNEL_CHECK "
+
+
+def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _parameter_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in notebook.cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
+
+def _python_source(cell: nbformat.NotebookNode) -> str:
+    """The cell as plain Python: IPython magics (``%pip ...``) become ``get_ipython()`` calls."""
+    return TransformerManager().transform_cell(cell.source)
+
+
+def _public_package_names() -> set[str]:
+    """Public attributes of keras_convlstm and of every module in it (``__main__`` would run the CLI)."""
+    names = {name for name in dir(keras_convlstm) if not name.startswith("_")}
+    for module_info in pkgutil.iter_modules(keras_convlstm.__path__):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"keras_convlstm.{module_info.name}")
+        names |= {name for name in dir(module) if not name.startswith("_")}
+    return names
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    return notebook
+
+
+notebook_params = pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])
+
+
+def test_expected_notebooks_exist():
+    names = {path.name for path in NOTEBOOKS}
+    missing = sorted(set(EXPECTED_OUTPUTS) - names)
+    assert not missing, f"expected these notebooks in {NOTEBOOK_DIR}, missing: {missing}"
+
+
+@notebook_params
+def test_header_and_colab_badge(path):
+    notebook = _read(path)
+    first = notebook.cells[0]
+    kind = first.cell_type
+    assert kind == "markdown", f"{path.name}: expected a markdown header first, got {kind}"
+    assert first.source.startswith("# "), f"{path.name}: the header must start with '# <Title>'"
+    for field in HEADER_FIELDS:
+        assert field in first.source, f"{path.name}: header field {field!r} missing"
+    description = re.search(r"Description:\**\s*(.+?)(?:<br>)?$", first.source, flags=re.MULTILINE)
+    assert description, f"{path.name}: could not read the Description line"
+    assert len(description.group(1)) < MAX_DESCRIPTION_CHARS, (
+        f"{path.name}: the description must be < {MAX_DESCRIPTION_CHARS} characters, "
+        f"got {len(description.group(1))}: {description.group(1)!r}"
+    )
+    badge = f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({COLAB_URL.format(name=path.name)})"
+    assert badge in first.source, f"{path.name}: expected the Colab badge {badge}"
+
+
+@notebook_params
+def test_metadata(path):
+    notebook = _read(path)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert notebook.metadata["language_info"]["name"] == "python"
+
+
+@notebook_params
+def test_stored_without_outputs(path):
+    notebook = _read(path)
+    for index, cell in enumerate(_code_cells(notebook)):
+        assert cell.outputs == [], f"{path.name}: code cell {index} has stored outputs"
+        count = cell.execution_count
+        assert count is None, f"{path.name}: code cell {index} has execution_count {count}"
+
+
+@notebook_params
+def test_one_parameters_cell_of_commented_literals(path):
+    notebook = _read(path)
+    cells = _parameter_cells(notebook)
+    assert len(cells) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', got {len(cells)}"
+    cell = cells[0]
+    assert cell.cell_type == "code"
+    tree = ast.parse(cell.source)
+    assert tree.body, f"{path.name}: the parameters cell is empty"
+    lines = cell.source.splitlines()
+    for statement in tree.body:
+        code = ast.unparse(statement)
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, (
+            f"{path.name}: expected only 'NAME = value' lines in the parameters cell, got {code!r}"
+        )
+        ast.literal_eval(statement.value)  # papermill can only override literals
+        line = lines[statement.lineno - 1]
+        assert "#" in line, f"{path.name}: parameter line without a comment giving the full setting: {line!r}"
+
+
+@notebook_params
+def test_install_cell(path):
+    notebook = _read(path)
+    install_cells = [
+        cell
+        for cell in _code_cells(notebook)
+        if "%pip install" in cell.source and 'find_spec("keras_convlstm")' in cell.source
+    ]
+    assert len(install_cells) == 1, (
+        f"{path.name}: expected one code cell running %pip install if find_spec('keras_convlstm') is None, "
+        f"got {len(install_cells)}"
+    )
+
+
+@notebook_params
+def test_no_definition_shadows_the_package(path):
+    notebook = _read(path)
+    package_names = _public_package_names()
+    shadowing = []
+    for cell in _code_cells(notebook):
+        for statement in ast.parse(_python_source(cell)).body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                if statement.name in package_names:
+                    shadowing.append(statement.name)
+    assert not shadowing, (
+        f"{path.name}: top-level definitions {shadowing} shadow keras_convlstm names; call the package"
+    )
+
+
+def _register_test_kernel(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes the ``python3`` kernel run this test's interpreter, where keras_convlstm is installed.
+
+    A kernel spec in ``folder`` is put first on the Jupyter search path (``JUPYTER_PATH`` has the highest
+    priority), ahead of any user-level ``python3`` kernel that might point at another Python.
+    """
+    spec_dir = folder / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (test interpreter)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(folder))
+
+
+def _inject_test_parameters(notebook: nbformat.NotebookNode) -> None:
+    """Inserts overrides of TEST_PARAMETERS right after the parameters cell, for names that cell defines."""
+    cell = _parameter_cells(notebook)[0]
+    defined = {statement.targets[0].id for statement in ast.parse(cell.source).body}
+    overrides = [f"{name} = {value!r}" for name, value in TEST_PARAMETERS.items() if name in defined]
+    if overrides:
+        injected = nbformat.v4.new_code_cell("\n".join(overrides), metadata={"tags": ["injected-parameters"]})
+        notebook.cells.insert(notebook.cells.index(cell) + 1, injected)
+
+
+def _printed_text(notebook: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in _code_cells(notebook):
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stdout":
+                parts.append(output.text)
+            elif output.output_type in ("execute_result", "display_data"):
+                parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+@notebook_params
+def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
+    notebook = _read(path)
+    _inject_test_parameters(notebook)
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "import sys, keras_convlstm\n"
+            f"print({KERNEL_CHECK_MARKER!r} + sys.executable + ' ' + keras_convlstm.__file__)"
+        )
+    )
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    shutil.copy(path, work_dir / path.name)
+    keras_home = tmp_path / "keras_home"
+    keras_home.mkdir()
+    _register_test_kernel(tmp_path / "jupyter", monkeypatch)
+    env = {**os.environ, "KERAS_HOME": str(keras_home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    client = NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(work_dir)}},
+    )
+    started = time.perf_counter()
+    client.execute(env=env)
+    elapsed = time.perf_counter() - started
+    record_property("execution_seconds", round(elapsed, 1))
+    print(f"{path.name} executed in {elapsed:.0f} s")
+
+    printed = _printed_text(notebook)
+    check = [line for line in printed.splitlines() if line.startswith(KERNEL_CHECK_MARKER)]
+    assert check == [f"{KERNEL_CHECK_MARKER}{sys.executable} {keras_convlstm.__file__}"], (
+        f"the kernel must run the test interpreter {sys.executable} with this keras_convlstm, got {check}"
+    )
+    for expected in EXPECTED_OUTPUTS.get(path.name, []):
+        assert expected in printed, f"{path.name}: expected the output {expected!r}"
+    # Keras writes keras.json into KERAS_HOME on import; datasets/ is where a download would land.
+    downloaded = sorted(item.name for item in (keras_home / "datasets").rglob("*") if item.is_file())
+    assert downloaded == [], f"{path.name} downloaded into the Keras cache: {downloaded}"
