@@ -210,15 +210,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    official = data.default_cache_dir() / data.OFFICIAL_FILENAME
-    if official.exists():
-        print(f"using the official Moving MNIST file {official}")
-        sequences = data.load_moving_mnist(official, num_sequences=1000)
+    if data.choose_source("auto") == "official":
+        sequences = data.load_moving_mnist(num_sequences=1000)
         train_idx, val_idx = data.split_indices(len(sequences), 0.1, seed=args.seed)
         train_set = data.SequenceDataset(sequences, 8, indices=train_idx, seed=args.seed)
         held_out = sequences[val_idx][: args.eval_sequences]
     else:
-        print("official Moving MNIST file not cached: generating sequences from offline MNIST digits")
         train_set = data.GeneratedMovingMNIST(args.sequences_per_epoch, 8, seed=args.seed)
         held_out = generate_sequences(args.eval_sequences, seed=10_000 + args.seed, split="test")
     plot_frames(held_out[0], title="A held-out Moving MNIST sequence", path=out_dir / "frames.png")

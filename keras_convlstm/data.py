@@ -244,6 +244,32 @@ def download_moving_mnist(
     ) from cause
 
 
+SOURCES = ("auto", "official", "generated")
+
+
+def choose_source(source: str = "auto", *, verbose: bool = True) -> str:
+    """Resolves a data source name: "auto" becomes "official" when the official file is cached, else "generated".
+
+    Args:
+        source: "auto", "official" (the official file, downloaded if needed) or "generated" (Moving MNIST made
+            on the fly by :mod:`keras_convlstm.synthetic`).
+        verbose: print one line when "auto" falls back to generated data.
+
+    Returns:
+        "official" or "generated".
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES}")
+    if source != "auto":
+        return source
+    cached = default_cache_dir() / OFFICIAL_FILENAME
+    if cached.is_file():
+        return "official"
+    if verbose:
+        print(f"No official file at {cached}: generating Moving MNIST from real MNIST digits instead.")
+    return "generated"
+
+
 def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int | None = 1000) -> np.ndarray:
     """Reads Moving MNIST sequences, memory-mapped, as uint8 ``(sequence, time, height, width, 1)``.
 

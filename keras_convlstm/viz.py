@@ -151,8 +151,7 @@ def plot_truth_vs_prediction(
     rows = [to_uint8_rgb(truth), to_uint8_rgb(prediction)]
     if len(rows[0]) != len(rows[1]):
         raise ValueError(
-            "expected truth and prediction with the same number of frames, "
-            f"got {len(rows[0])} and {len(rows[1])}"
+            f"expected truth and prediction with the same number of frames, got {len(rows[0])} and {len(rows[1])}"
         )
     if len(labels) != 2:
         raise ValueError(f"expected 2 row labels, got {len(labels)}: {labels!r}")
@@ -371,10 +370,7 @@ def side_by_side(
     font = ImageFont.load_default()
     height = max(font.getbbox(label)[3] for label in labels) + 4
     band = _join(
-        [
-            _label_band(label, video.shape[2], height, font)
-            for label, video in zip(labels, videos, strict=True)
-        ],
+        [_label_band(label, video.shape[2], height, font) for label, video in zip(labels, videos, strict=True)],
         gap,
         axis=1,
     )
@@ -503,3 +499,108 @@ def show_videos(
         else:
             mode = "widgets" if _in_ipython_kernel() else "html"
     return _widgets_view(rows, width) if mode == "widgets" else _html_view(rows, width)
+
+
+def plot_confusion_matrix(
+    counts: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    normalize: bool = True,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Shows a confusion matrix as a heat map, each cell labelled with its count (and row share).
+
+    Args:
+        counts: int ``(num_classes, num_classes)``: ``[i, j]`` examples of true class ``i`` predicted as ``j``
+            (for example from ``keras_convlstm.videos.confusion_matrix``).
+        class_names: one name per class (default "0", "1", ...).
+        normalize: colour each cell by its share of the true class's examples (rows sum to 1); False colours
+            by raw counts.
+        title: optional title; the accuracy (trace over total) is appended to it.
+        path: if given, the figure is also saved there as PNG.
+
+    Returns:
+        The figure, with one axes: true classes on rows, predicted classes on columns.
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 1:
+        raise ValueError(f"expected a square matrix (num_classes, num_classes), got shape {counts.shape}")
+    if not np.issubdtype(counts.dtype, np.integer) or counts.min() < 0:
+        raise ValueError(f"expected non-negative integer counts, got dtype {counts.dtype}")
+    num_classes = counts.shape[0]
+    names = [str(name) for name in (range(num_classes) if class_names is None else class_names)]
+    if len(names) != num_classes:
+        raise ValueError(f"expected {num_classes} class names, got {len(names)}: {names!r}")
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    accuracy = np.trace(counts) / max(1, counts.sum())
+    side = 1.2 + 0.7 * num_classes
+    figure, axes = _new_figure(1, 1, figsize=(side + 1.0, side))
+    axis = axes[0, 0]
+    image = axis.imshow(shares if normalize else counts, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    limit = 0.5 * (1 if normalize else max(1, counts.max()))
+    for row in range(num_classes):
+        for column in range(num_classes):
+            value = shares[row, column] if normalize else counts[row, column]
+            text = f"{counts[row, column]}"
+            if normalize:
+                text += f"\n{shares[row, column]:.0%}"
+            colour = "white" if value > limit else "black"
+            axis.text(column, row, text, ha="center", va="center", color=colour, fontsize="small")
+    axis.set_xticks(range(num_classes), names, rotation=45, ha="right")
+    axis.set_yticks(range(num_classes), names)
+    axis.set_xlabel("Predicted class")
+    axis.set_ylabel("True class")
+    axis.set_title(f"{title + ': ' if title else ''}accuracy {accuracy:.1%} ({counts.sum()} examples)")
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_trajectories(
+    positions: np.ndarray,
+    free_range: float = 36.0,
+    num_frames_shown: int | None = 20,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Plots bouncing-digit paths: each digit's path in the free range, and its coordinates against time.
+
+    Args:
+        positions: ``(time, digits, 2)`` top-left ``(row, col)`` positions in pixels, for example one sequence
+            of :func:`keras_convlstm.synthetic.moving_mnist_trajectories`.
+        free_range: side of the square the top-left corner moves in (image size minus digit size: 64 - 28).
+        num_frames_shown: shade the first frames (those of a data sequence); None shades nothing.
+        path: also save the figure there (PNG).
+    """
+    positions = np.asarray(positions)
+    if positions.ndim != 3 or positions.shape[-1] != 2:
+        raise ValueError(f"expected positions of shape (time, digits, 2), got shape {positions.shape}")
+    from matplotlib.patches import Rectangle
+
+    figure, axes = _new_figure(1, 2, (13, 4))
+    path_axis, time_axis = axes[0]
+    colors = [f"C{digit}" for digit in range(positions.shape[1])]
+    for digit, color in enumerate(colors):
+        rows, cols = positions[:, digit, 0], positions[:, digit, 1]
+        path_axis.plot(cols, rows, marker=".", color=color, label=f"digit {digit + 1}")
+        path_axis.plot(cols[0], rows[0], marker="o", markersize=9, color=color)
+        time_axis.plot(rows, color=color, label=f"digit {digit + 1}: row")
+        time_axis.plot(cols, color=color, linestyle="--", label=f"digit {digit + 1}: column")
+    path_axis.add_patch(Rectangle((0, 0), free_range, free_range, fill=False, linestyle=":"))
+    path_axis.set(
+        xlim=(-2, free_range + 2),
+        ylim=(free_range + 2, -2),
+        aspect="equal",
+        xlabel="column of the top-left corner (px)",
+        ylabel="row (px)",
+        title="Paths (circle: start)",
+    )
+    for level in (0, free_range):
+        time_axis.axhline(level, color="gray", linewidth=0.8)
+    if num_frames_shown:
+        time_axis.axvspan(0, num_frames_shown - 1, color="gray", alpha=0.1, label=f"{num_frames_shown} frames")
+    time_axis.set(xlabel="frame", ylabel="position (px)", title=f"Coordinates bounce between 0 and {free_range:g}")
+    time_axis.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    path_axis.legend(fontsize="small")
+    figure.tight_layout()
+    return _finish(figure, path)

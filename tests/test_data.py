@@ -621,3 +621,16 @@ def test_keras_fit_serves_the_epoch_set_at_each_epoch_begin(offline_digits):
     assert len(history.history["loss"]) == 2 and math.isfinite(history.history["val_loss"][-1])
     assert sorted(train.served[-6:]) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert train.epoch == 2
+
+
+def test_choose_source_prefers_a_cached_official_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert data.choose_source("auto") == "generated"
+    assert "No official file" in capsys.readouterr().out
+    assert data.choose_source("official") == "official"
+    assert data.choose_source("generated") == "generated"
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / data.OFFICIAL_FILENAME).write_bytes(b"")
+    assert data.choose_source("auto", verbose=False) == "official"
+    with pytest.raises(ValueError, match="unknown data source 'web'"):
+        data.choose_source("web")

@@ -29,9 +29,7 @@ def _frames(time: int = 4, height: int = 8, width: int = 10, channels: int | Non
 
 def _read_gif(source) -> tuple[np.ndarray, list[int], int]:
     """Returns ``(frames as uint8 RGB, per-frame durations in ms, loop)`` of a GIF file or bytes."""
-    with Image.open(
-        io.BytesIO(bytes(source)) if isinstance(source, (bytes, memoryview)) else source
-    ) as image:
+    with Image.open(io.BytesIO(bytes(source)) if isinstance(source, (bytes, memoryview)) else source) as image:
         frames, durations = [], []
         for index in range(image.n_frames):
             image.seek(index)
@@ -125,9 +123,7 @@ def _panel_lines(axis) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def test_plot_history_from_dict_history_and_csv(tmp_path):
     logs = {"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.35], "learning_rate": [1e-3, 1e-3, 5e-4]}
     csv_path = tmp_path / "training.csv"
-    csv_path.write_text(
-        "epoch,learning_rate,loss,val_loss\n0,0.001,0.5,0.6\n1,0.001,0.3,0.4\n2,0.0005,0.2,0.35\n"
-    )
+    csv_path.write_text("epoch,learning_rate,loss,val_loss\n0,0.001,0.5,0.6\n1,0.001,0.3,0.4\n2,0.0005,0.2,0.35\n")
     history = types.SimpleNamespace(history=logs, epoch=[0, 1, 2])  # the two attributes keras History has
     for source in (logs, history, csv_path, str(csv_path)):
         figure = viz.plot_history(source)
@@ -138,9 +134,7 @@ def test_plot_history_from_dict_history_and_csv(tmp_path):
         np.testing.assert_array_equal(lines["val_loss"][0], [1, 2, 3])
         np.testing.assert_allclose(lines["val_loss"][1], logs["val_loss"])
         assert panels["loss"].get_yscale() == "log"
-        np.testing.assert_allclose(
-            _panel_lines(panels["learning_rate"])["learning_rate"][1], [1e-3, 1e-3, 5e-4]
-        )
+        np.testing.assert_allclose(_panel_lines(panels["learning_rate"])["learning_rate"][1], [1e-3, 1e-3, 5e-4])
 
 
 def test_plot_history_linear_scale_unpaired_metrics_and_png(tmp_path):
@@ -303,3 +297,18 @@ def test_show_videos_rejects_bad_arguments():
         viz.show_videos([video, (video, video)], mode="html")
     with pytest.raises(ValueError, match="labels come from the keys"):
         viz.show_videos({"a": video}, labels=("b",), mode="html")
+
+
+def test_plot_trajectories_draws_each_digit_path(tmp_path):
+    from keras_convlstm.synthetic import moving_mnist_trajectories
+
+    positions = moving_mnist_trajectories(1, num_frames=30, num_digits=3, seed=0)[0]
+    figure = viz.plot_trajectories(positions, path=tmp_path / "paths.png")
+    path_axis, time_axis = figure.axes
+    # One path line and one start marker per digit; a row and a column curve per digit.
+    assert len(path_axis.lines) == 2 * 3
+    np.testing.assert_array_equal(path_axis.lines[0].get_xdata(), positions[:, 0, 1])
+    assert len([line for line in time_axis.lines if len(line.get_xdata()) == 30]) == 2 * 3
+    assert (tmp_path / "paths.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"\(time, digits, 2\)"):
+        viz.plot_trajectories(positions[..., 0])
