@@ -424,3 +424,110 @@ def _draw_noisy_squares(n: int, num_frames: int, rng: np.random.Generator) -> _N
     sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=noisy.shape)
     noise = np.where(noisy, np.float32(NOISY_SQUARES_NOISE) * sign, np.float32(0.0))
     return _NoisySquares(active, centre, direction, half_width, noise)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Moving-digit actions (a labelled set for video classification)
+# ---------------------------------------------------------------------------------------------------------
+
+ACTION_DIRECTIONS = {
+    4: ("right", "down", "left", "up"),
+    8: ("right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"),
+}
+
+
+def action_displacements(num_classes: int = 4) -> np.ndarray:
+    """Unit (row, col) steps of the classes of :func:`generate_moving_digit_actions`.
+
+    Class ``k`` moves at the angle ``2 pi k / num_classes`` measured clockwise from "right" on the image
+    (rows grow downwards): class 0 is right, then down, left and up (with the diagonals between them for 8
+    classes); :data:`ACTION_DIRECTIONS` names them.
+
+    Args:
+        num_classes: 4 or 8.
+
+    Returns:
+        float64 ``(num_classes, 2)``: ``(sin, cos)`` of each class angle, i.e. the row and column step.
+    """
+    if num_classes not in ACTION_DIRECTIONS:
+        raise ValueError(f"num_classes must be one of {tuple(ACTION_DIRECTIONS)}, got {num_classes!r}")
+    angles = 2.0 * np.pi * np.arange(num_classes) / num_classes
+    return np.stack([np.sin(angles), np.cos(angles)], axis=-1)
+
+
+def _resize_digits(digits: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of uint8 ``(num_digits, s, s)`` digits to ``(num_digits, size, size)``."""
+    from PIL import Image
+
+    if digits.shape[1] == size:
+        return digits
+    resized = [Image.fromarray(digit).resize((size, size), Image.BILINEAR) for digit in digits]
+    return np.stack([np.asarray(image) for image in resized])
+
+
+def generate_moving_digit_actions(
+    n: int,
+    num_classes: int = 4,
+    num_frames: int = 15,
+    image_size: int | tuple[int, int] = (60, 80),
+    digit_size: int = 28,
+    speed: float = 2.0,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+    digits: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generates clips of one MNIST digit moving in a straight line; the label is the direction of motion.
+
+    A synthetic stand-in for an action data set such as KTH, with nothing to download. The labels cycle
+    through the classes (``n // num_classes`` or one more clip each) in a shuffled order. Each clip draws a
+    digit uniformly from ``digits``, a start position uniform over the canvas and moves the digit by
+    ``speed`` px per frame in its class direction (:func:`action_displacements`); the top-left corner at
+    frame ``t`` is ``round(start + t * speed * direction)`` taken modulo the canvas size, and the digit wraps
+    around the borders. Because of the wrapping, the position in any single frame is uniform whatever the
+    label: only the motion between frames tells the class apart.
+
+    Args:
+        n: number of clips, >= 1.
+        num_classes: 4 (right, down, left, up) or 8 (with the diagonals).
+        num_frames: frames per clip, >= 2.
+        image_size: canvas side, or ``(height, width)``; each side larger than ``digit_size``.
+        digit_size: side of the digit in pixels (the 28x28 digits are resized bilinearly when it differs).
+        speed: displacement per frame in pixels, > 0.
+        seed: int, SeedSequence, Generator or None.
+        digits: uint8 ``(num_digits, size, size)`` in [0, 255]; default the MNIST train digits of
+            ``load_mnist_digits("auto", "train", verbose=False)`` (pass the "test" split for held-out clips).
+
+    Returns:
+        ``(clips, labels)``: uint8 ``(n, num_frames, height, width, 1)`` in [0, 255] and int64 ``(n,)`` in
+        ``[0, num_classes)``.
+    """
+    n = _check_count(n, "n")
+    num_frames = _check_count(num_frames, "num_frames", minimum=2)
+    digit_size = _check_count(digit_size, "digit_size")
+    displacement = action_displacements(num_classes)
+    square = isinstance(image_size, (int, np.integer))
+    height, width = (image_size, image_size) if square else tuple(image_size)
+    _check_count(height, "image height")
+    _check_count(width, "image width")
+    if min(height, width) <= digit_size:
+        raise ValueError(
+            f"image_size must be larger than digit_size ({digit_size}) on both sides, got {image_size}"
+        )
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
+        raise ValueError(f"speed must be a positive number of pixels per frame, got {speed!r}")
+    if digits is None:
+        digits, _ = load_mnist_digits("auto", "train", verbose=False)
+    digits = _resize_digits(_check_digits(digits), digit_size)
+    rng = _generator(seed)
+    labels = rng.permutation(np.arange(n) % num_classes).astype(np.int64)
+    start = rng.random((n, 1, 2)) * (height, width)
+    choices = rng.integers(0, len(digits), size=n)
+    steps = np.arange(num_frames)[:, np.newaxis] * speed * displacement[labels][:, np.newaxis]  # (n, T, 2)
+    corner = np.rint(start + steps).astype(np.intp) % (height, width)
+    offsets = np.arange(digit_size)
+    rows = (corner[..., 0, np.newaxis] + offsets) % height  # (n, T, digit_size)
+    cols = (corner[..., 1, np.newaxis] + offsets) % width
+    canvas = np.zeros((n, num_frames, height, width), dtype=np.uint8)
+    clip = np.arange(n)[:, np.newaxis, np.newaxis, np.newaxis]
+    frame = np.arange(num_frames)[np.newaxis, :, np.newaxis, np.newaxis]
+    canvas[clip, frame, rows[..., :, np.newaxis], cols[..., np.newaxis, :]] = digits[choices][:, np.newaxis]
+    return canvas[..., np.newaxis], labels
