@@ -1,0 +1,156 @@
+"""Recipes, each run once in quick mode (some with smaller data still) into a temporary folder."""
+
+import json
+import math
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from keras_convlstm import cli, recipes
+
+
+def _png_ok(path) -> None:
+    image = iio.imread(path)
+    assert image.ndim == 3 and image.shape[-1] in (3, 4) and min(image.shape[:2]) > 50, path
+
+
+def _run(tmp_path_factory, name: str, **overrides) -> tuple[dict, object]:
+    out_dir = tmp_path_factory.mktemp(name)
+    summary = recipes.RECIPES[name](out_dir=out_dir, quick=True, seed=0, verbose=0, **overrides)
+    assert json.loads((out_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    for file in summary["files"]:
+        assert (out_dir / file).is_file(), file
+    return summary, out_dir
+
+
+@pytest.fixture(scope="module")
+def moving_square(tmp_path_factory):
+    return _run(tmp_path_factory, "moving-square")
+
+
+@pytest.mark.slow
+def test_moving_square_beats_copy_last_frame(moving_square):
+    summary, out_dir = moving_square
+    held_out = summary["held_out"]
+    assert summary["settings"]["image_size"] == 16 and summary["steps_trained"] <= 300
+    assert held_out["model"]["mse_per_pixel"] < held_out["copy-last-frame"]["mse_per_pixel"]
+    assert held_out["model"]["mse_per_pixel"] < held_out["blank"]["mse_per_pixel"]
+    assert summary["beats_copy_last_frame"] is True
+    # A 5x5 square on a 16x16 canvas: a blank frame misses 25 of 256 pixels.
+    assert held_out["blank"]["mse_per_pixel"] == pytest.approx(25 / 256, abs=1e-6)
+    assert held_out["blank"]["mse"] == pytest.approx(25.0)
+    assert summary["reached_threshold"] == (summary["final_train_mse"] < 0.001)
+
+
+@pytest.mark.slow
+def test_moving_square_files(moving_square):
+    summary, out_dir = moving_square
+    for png in ("inputs.png", "truth_vs_prediction.png", "mse_curve.png"):
+        _png_ok(out_dir / png)
+    gif = iio.imread(out_dir / "inputs_and_prediction.gif", index=None)
+    assert gif.shape[:3] == (10, 16, 16)  # 9 inputs and the prediction
+    history = (out_dir / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + summary["steps_trained"] // 10
+
+
+@pytest.mark.slow
+def test_noisy_squares(tmp_path_factory):
+    summary, out_dir = _run(tmp_path_factory, "noisy-squares", num_train=20, epochs=1)
+    settings = summary["settings"]
+    assert settings["test_movie"] == 24 and settings["movies_generated"] == 25
+    assert settings["train_movies"] + settings["validation_movies"] == 20
+    assert (settings["context_frames"], settings["predicted_frames"]) == (7, 16)
+    assert set(summary["rollout"]) == {"noisy-squares", "noisy-squares-causal", "copy-last-frame"}
+    for scores in summary["rollout"].values():
+        # The summed MSE of a 40x40 frame is 1600 times the per-pixel MSE.
+        assert scores["mse"] == pytest.approx(1600 * scores["mse_per_pixel"], rel=1e-4)
+        assert 0 <= scores["mse_per_pixel"] <= 1
+    for png in summary["files"]:
+        _png_ok(out_dir / png)
+    metrics_file = json.loads((out_dir / "metrics.json").read_text())
+    assert len(metrics_file["metrics"]["noisy-squares"]["mse"]) == 16
+
+
+@pytest.mark.slow
+def test_shi2015(tmp_path_factory):
+    summary, out_dir = _run(
+        tmp_path_factory,
+        "shi2015",
+        sequences_per_epoch=16,
+        epochs=1,
+        test_sequences=4,
+        filters=(8,),
+        digit_source="offline",
+    )
+    assert summary["settings"]["filters"] == [8] and summary["settings"]["threshold"] == 0.5
+    assert set(summary["results"]) == {"2_digits", "3_digits"}
+    for scores in summary["results"].values():
+        assert set(scores) == {"shi2015", "shi2015-encoder-forecaster", "copy-last-frame"}
+        for system in scores.values():
+            assert math.isfinite(system["bce_per_sequence"]) and system["bce_per_sequence"] > 0
+            assert 0 <= system["csi"] <= 1 and 0 <= system["pod"] <= 1
+            assert system["far"] is None or 0 <= system["far"] <= 1
+    # bce_per_sequence sums the per-frame cross-entropy over the 10 predicted frames.
+    table = json.loads((out_dir / "metrics_2digits.json").read_text())
+    bce = np.sum(table["metrics"]["shi2015"]["bce"])
+    assert summary["results"]["2_digits"]["shi2015"]["bce_per_sequence"] == pytest.approx(bce, abs=0.01)
+    assert summary["paper"]["table1_bce_per_sequence"]["ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64"] == 3670.85
+    assert summary["paper"]["three_digits_bce_per_sequence"] == 6379.42
+    for png in summary["files"]:
+        _png_ok(out_dir / png)
+
+
+def test_context_horizon_dataset_matches_generated_sequences():
+    digits = np.full((3, 28, 28), 200, dtype=np.uint8)
+    pairs = recipes.ContextHorizonMovingMNIST(6, 3, context=10, seed=5, digits=digits)
+    shifted = recipes.data.GeneratedMovingMNIST(6, 3, seed=5, digits=digits)
+    pairs.set_epoch(2)
+    shifted.set_epoch(2)
+    x, y = pairs[1]
+    inputs, targets = shifted[1]
+    assert x.shape == (3, 10, 64, 64, 1) and y.shape == (3, 10, 64, 64, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, inputs[:, :10])
+    np.testing.assert_array_equal(y, targets[:, 9:])
+    pairs.set_epoch(3)
+    assert not np.array_equal(pairs[1][0], x)
+    with pytest.raises(ValueError, match="context must be in"):
+        recipes.ContextHorizonMovingMNIST(6, 3, context=20, digits=digits)
+
+
+def test_moving_square_batches_are_seeded_and_fresh():
+    batches = recipes.MovingSquareBatches(2, batch_size=4, image_size=12, seed=1)
+    x, y = batches[0]
+    assert x.shape == (4, 9, 12, 12, 1) and y.shape == (4, 12, 12, 1) and x.dtype == np.float32
+    assert set(np.unique(x)) <= {0.0, 1.0} and (x.sum(axis=(2, 3, 4)) == 25).all()
+    np.testing.assert_array_equal(batches[0][0], x)
+    assert not np.array_equal(batches[1][0], x)
+    batches.set_epoch(1)
+    assert not np.array_equal(batches[0][0], x)
+
+
+@pytest.mark.slow
+def test_actions_beats_chance_on_held_out_people(tmp_path_factory):
+    summary, out_dir = _run(tmp_path_factory, "actions", digit_source="offline")
+    clips = summary["clips"]
+    assert clips["train"] + clips["validation"] + clips["test"] == 16 * 44
+    counts = np.array(summary["confusion_matrix"])
+    assert counts.shape == (4, 4) and counts.sum() == clips["test"]
+    assert summary["held_out_accuracy"] == pytest.approx(np.trace(counts) / counts.sum(), abs=1e-4)
+    assert summary["chance_accuracy"] == 0.25
+    assert summary["held_out_accuracy"] > 0.6
+    assert len(summary["test_people"]) == 4
+    gifs = sorted((out_dir / "videos").rglob("*.gif"))
+    assert len(gifs) == 16 * 44
+    assert iio.imread(gifs[0], index=None).shape[:3] == (10, 32, 32)
+    for png in summary["files"]:
+        _png_ok(out_dir / png)
+
+
+def test_registry_and_command_line():
+    assert sorted(recipes.RECIPES) == ["actions", "moving-square", "noisy-squares", "shi2015"]
+    parser = cli.build_parser()
+    args = parser.parse_args(["recipe", "shi2015", "--quick", "--seed", "3"])
+    assert (args.name, args.quick, args.seed) == ("shi2015", True, 3)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["recipe", "unknown"])
