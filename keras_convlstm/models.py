@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
@@ -168,9 +169,8 @@ class ModelConfig:
             fail("num_classes", f"None for a {self.kind} model")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"one of {tuple(OPTIMIZERS)}")
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, int | float):
-            fail("learning_rate", "a positive number")
-        if not self.learning_rate > 0:
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             fail("learning_rate", "a positive number")
         if self.precision not in PRECISION_POLICIES:
             fail("precision", f"one of {tuple(PRECISION_POLICIES)}")
@@ -234,7 +234,7 @@ PRESETS: dict[str, ModelConfig] = {
             name="cpu-fast",
             description="A small causal 4x4-patch model that trains on 2 CPU cores (bfloat16).",
             patch_size=4,
-            filters=(64, 64),
+            filters=(32, 32),
             kernel_sizes=(5, 5),
             output="causal_conv3d",
             precision="bfloat16",
@@ -288,11 +288,12 @@ def check_input(model: keras.Model | ModelConfig, frames) -> None:
 
     Args:
         model: a model from :func:`build_model`, or its :class:`ModelConfig`.
-        frames: array or tensor ``(batch, time, height, width, channels)``; unknown (None) sizes pass.
+        frames: array, tensor or nested list ``(batch, time, height, width, channels)``; unknown (None) sizes
+            pass.
     """
     config = model if isinstance(model, ModelConfig) else model.config
     expected = (None, config.input_frames, *config.frame_shape)
-    shape = tuple(frames.shape)
+    shape = tuple(frames.shape) if hasattr(frames, "shape") else np.shape(frames)
     matches = len(shape) == 5 and all(
         want is None or got is None or got == want for got, want in zip(shape, expected, strict=True)
     )

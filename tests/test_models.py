@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 from keras_convlstm.models import (
@@ -106,7 +107,15 @@ def test_official_network_is_exact(name):
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     assert model.loss == "binary_crossentropy"
-    assert model.jit_compile is False  # this machine has no GPU
+    assert model.jit_compile is bool(tf.config.list_physical_devices("GPU"))
+
+
+def test_xla_only_when_a_gpu_is_visible(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert build_model("moving-square", **tiny("moving-square")).jit_compile is False
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind in (None, "GPU") else [])
+    assert build_model("moving-square", **tiny("moving-square")).jit_compile is True
 
 
 def test_other_presets_follow_their_references():
@@ -304,6 +313,7 @@ def test_bfloat16_model_learns_a_tiny_problem():
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 def test_saved_models_reload_in_a_fresh_process(tmp_path):
     # Fewer layers than the presets keep the traced training graphs small; every custom layer, batch
     # normalization, bfloat16 and both model kinds outside seq2seq are still covered.
