@@ -1,0 +1,216 @@
+"""What every benchmark shares: the machine description, result files, tables, test sequences and fit timing."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_convlstm import models, synthetic
+from keras_convlstm.metrics import _format_table, _format_value
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED_MACHINE_NOTE = "Figures depend on the machine and on what else runs on it (see the load average)."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cpuinfo() -> dict[str, str]:
+    """The fields of the first processor in /proc/cpuinfo (empty on systems without that file)."""
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def machine_info() -> dict[str, object]:
+    """CPU model, core count, library versions, date and load average, as plain JSON data."""
+    cpu = cpuinfo()
+    return {
+        "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
+        "cpu_vendor": cpu.get("vendor_id", "unknown"),
+        "cpu_family": cpu.get("cpu family", "unknown"),
+        "cpu_mhz": float(cpu["cpu MHz"]) if "cpu MHz" in cpu else None,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_1_5_15_min": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def describe_machine(info: dict[str, object]) -> str:
+    """Two lines naming the machine and the software, for the head of a report."""
+    return (
+        f"Machine: {info['cpu_model']} ({info['cpu_vendor']}, family {info['cpu_family']}, "
+        f"{info['cpu_mhz']} MHz), {info['cores']} cores, load average {info['load_average_1_5_15_min']}\n"
+        f"Software: Python {info['python']}, NumPy {info['numpy']}, TensorFlow {info['tensorflow']}, "
+        f"Keras {info['keras']}; {info['date']}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line, reports and result files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark has: ``--quick`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny settings (< 1 minute) to check the script works")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result JSON path (default benchmarks/results/<name>.json, or results/quick/ with --quick)",
+    )
+    return parser
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A plain-text table; floats are printed with four significant digits (no exponent above 1000)."""
+
+    def cell(value: object) -> str:
+        return _format_value(value) if isinstance(value, float) else str(value)
+
+    return _format_table(header, [[cell(value) for value in row] for row in rows])
+
+
+def result_path(name: str, quick: bool, out: Path | None) -> Path:
+    """Where a benchmark writes its JSON: ``out`` if given, else the results folder (quick/ for quick runs)."""
+    if out is not None:
+        return out
+    return (RESULTS_DIR / "quick" if quick else RESULTS_DIR) / f"{name}.json"
+
+
+def _plain(value: object) -> object:
+    """Converts numpy scalars and arrays to JSON types."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def save_results(name: str, path: Path, *, quick: bool, command: str, settings: dict, results: object) -> Path:
+    """Writes ``{benchmark, command, quick, machine, settings, results}`` as JSON to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "command": command,
+        "quick": quick,
+        "machine": machine_info(),
+        "settings": settings,
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data and model timing
+# ---------------------------------------------------------------------------------------------------------
+
+
+def moving_mnist(count: int, *, seed: int, split: str = "train", num_frames: int = 20, stride: int = 1) -> np.ndarray:
+    """Moving MNIST sequences from real digits of ``split``, uint8 ``(count, num_frames, 64 / stride, 64 / stride, 1)``.
+
+    ``stride > 1`` keeps every ``stride``-th pixel: smaller frames for quick runs, with the same motion.
+    """
+    digits, _ = synthetic.load_mnist_digits(split=split, verbose=False)
+    frames = synthetic.generate_moving_mnist(count, num_frames=num_frames, seed=seed, digits=digits)
+    return np.ascontiguousarray(frames[:, :, ::stride, ::stride])
+
+
+def shifted_float_pairs(sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (frames ``0..T-2``) and targets (frames ``1..T-1``) as float32 in [0, 1]."""
+    frames = sequences.astype(np.float32) / np.float32(255)
+    return frames[:, :-1], frames[:, 1:]
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Records the wall-clock time at the start of ``fit`` and at the end of every training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = 0.0
+        self.step_ends: list[float] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.step_ends.append(time.perf_counter())
+
+
+def time_fit(
+    model: keras.Model, inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, warmup_steps: int
+) -> dict[str, float]:
+    """Runs one epoch of ``model.fit`` over ``(inputs, targets)`` and times the steps after the warm-up.
+
+    The first ``warmup_steps`` steps (tracing, first-call allocations) are excluded from the throughput.
+
+    Returns:
+        ``first_step_s`` (from the start of fit to the end of step 1), ``timed_steps``, ``timed_s``,
+        ``seconds_per_step`` and ``sequences_per_s`` over the timed steps, and the final training ``loss``.
+    """
+    steps = len(inputs) // batch_size
+    if warmup_steps < 1 or steps <= warmup_steps or len(inputs) % batch_size:
+        raise ValueError(
+            f"expected a whole number of batches of {batch_size} and more than warmup_steps={warmup_steps} "
+            f"steps, got {len(inputs)} sequences"
+        )
+    clock = _StepClock()
+    history = model.fit(inputs, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    timed_steps = steps - warmup_steps
+    timed_s = clock.step_ends[-1] - clock.step_ends[warmup_steps - 1]
+    return {
+        "first_step_s": clock.step_ends[0] - clock.started,
+        "timed_steps": timed_steps,
+        "timed_s": timed_s,
+        "seconds_per_step": timed_s / timed_steps,
+        "sequences_per_s": timed_steps * batch_size / timed_s,
+        "loss": float(history.history["loss"][-1]),
+    }
+
+
+def timed_training(
+    preset: str,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    warmup_steps: int,
+    seed: int,
+    **overrides,
+) -> tuple[keras.Model, dict[str, float]]:
+    """Builds ``preset`` (with ``overrides``) from ``seed`` and times one :func:`time_fit` epoch on it.
+
+    Returns:
+        The trained model and the timing record of :func:`time_fit`.
+    """
+    keras.utils.set_random_seed(seed)
+    model = models.build_model(preset, **overrides)
+    return model, time_fit(model, inputs, targets, batch_size=batch_size, warmup_steps=warmup_steps)

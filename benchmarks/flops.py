@@ -1,0 +1,195 @@
+"""Achieved training GFLOP/s of ConvLSTM models against this CPU's float32 peak.
+
+FLOPs are counted analytically from the built model, convolutions only (the gate nonlinearities, the state
+update, batch normalisation and the optimizer are left out):
+
+- ConvLSTM2D, per frame: ``2 * H * W * k_h * k_w * (C_in + F) * 4F`` (the input and recurrent convolutions
+  of the four gates, 'same' padding, stride 1);
+- Conv3D (the output layer), per frame: ``2 * H * W * k_t * k_h * k_w * C_in * C_out``.
+
+A training step is counted as 3x the forward pass (forward, plus gradients with respect to the inputs and to
+the weights). ``model.fit`` runs on 19-frame inputs (frames 0..18 predicting 1..19), the first steps excluded.
+
+Peak float32 FLOP/s = cores x clock x FLOPs per cycle per core. The clock is "cpu MHz" of /proc/cpuinfo (on
+a virtual machine that is usually the nominal clock; boost clocks are higher). FLOPs per cycle come from the
+CPU flags: two fused multiply-add units of the widest vector width, 2 FLOPs each per lane:
+
+- AMD family 25 (Zen 3 and Zen 4): 32. Zen 4 accepts AVX-512 instructions (avx512f) but executes them on
+  256-bit units, so its float32 rate is that of AVX2;
+- avx512f on any other CPU: 64 (assumes two 512-bit FMA units; some Intel parts have one, giving 32);
+- avx2 and fma: 32; avx: 16; otherwise 8.
+
+``--flops-per-cycle`` and ``--ghz`` override both numbers. The bfloat16 rows are still compared with the
+float32 peak.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.flops [--quick] [--flops-per-cycle N] [--ghz G]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+
+from benchmarks import common
+
+NAME = "flops"
+FULL = {"stride": 1, "num_frames": 20}
+QUICK = {"stride": 4, "num_frames": 6}
+# (label, preset, overrides, batch size, warm-up steps, timed steps); quick runs use QUICK_STEPS instead.
+SYSTEMS = (
+    ("official network, float32 (official)", "keras-example", {}, 5, 2, 8),
+    ("official network, bfloat16", "keras-example", {"precision": "bfloat16"}, 5, 2, 8),
+    ("cpu-fast", "cpu-fast", {}, 16, 3, 20),
+)
+QUICK_STEPS = (1, 2)  # warm-up and timed steps of a quick run
+SEED = 0
+TRAINING_FACTOR = 3
+
+
+def conv_flops_per_frame(model: keras.Model) -> dict[str, float]:
+    """Forward convolution FLOPs per frame of each ConvLSTM2D and Conv3D layer of ``model``, by layer name."""
+    counts = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.ConvLSTM2D):
+            _, _, height, width, in_channels = layer.input.shape
+            kernel_h, kernel_w = layer.kernel_size
+            filters = layer.filters
+            counts[layer.name] = 2.0 * height * width * kernel_h * kernel_w * (in_channels + filters) * 4 * filters
+        elif isinstance(layer, keras.layers.Conv3D):
+            _, _, height, width, out_channels = layer.output.shape
+            kernel_t, kernel_h, kernel_w = layer.kernel_size
+            counts[layer.name] = (
+                2.0 * height * width * kernel_t * kernel_h * kernel_w * layer.input.shape[-1] * out_channels
+            )
+    return counts
+
+
+def flops_per_cycle(info: dict[str, str]) -> tuple[int, str]:
+    """float32 FLOPs per cycle per core from /proc/cpuinfo fields, and the assumption behind the number."""
+    flags = set(info.get("flags", "").split())
+    vendor, family = info.get("vendor_id", ""), info.get("cpu family", "")
+    if vendor == "AuthenticAMD" and family == "25":
+        note = "AVX-512 on 256-bit units" if "avx512f" in flags else "AVX2"
+        return 32, f"AMD family 25 (Zen 3/4): 2 FMA units x 8 float32 lanes x 2 ({note})"
+    if "avx512f" in flags:
+        return 64, "avx512f: assumed 2 FMA units x 16 float32 lanes x 2"
+    if {"avx2", "fma"} <= flags:
+        return 32, "avx2 + fma: 2 FMA units x 8 float32 lanes x 2"
+    if "avx" in flags:
+        return 16, "avx without fma: 1 add + 1 multiply unit x 8 float32 lanes"
+    return 8, "no avx: 1 add + 1 multiply unit x 4 float32 lanes"
+
+
+def peak(args, info: dict[str, str]) -> dict[str, object]:
+    """The float32 peak with the numbers and assumptions it rests on."""
+    per_cycle, assumption = flops_per_cycle(info)
+    if args.flops_per_cycle is not None:
+        per_cycle, assumption = args.flops_per_cycle, "given with --flops-per-cycle"
+    if args.ghz is not None:
+        ghz, clock_source = args.ghz, "given with --ghz"
+    elif "cpu MHz" in info:
+        ghz, clock_source = float(info["cpu MHz"]) / 1000, '"cpu MHz" of /proc/cpuinfo'
+    else:
+        raise SystemExit("no 'cpu MHz' in /proc/cpuinfo: give the clock with --ghz")
+    cores = common.machine_info()["cores"]
+    return {
+        "cores": cores,
+        "ghz": ghz,
+        "clock_source": clock_source,
+        "flops_per_cycle": per_cycle,
+        "flops_per_cycle_assumption": assumption,
+        "peak_gflops": cores * ghz * per_cycle,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = common.argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--flops-per-cycle", type=int, default=None, help="float32 FLOPs per cycle per core")
+    parser.add_argument("--ghz", type=float, default=None, help="clock in GHz used for the peak")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    ceiling = peak(args, common.cpuinfo())
+    print(common.describe_machine(common.machine_info()), flush=True)
+    runs = [
+        {"label": label, "preset": preset, "overrides": overrides, "batch_size": batch, "steps": (warmup, timed)}
+        for label, preset, overrides, batch, warmup, timed in SYSTEMS
+    ]
+    if args.quick:
+        runs = [{**run, "steps": QUICK_STEPS} for run in runs]
+    largest = max(run["batch_size"] * sum(run["steps"]) for run in runs)
+    sequences = common.moving_mnist(largest, seed=1, num_frames=settings["num_frames"], stride=settings["stride"])
+    inputs, targets = common.shifted_float_pairs(sequences)
+    frames = inputs.shape[1]
+    systems = {}
+    for run in runs:
+        label, batch_size, (warmup, timed) = run["label"], run["batch_size"], run["steps"]
+        count = batch_size * (warmup + timed)
+        print(f"training {label} ...", flush=True)
+        model, timing = common.timed_training(
+            run["preset"],
+            inputs[:count],
+            targets[:count],
+            batch_size=batch_size,
+            warmup_steps=warmup,
+            seed=SEED,
+            image_size=64 // settings["stride"],
+            **run["overrides"],
+        )
+        per_frame = conv_flops_per_frame(model)
+        forward = sum(per_frame.values()) * frames
+        achieved = TRAINING_FACTOR * forward * timing["sequences_per_s"] / 1e9
+        systems[label] = {
+            "preset": run["preset"],
+            "precision": model.config.precision,
+            "batch_size": batch_size,
+            "frames": frames,
+            "forward_flops_per_frame_by_layer": per_frame,
+            "forward_gflop_per_sequence": forward / 1e9,
+            "training_gflop_per_sequence": TRAINING_FACTOR * forward / 1e9,
+            "achieved_gflops": achieved,
+            "fraction_of_fp32_peak": achieved / ceiling["peak_gflops"],
+            **timing,
+        }
+        keras.backend.clear_session()
+    results = {"peak": ceiling, "systems": systems}
+    rows = [
+        [
+            label,
+            entry["precision"],
+            entry["batch_size"],
+            entry["sequences_per_s"],
+            entry["training_gflop_per_sequence"],
+            entry["achieved_gflops"],
+            f"{entry['fraction_of_fp32_peak']:.1%}",
+        ]
+        for label, entry in systems.items()
+    ]
+    header = ["system", "precision", "batch", "seq/s", "train GFLOP/seq", "achieved GFLOP/s", "of fp32 peak"]
+    print(
+        f"\n{frames}-frame {64 // settings['stride']}x{64 // settings['stride']} inputs; training = "
+        f"{TRAINING_FACTOR} x forward convolution FLOPs"
+    )
+    print(common.table(header, rows))
+    print(
+        f"\nfloat32 peak: {ceiling['peak_gflops']:.1f} GFLOP/s = {ceiling['cores']} cores x {ceiling['ghz']:.3f} GHz "
+        f"({ceiling['clock_source']}) x {ceiling['flops_per_cycle']} FLOP/cycle "
+        f"({ceiling['flops_per_cycle_assumption']})"
+    )
+    path = common.save_results(
+        NAME,
+        common.result_path(NAME, args.quick, args.out),
+        quick=args.quick,
+        command=" ".join(["python -m benchmarks.flops", *argv]),
+        settings={**settings, "runs": runs},
+        results=results,
+    )
+    print(f"\nResults written to {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
