@@ -27,7 +27,7 @@ from keras_convlstm.training import TimeLimit, train  # noqa: E402
 from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif  # noqa: E402
 
 GENERATED = "generated"
-DEMO_PRETRAINED = "cpu-fast-moving-mnist"
+DEMO_PRETRAINED = "cpu-quality-moving-mnist"
 
 
 class CommandError(Exception):

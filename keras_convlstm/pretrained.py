@@ -32,7 +32,7 @@ def load_pretrained(name: str) -> keras.Model:
     """Loads a shipped pretrained model by name (see :func:`list_pretrained`), compiled and ready to predict.
 
     Args:
-        name: the model's name, for example ``"cpu-fast-moving-mnist"``.
+        name: the model's name, for example ``"cpu-quality-moving-mnist"``.
 
     Returns:
         The Keras model; its preset is ``model.config``.

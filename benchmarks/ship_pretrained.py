@@ -1,0 +1,85 @@
+"""Packages a trained model as a shipped pretrained model, with its held-out metrics and how it was trained.
+
+Usage (after the training command recorded in BENCHMARKS.md):
+
+    python benchmarks/ship_pretrained.py runs/pretrained/best.keras --name cpu-quality-moving-mnist \
+        --preset cpu-quality --command "python -m keras_convlstm train ..."
+
+The weights go into a freshly built model of ``--preset`` (no optimizer state, so the file stays small), which is
+saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json`` beside it records the command, the
+training history summary and the metrics on the fixed held-out set: 1,000 Moving MNIST sequences generated with
+seed 10,000 from the held-out test digits, 10 frames in and 10 predicted autoregressively, beside the
+copy-last-frame and blank baselines. ``check`` holds the model's mean MSE on 16 sequences generated the same way
+(seed 10,000, held-out digits), which the tests recompute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_convlstm.cli import generate_sequences
+from keras_convlstm.evaluation import evaluate
+from keras_convlstm.models import build_model
+
+ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
+HELD_OUT_SEED = 10_000
+CHECK_SEQUENCES = 16
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="trained .keras file (e.g. best.keras of a training run)")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--preset", required=True, help="preset whose architecture the weights belong to")
+    parser.add_argument("--command", required=True, help="the command that trained it")
+    parser.add_argument("--held-out", type=int, default=1000)
+    args = parser.parse_args()
+
+    trained = keras.saving.load_model(args.model)
+    model = build_model(args.preset)
+    model.set_weights(trained.get_weights())
+
+    held_out = generate_sequences(args.held_out, seed=HELD_OUT_SEED, split="test")
+    table = evaluate(model, held_out)
+    check_set = generate_sequences(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
+    check = evaluate(model, check_set).means()["model"]["mse"]
+    print(table.to_text())
+
+    run_dir = Path(args.model).parent
+    history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").exists() else []
+    record = {
+        "name": args.name,
+        "preset": args.preset,
+        "parameters": model.count_params(),
+        "command": args.command,
+        "epochs_completed": len(history),
+        "final_epoch": history[-1] if history else None,
+        "held_out": {
+            "description": f"{args.held_out} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out "
+            "test digits; 10 context frames, 10 predicted autoregressively",
+            "means": table.means(),
+            "mse_per_step": {system: np.asarray(values["mse"]).tolist() for system, values in table.metrics.items()},
+            "ssim_per_step": {system: np.asarray(values["ssim"]).tolist() for system, values in table.metrics.items()},
+        },
+        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(check)},
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    }
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    model.save(ASSETS / f"{args.name}.keras")
+    (ASSETS / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=float, allow_nan=True))
+    size = (ASSETS / f"{args.name}.keras").stat().st_size
+    print(f"wrote {ASSETS / args.name}.keras ({size / 1e6:.1f} MB) and .json")
+
+
+if __name__ == "__main__":
+    main()

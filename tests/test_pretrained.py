@@ -1,0 +1,37 @@
+"""The shipped pretrained model loads, is small, and reproduces its recorded held-out check."""
+
+import numpy as np
+import pytest
+
+from keras_convlstm import pretrained
+from keras_convlstm.cli import DEMO_PRETRAINED, generate_sequences
+from keras_convlstm.evaluation import evaluate
+
+NAME = "cpu-quality-moving-mnist"
+
+
+def test_the_demo_model_is_shipped():
+    assert DEMO_PRETRAINED == NAME
+    assert NAME in pretrained.list_pretrained()
+    asset = pretrained._assets() / f"{NAME}.keras"
+    assert asset.stat().st_size <= 15 * 1024 * 1024
+
+
+def test_pretrained_model_reproduces_its_recorded_check():
+    info = pretrained.pretrained_info(NAME)
+    model = pretrained.load_pretrained(NAME)
+    assert model.config.name == info["preset"] == "cpu-quality"
+    assert model.count_params() == info["parameters"]
+    check = info["check"]
+    held_out = generate_sequences(check["sequences"], seed=10_000, split="test")
+    means = evaluate(model, held_out).means()
+    # bfloat16 arithmetic may round differently on another CPU; the recorded value is from the shipping machine.
+    assert means["model"]["mse"] == pytest.approx(check["model_mse"], rel=2e-2)
+    recorded = info["held_out"]["means"]
+    assert recorded["model"]["mse"] < recorded["copy-last-frame"]["mse"]
+    assert np.isfinite(recorded["model"]["ssim"])
+
+
+def test_unknown_pretrained_name_lists_what_exists():
+    with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'.*{NAME}"):
+        pretrained.load_pretrained("nope")
