@@ -63,6 +63,9 @@ def main() -> None:
         "command": args.command,
         "epochs_completed": len(history),
         "final_epoch": history[-1] if history else None,
+        "best_checkpoint": json.loads((run_dir / "best.json").read_text())
+        if (run_dir / "best.json").exists()
+        else None,
         "held_out": {
             "description": f"{args.held_out} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out "
             "test digits; 10 context frames, 10 predicted autoregressively",
