@@ -129,6 +129,20 @@ def save_results(name: str, path: Path, *, quick: bool, command: str, settings: 
     return path
 
 
+def finish(name: str, args: argparse.Namespace, argv: list[str], settings: dict, results: object) -> Path:
+    """Saves a benchmark's results where ``--quick`` / ``--out`` say, and prints the path."""
+    path = save_results(
+        name,
+        result_path(name, args.quick, args.out),
+        quick=args.quick,
+        command=" ".join([f"python -m benchmarks.{name}", *argv]),
+        settings=settings,
+        results=results,
+    )
+    print(f"\nResults written to {path}")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Data and model timing
 # ---------------------------------------------------------------------------------------------------------

@@ -179,15 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"({ceiling['clock_source']}) x {ceiling['flops_per_cycle']} FLOP/cycle "
         f"({ceiling['flops_per_cycle_assumption']})"
     )
-    path = common.save_results(
-        NAME,
-        common.result_path(NAME, args.quick, args.out),
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.flops", *argv]),
-        settings={**settings, "runs": runs},
-        results=results,
-    )
-    print(f"\nResults written to {path}")
+    common.finish(NAME, args, argv, {**settings, "runs": runs}, results)
     return results
 
 

@@ -131,15 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(common.table(["generator", "sequences per call", "sequences/s"], rows))
     print(f"\nspeed-up: {results['speedup']:.3g}x; same output for the same seed ({check} sequences): {identical}")
-    path = common.save_results(
-        NAME,
-        common.result_path(NAME, args.quick, args.out),
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.generation_speed", *argv]),
-        settings=settings,
-        results=results,
-    )
-    print(f"\nResults written to {path}")
+    common.finish(NAME, args, argv, settings, results)
     return results
 
 

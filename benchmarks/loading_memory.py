@@ -203,15 +203,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         f"one epoch of batches of {settings['batch_size']}; temporary file deleted"
     )
     print(report(results))
-    path = common.save_results(
-        NAME,
-        common.result_path(NAME, args.quick, args.out),
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.loading_memory", *argv]),
-        settings=settings,
-        results=results,
-    )
-    print(f"\nResults written to {path}")
+    common.finish(NAME, args, argv, settings, results)
     return results
 
 

@@ -141,15 +141,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Frames run through the network: official {official_steps}, ours {ours_steps} "
         f"(ratio {official_steps / ours_steps:.3g}: the speed-up of compute-bound work with equal per-frame cost)"
     )
-    path = common.save_results(
-        NAME,
-        common.result_path(NAME, args.quick, args.out),
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.rollout_speed", *argv]),
-        settings=settings,
-        results=results,
-    )
-    print(f"\nResults written to {path}")
+    common.finish(NAME, args, argv, settings, results)
     return results
 
 

@@ -149,17 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append([name, "", "", values["mse"], values["ssim"]])
     print(f"\nheld-out: {settings['eval_sequences']} sequences from the test digits, {HORIZON} frames from {CONTEXT}")
     print(common.table(["system", "train minutes", "sequences seen", "MSE", "SSIM"], rows))
-    path = common.result_path(NAME, args.quick, args.out)
-    common.save_results(
-        NAME,
-        path,
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.time_to_quality", *argv]),
-        settings=settings,
-        results=curves,
-    )
+    path = common.finish(NAME, args, argv, settings, curves)
     plot(curves, path.with_suffix(".png"))
-    print(f"\nResults written to {path} and {path.with_suffix('.png')}")
+    print(f"Curve drawn in {path.with_suffix('.png')}")
     return curves
 
 

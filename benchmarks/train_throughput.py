@@ -140,15 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print()
     print(report(results))
-    path = common.save_results(
-        NAME,
-        common.result_path(NAME, args.quick, args.out),
-        quick=args.quick,
-        command=" ".join(["python -m benchmarks.train_throughput", *argv]),
-        settings=settings,
-        results=results,
-    )
-    print(f"\nResults written to {path}")
+    common.finish(NAME, args, argv, settings, results)
     return results
 
 
