@@ -228,16 +228,9 @@ PRESETS: dict[str, ModelConfig] = {
             input_frames=10,
             output_frames=10,
         ),
-        # Throughput of model.fit on the 2-core CPU (TF 2.21, Keras 3.15) with 19-frame inputs of 64x64 frames
-        # (the shifted halves of 20-frame sequences), batch 16, bfloat16; command:
-        #   python -c "import time,numpy as np;from keras_convlstm.models import build_model;
-        #   m=build_model('cpu-fast');x=np.random.default_rng(0).random((160,19,64,64,1),'float32');
-        #   m.fit(x[:32],x[:32],batch_size=16,verbose=0);t=time.time();m.fit(x,x,batch_size=16,verbose=0);
-        #   print(160/(time.time()-t),'sequences/s')"
-        # Measured 15-25 sequences/s while other jobs shared the cores (17.4 with one other training job
-        # running); 69 CPU-ms per sequence, i.e. about 29 sequences/s on two idle cores. Two 64-filter layers
-        # peaked at about 10 sequences/s in the same setting. Moving MNIST sanity run (1024 generated sequences,
-        # 3 epochs): validation BCE 0.69 -> 0.172 -> 0.119 -> 0.101, against 0.190 for a constant frame.
+        # Trains at 27.6 sequences/s on 2 idle CPU cores (model.fit, batch 16, bfloat16, 20-frame 64x64 Moving
+        # MNIST; `python -m benchmarks.train_throughput`, see BENCHMARKS.md), 52x the official network in float32.
+        # Two 64-filter layers (the cpu-quality preset) train about half as fast.
         ModelConfig(
             name="cpu-fast",
             description="Causal 4x4-patch model, 2 x ConvLSTM2D 32 (5x5), bfloat16: trains on 2 CPU cores.",
