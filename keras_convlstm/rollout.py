@@ -4,7 +4,8 @@ The official example predicts frame ``t + 1`` by running ``model.predict`` on th
 keeping the last output frame, so a rollout of ``horizon`` frames re-reads the context ``horizon`` times (quadratic
 cost) and retraces the predict function for every new sequence length. :func:`predict_frames` gives the same frames
 in linear time: it walks the model layer by layer, advances every ConvLSTM2D cell one frame at a time, and keeps
-only the few past frames that a temporal convolution needs. One compiled step serves every frame of the rollout.
+only the few past frames that a temporal convolution needs. One compiled graph, a loop over that step, runs the
+whole rollout; it is traced once per input signature, never per step or per horizon.
 
 :func:`official_rollout` keeps the official loop as the reference the fast path is tested and benchmarked against.
 :func:`predict_next_frames` is the one-step-ahead prediction from ground-truth inputs (teacher forcing), which is
@@ -104,8 +105,9 @@ class FrameStepper:
         self.trace_count = 0
         # The loop over layers is plain Python unrolled at trace time, so AutoGraph has nothing to convert.
         self._step = tf.function(self._step_eager, reduce_retracing=True, autograph=False)
+        self._roll = tf.function(self._roll_eager, reduce_retracing=True, autograph=False)
 
-    def initial_state(self, batch_size: int) -> list[tf.Tensor]:
+    def initial_state(self, batch_size: int | tf.Tensor) -> list[tf.Tensor]:
         """Zero states: ``(h, c)`` per ConvLSTM2D and a frame history per temporal convolution."""
         state = []
         for layer in self.layers:
@@ -147,6 +149,34 @@ class FrameStepper:
         prediction = x[:, 0] if x.shape.rank == 5 else x
         return tf.cast(prediction, tf.float32), new_state
 
+    def _roll_eager(self, frames: tf.Tensor, extra_steps: tf.Tensor) -> tf.Tensor:
+        time_steps = tf.shape(frames)[1]
+        state = self.initial_state(tf.shape(frames)[0])
+        outputs = tf.TensorArray(tf.float32, size=time_steps + extra_steps)
+
+        def read(t, prediction, outputs, *state):
+            prediction, state = self._step_eager(frames[:, t], list(state))
+            return (t + 1, prediction, outputs.write(t, prediction), *state)
+
+        def feed_back(t, prediction, outputs, *state):
+            prediction, state = self._step_eager(prediction, list(state))
+            return (t + 1, prediction, outputs.write(t, prediction), *state)
+
+        first_prediction, state = self._step_eager(frames[:, 0], state)
+        outputs = outputs.write(0, first_prediction)
+        loop = (tf.constant(1), first_prediction, outputs, *state)
+        loop = tf.while_loop(lambda t, *_: t < time_steps, read, loop)
+        loop = tf.while_loop(lambda t, *_: t < time_steps + extra_steps, feed_back, loop)
+        return tf.transpose(loop[2].stack(), [1, 0, 2, 3, 4])
+
+    def roll(self, frames: tf.Tensor, extra_steps: int) -> tf.Tensor:
+        """Reads ``frames`` ``(batch, time, height, width, channels)``, then feeds back ``extra_steps`` predictions.
+
+        One compiled graph runs the whole loop. Returns every step's prediction,
+        ``(batch, time + extra_steps, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
+        """
+        return self._roll(frames, tf.constant(extra_steps, tf.int32))
+
     def step(self, frame: tf.Tensor, state: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Reads one frame ``(batch, height, width, channels)``; returns the next-frame prediction and state."""
         return self._step(frame, state)
@@ -169,16 +199,7 @@ def _batches(frames: np.ndarray, batch_size: int | None):
 
 def _roll(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
     """Reads the true ``frames``, then feeds back ``horizon - 1`` predictions; returns every step's output."""
-    state = stepper.initial_state(len(frames))
-    frames = tf.constant(frames)
-    predicted = []
-    for t in range(frames.shape[1]):
-        prediction, state = stepper.step(frames[:, t], state)
-        predicted.append(prediction)
-    for _ in range(horizon - 1):
-        prediction, state = stepper.step(prediction, state)
-        predicted.append(prediction)
-    return tf.stack(predicted, axis=1).numpy()
+    return stepper.roll(tf.constant(frames), horizon - 1).numpy()
 
 
 def predict_frames(

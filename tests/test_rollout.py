@@ -78,6 +78,18 @@ def test_step_is_traced_once_for_any_horizon():
     assert stepper.trace_count == 1
 
 
+def test_whole_rollout_graph_is_not_retraced_for_new_horizons():
+    model = tiny_model("keras-example-causal")
+    stepper = FrameStepper(model)
+    context = random_frames(model, batch=2, time=3)
+    first = stepper.roll(context, 2).numpy()
+    traces = stepper.trace_count
+    longer = stepper.roll(context, 6).numpy()
+    assert stepper.trace_count == traces
+    assert longer.shape == (2, 3 + 6, *model.config.frame_shape)
+    np.testing.assert_allclose(longer[:, : 3 + 2], first, atol=1e-6)
+
+
 def test_predict_next_frames_is_last_output_of_each_prefix():
     model = tiny_model("keras-example")
     sequence = random_frames(model, batch=2, time=5)
