@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         sequences = _sequences_from(args.data, args.num_sequences, args.seed, "train")
         train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
         train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
-        val_sequences = sequences[np.sort(val_idx)]
+        val_sequences = sequences[val_idx]  # split_indices returns sorted indices
     callbacks = [TimeLimit(args.max_minutes * 60)] if args.max_minutes else []
     train(
         model,
