@@ -23,7 +23,7 @@ from keras_convlstm.models import build_model, list_presets  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
 from keras_convlstm.rollout import predict_frames  # noqa: E402
-from keras_convlstm.training import TimeLimit, train  # noqa: E402
+from keras_convlstm.training import ScheduledSampling, TimeLimit, train  # noqa: E402
 from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif  # noqa: E402
 
 GENERATED = "generated"
@@ -107,7 +107,25 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
+    keys += ("learning_rate", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
+
+
+def _initial_weights(source: str) -> list[np.ndarray]:
+    """Weights of a shipped pretrained model (by name) or of a ``.keras`` file."""
+    if source in list_pretrained():
+        return load_pretrained(source).get_weights()
+    return load_model(source).get_weights()
+
+
+def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
+    if args.scheduled_sampling is None:
+        return None
+    start, end = args.scheduled_sampling
+    try:
+        return ScheduledSampling(context=args.context, start_step=start, ramp_end_step=end, seed=args.seed)
+    except ValueError as error:
+        raise CommandError(f"--scheduled-sampling {start} {end}: {error}") from error
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -128,7 +146,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     settings_path.write_text(json.dumps(_run_settings(args), indent=2))
 
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.preset, precision=args.precision)
+    overrides = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    model = build_model(args.preset, precision=args.precision, **overrides)
+    if args.init_from is not None:
+        weights = _initial_weights(args.init_from)
+        if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+            raise CommandError(f"--init-from {args.init_from}: its weights do not fit the {args.preset!r} preset")
+        model.set_weights(weights)
     if args.data == GENERATED:
         train_set = data.GeneratedMovingMNIST(args.num_sequences, args.batch_size, seed=args.seed)
         val_sequences = generate_sequences(
@@ -150,6 +174,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         steps_per_epoch=args.steps_per_epoch,
         callbacks=callbacks,
+        scheduled_sampling=_scheduled_sampling(args),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     final = out_dir / "model.keras"
@@ -271,7 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the preset's")
+    p.add_argument("--init-from", default=None, help="start from these weights: a pretrained name or a .keras file")
+    p.add_argument(
+        "--scheduled-sampling",
+        type=int,
+        nargs=2,
+        metavar=("START", "END"),
+        default=None,
+        help="train on the model's own predictions after --context frames, with a probability rising from 0 at "
+        "optimizer step START to 1 at END (default: teacher forcing)",
+    )
+    p.add_argument("--context", type=int, default=10, help="true frames read before scheduled sampling feeds back")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="runs/train")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out-dir")

@@ -438,9 +438,13 @@ class ConvLSTMModel(keras.Model):
         kwargs.setdefault("name", config.name.replace("-", "_"))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
+        # Set by ``training.train`` while it fits with scheduled sampling; never saved.
+        self.scheduled_sampling = None
 
     def call(self, inputs, training=None, mask=None):
         check_input(self.config, inputs)
+        if self.scheduled_sampling is not None:
+            return self.scheduled_sampling.outputs(self, inputs, training=bool(training))
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self) -> dict:

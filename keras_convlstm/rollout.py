@@ -120,7 +120,9 @@ class FrameStepper:
                 state.append(tf.zeros((batch_size, history, *layer.input.shape[-3:]), dtype))
         return state
 
-    def _step_eager(self, frame: tf.Tensor, state: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def _step_eager(
+        self, frame: tf.Tensor, state: list[tf.Tensor], training: bool = False
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         self.trace_count += 1  # Python side effect: runs once per trace, never per compiled call.
         x = frame[:, None]  # (batch, 1, height, width, channels)
         new_state = []
@@ -132,7 +134,7 @@ class FrameStepper:
                 if _fusable(layer):
                     h, c = _fused_convlstm_step(layer, x[:, 0], h, c)
                 else:
-                    h, (h, c) = layer.cell(tf.cast(x[:, 0], layer.compute_dtype), [h, c], training=False)
+                    h, (h, c) = layer.cell(tf.cast(x[:, 0], layer.compute_dtype), [h, c], training=training)
                 new_state += [h, c]
                 x = h[:, None] if layer.return_sequences else h
             elif (window := _temporal_window(layer)) is not None:
@@ -143,9 +145,9 @@ class FrameStepper:
                 new_state.append(frames)
                 if future:
                     frames = tf.concat([frames, tf.zeros_like(frames[:, :future])], axis=1)
-                x = layer(frames, training=False)[:, history - 1 : history]
+                x = layer(frames, training=training)[:, history - 1 : history]
             else:
-                x = layer(x, training=False)
+                x = layer(x, training=training)
         prediction = x[:, 0] if x.shape.rank == 5 else x
         return tf.cast(prediction, tf.float32), new_state
 
@@ -169,6 +171,28 @@ class FrameStepper:
         loop = tf.while_loop(lambda t, *_: t < time_steps + extra_steps, feed_back, loop)
         return tf.transpose(loop[2].stack(), [1, 0, 2, 3, 4])
 
+    def unroll(self, frames: tf.Tensor, feed_back: tf.Tensor, *, training: bool = False) -> tf.Tensor:
+        """Differentiable pass over ``frames`` in which chosen inputs are replaced by the model's own predictions.
+
+        Args:
+            frames: true inputs ``(batch, time, height, width, channels)``; ``time`` must be static.
+            feed_back: ``(batch, time)`` booleans; where true, step ``t`` reads the prediction made at step
+                ``t - 1`` instead of ``frames[:, t]`` (ignored at ``t = 0``). All false is teacher forcing.
+            training: the ``training`` flag passed to the layers.
+
+        Returns:
+            float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
+        """
+        frames = tf.convert_to_tensor(frames, tf.float32)
+        state = self.initial_state(tf.shape(frames)[0])
+        prediction, state = self._step_eager(frames[:, 0], state, training)
+        outputs = [prediction]
+        for t in range(1, frames.shape[1]):
+            own = tf.reshape(feed_back[:, t], (-1, 1, 1, 1))
+            prediction, state = self._step_eager(tf.where(own, prediction, frames[:, t]), state, training)
+            outputs.append(prediction)
+        return tf.stack(outputs, axis=1)
+
     def roll(self, frames: tf.Tensor, extra_steps: int) -> tf.Tensor:
         """Reads ``frames`` ``(batch, time, height, width, channels)``, then feeds back ``extra_steps`` predictions.
 
@@ -182,7 +206,8 @@ class FrameStepper:
         return self._step(frame, state)
 
 
-def _stepper(model: keras.Model) -> FrameStepper:
+def frame_stepper(model: keras.Model) -> FrameStepper:
+    """The model's :class:`FrameStepper`, built once and kept while the model lives."""
     stepper = _STEPPERS.get(model)
     if stepper is None:
         stepper = _STEPPERS[model] = FrameStepper(model)
@@ -231,7 +256,7 @@ def predict_frames(
         return np.concatenate(outputs).astype(np.float32)
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"a {kind!r} model does not predict frames; expected a frame-prediction model")
-    stepper = _stepper(model)
+    stepper = frame_stepper(model)
     outputs = [_roll(stepper, batch, horizon)[:, -horizon:] for batch in _batches(context, batch_size)]
     return np.concatenate(outputs)
 
@@ -279,5 +304,5 @@ def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size:
     kind = _model_kind(model)
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"one-step-ahead prediction needs a frame-by-frame model, got a {kind!r} model")
-    stepper = _stepper(model)
+    stepper = frame_stepper(model)
     return np.concatenate([_roll(stepper, batch, 1) for batch in _batches(sequence, batch_size)])

@@ -12,6 +12,7 @@ Files written under ``out_dir``:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_convlstm.data import ArrayDataset, SequenceDataset
+from keras_convlstm.rollout import frame_stepper
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
 
@@ -125,6 +128,67 @@ class EpochSync(keras.callbacks.Callback):
             dataset.set_epoch(epoch)
 
 
+@dataclasses.dataclass(frozen=True)
+class ScheduledSampling:
+    """Trains a frame model on its own predictions, as it will be used in a rollout.
+
+    After ``context`` true input frames, each later input frame of a training sequence is replaced, with
+    probability ``p``, by the model's prediction of it from the step before (Bengio et al. 2015, "Scheduled
+    Sampling"; PredRNN trains the same way). ``p`` grows linearly with the optimizer step from 0 at ``start_step``
+    to 1 at ``ramp_end_step``, then stays 1: the model then trains exactly as it is evaluated, 10 true frames in
+    and its own predictions after. Gradients flow through the fed-back predictions. Validation always feeds back
+    (``p = 1``), so ``val_loss`` measures the rollout. The draws are a function of ``seed`` and the optimizer step,
+    so a resumed run draws the same inputs.
+
+    Args:
+        context: true frames read before feeding back starts.
+        start_step: optimizer step where ``p`` starts to grow from 0.
+        ramp_end_step: optimizer step where ``p`` reaches 1 (equal to ``start_step``: 1 from the start).
+        seed: seed of the per-sequence, per-frame draws.
+    """
+
+    context: int = 10
+    start_step: int = 0
+    ramp_end_step: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.context, int) or self.context < 1:
+            raise ValueError(f"context must be a positive integer, got {self.context!r}")
+        if not (isinstance(self.start_step, int) and isinstance(self.ramp_end_step, int)):
+            raise ValueError("start_step and ramp_end_step must be integers")
+        if not 0 <= self.start_step <= self.ramp_end_step:
+            raise ValueError(
+                f"expected 0 <= start_step <= ramp_end_step, got start_step={self.start_step}, "
+                f"ramp_end_step={self.ramp_end_step}"
+            )
+
+    def probability(self, step: int | tf.Tensor) -> tf.Tensor:
+        """The feed-back probability ``p`` at optimizer step ``step`` (float32 scalar)."""
+        step = tf.cast(step, tf.float32)
+        if self.ramp_end_step == self.start_step:
+            return tf.where(step >= self.start_step, 1.0, 0.0)
+        return tf.clip_by_value((step - self.start_step) / (self.ramp_end_step - self.start_step), 0.0, 1.0)
+
+    def feed_back_mask(self, batch_size: int | tf.Tensor, time: int, step: int | tf.Tensor | None) -> tf.Tensor:
+        """``(batch, time)`` booleans, true where input ``t`` is the model's own prediction.
+
+        ``step=None`` feeds back every frame after the context (validation, rollout).
+        """
+        after_context = tf.range(time)[None, :] >= self.context
+        if step is None:
+            return tf.broadcast_to(after_context, (batch_size, time))
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        draws = tf.random.stateless_uniform((batch_size, time), seed=seed)
+        return after_context & (draws < self.probability(step))
+
+    def outputs(self, model: keras.Model, frames: tf.Tensor, *, training: bool) -> tf.Tensor:
+        """The model's outputs ``(batch, time, height, width, channels)`` with fed-back inputs."""
+        step = model.optimizer.iterations if training else None
+        feed_back = self.feed_back_mask(tf.shape(frames)[0], frames.shape[1], step)
+        return frame_stepper(model).unroll(frames, feed_back, training=training)
+
+
 def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) -> keras.utils.PyDataset:
     """Wraps training or validation data in a seeded, epoch-aware ``PyDataset``.
 
@@ -161,6 +225,7 @@ def train(
     lr_patience: int = 5,
     loss_threshold: float | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    scheduled_sampling: ScheduledSampling | None = None,
     verbose: int | str = 2,
 ) -> keras.callbacks.History:
     """Trains ``model`` with the official recipe's callbacks; calling it again after an interruption resumes.
@@ -183,6 +248,8 @@ def train(
         lr_patience: ReduceLROnPlateau patience in epochs.
         loss_threshold: stop once the epoch's training loss is below it (None: never).
         callbacks: extra Keras callbacks.
+        scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
+            :class:`ScheduledSampling`); None trains with teacher forcing, as the official example does.
         verbose: ``model.fit`` verbosity (2: one line per epoch).
 
     Returns:
@@ -213,12 +280,32 @@ def train(
     if loss_threshold is not None:
         all_callbacks.append(LossThresholdStop(loss_threshold))
     all_callbacks += list(callbacks)
-    return model.fit(
-        train_set,
-        validation_data=val_set,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
+    if scheduled_sampling is not None:
+        _check_scheduled_sampling(model, scheduled_sampling)
+    model.scheduled_sampling = scheduled_sampling
+    try:
+        return model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    finally:
+        if scheduled_sampling is not None:
+            model.scheduled_sampling = None
+            # The compiled train/test/predict functions were traced with fed-back inputs: trace them again.
+            model.train_function = model.test_function = model.predict_function = None
+
+
+def _check_scheduled_sampling(model: keras.Model, scheduled_sampling: ScheduledSampling) -> None:
+    if not isinstance(scheduled_sampling, ScheduledSampling):
+        raise TypeError(f"scheduled_sampling must be a ScheduledSampling, got {type(scheduled_sampling).__name__}")
+    kind = getattr(getattr(model, "config", None), "kind", None)
+    if kind != "seq2seq" or not hasattr(model, "scheduled_sampling"):
+        raise ValueError(
+            "scheduled sampling trains a sequence-to-sequence ConvLSTMModel (from build_model) on its own "
+            f"predictions; got a {kind or type(model).__name__!r} model"
+        )

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from keras_convlstm.models import build_model
+import tensorflow as tf
+
 from keras_convlstm.rollout import FrameStepper, official_rollout, predict_frames, predict_next_frames
 
 # Tiny versions of every sequence-to-sequence and many-to-one preset: same layer chain, small sizes.
@@ -109,6 +111,41 @@ def test_first_rollout_frame_is_the_one_step_prediction_of_the_context():
     np.testing.assert_allclose(
         predict_frames(model, context, 1)[:, 0], predict_next_frames(model, context)[:, -1], atol=1e-6
     )
+
+
+@pytest.mark.parametrize("preset", ["keras-example-causal", "cpu-fast", "shi2015"])
+def test_unroll_without_feed_back_is_the_teacher_forced_model_output(preset):
+    model = tiny_model(preset)
+    frames = random_frames(model, batch=2, time=5)
+    unrolled = FrameStepper(model).unroll(frames, tf.zeros((2, 5), tf.bool))
+    np.testing.assert_allclose(unrolled.numpy(), model.predict(frames, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_unroll_feeding_back_after_the_context_is_the_rollout():
+    model = tiny_model("cpu-fast")
+    frames = random_frames(model, batch=3, time=7)
+    feed_back = tf.broadcast_to(tf.range(7) >= 4, (3, 7))
+    unrolled = FrameStepper(model).unroll(frames, feed_back).numpy()
+    rollout = predict_frames(model, frames[:, :4], horizon=4)
+    np.testing.assert_allclose(unrolled[:, 3:], rollout, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(unrolled[:, :3], model.predict(frames[:, :4], verbose=0)[:, :3], atol=1e-5, rtol=0)
+
+
+def test_unroll_mixes_sequences_independently_and_passes_gradients_through_feed_back():
+    model = tiny_model("cpu-fast")
+    frames = tf.constant(random_frames(model, batch=2, time=4))
+    feed_back = tf.constant([[False, True, True, True], [False, False, False, False]])
+    stepper = FrameStepper(model)
+    with tf.GradientTape() as tape:
+        mixed = stepper.unroll(frames, feed_back, training=True)
+        loss = tf.reduce_sum(mixed[0, -1])
+    gradients = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None and np.isfinite(g.numpy()).all() for g in gradients)
+    first_frame_only = frames.numpy().copy()
+    first_frame_only[0, 1:] = 0.5  # sequence 0 reads only its first true frame
+    again = stepper.unroll(first_frame_only, feed_back).numpy()
+    np.testing.assert_allclose(again, mixed.numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(mixed[1].numpy(), model.predict(frames, verbose=0)[1], atol=1e-5, rtol=0)
 
 
 def test_encoder_forecaster_emits_its_frames_directly():

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from keras_convlstm.models import build_model
-from keras_convlstm.training import LossThresholdStop, TimeLimit, train
+import tensorflow as tf
+
+from keras_convlstm.rollout import FrameStepper
+from keras_convlstm.training import LossThresholdStop, ScheduledSampling, TimeLimit, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,3 +182,54 @@ def test_bad_arguments(tmp_path):
         train(model, [1, 2, 3], out_dir=tmp_path)
     with pytest.raises(ValueError, match="threshold must be > 0"):
         LossThresholdStop(0)
+
+
+def test_scheduled_sampling_probability_ramps_and_draws_are_seeded():
+    schedule = ScheduledSampling(context=2, start_step=10, ramp_end_step=30, seed=3)
+    probabilities = [float(schedule.probability(step)) for step in (0, 10, 20, 25, 30, 100)]
+    assert probabilities == pytest.approx([0.0, 0.0, 0.5, 0.75, 1.0, 1.0])
+    assert float(ScheduledSampling(start_step=5, ramp_end_step=5).probability(4)) == 0.0
+    assert float(ScheduledSampling(start_step=5, ramp_end_step=5).probability(5)) == 1.0
+    mask = schedule.feed_back_mask(4000, 6, step=20).numpy()
+    assert mask.shape == (4000, 6) and mask.dtype == bool
+    assert not mask[:, :2].any()
+    assert mask[:, 2:].mean() == pytest.approx(0.5, abs=0.02)
+    np.testing.assert_array_equal(mask, schedule.feed_back_mask(4000, 6, step=20).numpy())
+    assert (mask != schedule.feed_back_mask(4000, 6, step=21).numpy()).any()
+    validation = schedule.feed_back_mask(3, 6, step=None).numpy()
+    np.testing.assert_array_equal(validation, np.broadcast_to(np.arange(6) >= 2, (3, 6)))
+
+
+def test_scheduled_sampling_trains_on_the_rollout_and_validates_it(tmp_path):
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 256, size=(8, 6, 16, 16, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(0)
+    model = build_model("cpu-fast", image_size=16, precision="float32")
+    schedule = ScheduledSampling(context=3, start_step=0, ramp_end_step=0)
+    history = train(
+        model, sequences[:6], sequences[6:], epochs=2, batch_size=3, out_dir=tmp_path, scheduled_sampling=schedule,
+        verbose=0,
+    )
+    assert model.scheduled_sampling is None
+    frames = sequences[6:].astype(np.float32) / 255.0
+    feed_back = tf.broadcast_to(tf.range(5) >= 3, (2, 5))
+    rolled = FrameStepper(model).unroll(frames[:, :-1], feed_back)
+    expected = keras.losses.binary_crossentropy(frames[:, 1:], rolled)
+    assert history.history["val_loss"][-1] == pytest.approx(float(np.mean(expected.numpy())), rel=1e-4)
+    teacher_forced = model.predict(frames[:, :-1], verbose=0)
+    assert np.abs(teacher_forced - rolled.numpy())[:, 3:].max() > 1e-4  # predict is back to teacher forcing
+    np.testing.assert_allclose(teacher_forced[:, :3], rolled.numpy()[:, :3], atol=1e-5)
+
+
+def test_scheduled_sampling_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="start_step <= ramp_end_step"):
+        ScheduledSampling(start_step=5, ramp_end_step=2)
+    with pytest.raises(ValueError, match="context must be a positive integer"):
+        ScheduledSampling(context=0)
+    sequences = np.zeros((2, 3, 16, 16, 1), np.uint8)
+    keras.utils.set_random_seed(0)
+    many_to_one = build_model("moving-square", image_size=16)
+    with pytest.raises(ValueError, match="sequence-to-sequence"):
+        train(many_to_one, sequences, out_dir=tmp_path, scheduled_sampling=ScheduledSampling())
+    with pytest.raises(TypeError, match="must be a ScheduledSampling"):
+        train(tiny_model(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)
