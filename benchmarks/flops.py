@@ -83,13 +83,14 @@ def flops_per_cycle(info: dict[str, str]) -> tuple[int, str]:
     return 8, "no avx: 1 add + 1 multiply unit x 4 float32 lanes"
 
 
-def peak(args, info: dict[str, str]) -> dict[str, object]:
-    """The float32 peak with the numbers and assumptions it rests on."""
-    per_cycle, assumption = flops_per_cycle(info)
-    if args.flops_per_cycle is not None:
-        per_cycle, assumption = args.flops_per_cycle, "given with --flops-per-cycle"
-    if args.ghz is not None:
-        ghz, clock_source = args.ghz, "given with --ghz"
+def peak(info: dict[str, str], per_cycle: int | None = None, ghz: float | None = None) -> dict[str, object]:
+    """The float32 peak with the numbers and assumptions it rests on (``per_cycle``, ``ghz``: given values)."""
+    if per_cycle is not None:
+        assumption = "given with --flops-per-cycle"
+    else:
+        per_cycle, assumption = flops_per_cycle(info)
+    if ghz is not None:
+        clock_source = "given with --ghz"
     elif "cpu MHz" in info:
         ghz, clock_source = float(info["cpu MHz"]) / 1000, '"cpu MHz" of /proc/cpuinfo'
     else:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ghz", type=float, default=None, help="clock in GHz used for the peak")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    ceiling = peak(args, common.cpuinfo())
+    ceiling = peak(common.cpuinfo(), args.flops_per_cycle, args.ghz)
     print(common.describe_machine(common.machine_info()), flush=True)
     runs = [
         {"label": label, "preset": preset, "overrides": overrides, "batch_size": batch, "steps": (warmup, timed)}

@@ -21,7 +21,7 @@ import time
 import keras
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, flops
 from keras_convlstm import models, rollout
 
 NAME = "rollout_speed"
@@ -62,8 +62,12 @@ def measure(batch_size: int, sequences: np.ndarray, settings: dict) -> dict:
     official, official_first, official_steady = timed_calls(
         lambda: rollout.official_rollout(model, context, horizon), settings["official_repeats"]
     )
+    frame_flops = sum(flops.conv_flops_per_frame(model).values())
     keras.backend.clear_session()
     ours_median, official_median = statistics.median(ours_steady), statistics.median(official_steady)
+    context_frames = settings["context"]
+    official_frames = batch_size * sum(range(context_frames, context_frames + horizon))
+    ours_frames = batch_size * (context_frames + horizon - 1)
     return {
         "batch_size": batch_size,
         "ours_first_s": ours_first,
@@ -75,6 +79,9 @@ def measure(batch_size: int, sequences: np.ndarray, settings: dict) -> dict:
         "speedup_first": official_first / ours_first,
         "speedup_steady": official_median / ours_median,
         "max_abs_difference": float(np.max(np.abs(ours - official))),
+        "conv_flops_per_frame": frame_flops,
+        "ours_steady_gflops": ours_frames * frame_flops / ours_median / 1e9,
+        "official_steady_gflops": official_frames * frame_flops / official_median / 1e9,
     }
 
 
@@ -88,6 +95,8 @@ def report(results: list[dict]) -> str:
         "speed-up first",
         "speed-up steady",
         "max |diff|",
+        "ours GFLOP/s",
+        "official GFLOP/s",
     ]
     rows = [
         [
@@ -99,6 +108,8 @@ def report(results: list[dict]) -> str:
             entry["speedup_first"],
             entry["speedup_steady"],
             f"{entry['max_abs_difference']:.2e}",
+            entry["ours_steady_gflops"],
+            entry["official_steady_gflops"],
         ]
         for entry in results
     ]
@@ -141,7 +152,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Frames run through the network: official {official_steps}, ours {ours_steps} "
         f"(ratio {official_steps / ours_steps:.3g}: the speed-up of compute-bound work with equal per-frame cost)"
     )
-    common.finish(NAME, args, argv, settings, results)
+    ceiling = flops.peak(common.cpuinfo())
+    print(
+        f"GFLOP/s: forward convolution FLOPs of the frames each path runs (benchmarks.flops counts), per steady "
+        f"second, against this CPU's float32 peak of {ceiling['peak_gflops']:.0f} GFLOP/s "
+        f"({ceiling['cores']} cores x {ceiling['ghz']:.2f} GHz x {ceiling['flops_per_cycle']} FLOPs/cycle)"
+    )
+    common.finish(NAME, args, argv, {**settings, "peak": ceiling}, results)
     return results
 
 

@@ -1,0 +1,46 @@
+"""The benchmark scripts' quick mode runs end to end and writes figures that agree with each other."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import flops
+from keras_convlstm.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_quick(name: str, out: Path) -> dict:
+    command = [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out)]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=600)
+    return json.loads(out.read_text())
+
+
+def test_conv_flops_of_the_official_network_are_counted_per_layer():
+    counts = flops.conv_flops_per_frame(build_model("keras-example"))
+    pixels = 64 * 64
+    assert counts == {
+        "conv_lstm_1": 2.0 * pixels * 25 * (1 + 64) * 256,
+        "conv_lstm_2": 2.0 * pixels * 9 * (64 + 64) * 256,
+        "conv_lstm_3": 2.0 * pixels * 1 * (64 + 64) * 256,
+        "output_conv": 2.0 * pixels * 27 * 64 * 1,
+    }
+
+
+def test_rollout_speed_quick_run(tmp_path):
+    record = run_quick("rollout_speed", tmp_path / "rollout.json")
+    settings = record["settings"]
+    assert record["quick"] is True and record["benchmark"] == "rollout_speed"
+    assert [entry["batch_size"] for entry in record["results"]] == settings["batch_sizes"]
+    for entry in record["results"]:
+        assert entry["max_abs_difference"] <= 1e-5
+        assert entry["speedup_steady"] == pytest.approx(entry["official_steady_s"] / entry["ours_steady_s"])
+        ours_frames = entry["batch_size"] * (settings["context"] + settings["horizon"] - 1)
+        expected = ours_frames * entry["conv_flops_per_frame"] / entry["ours_steady_s"] / 1e9
+        assert entry["ours_steady_gflops"] == pytest.approx(expected)
+    assert settings["peak"]["peak_gflops"] == pytest.approx(
+        settings["peak"]["cores"] * settings["peak"]["ghz"] * settings["peak"]["flops_per_cycle"]
+    )
