@@ -26,12 +26,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm.cli import generate_sequences
 from keras_convlstm.evaluation import evaluate
 from keras_convlstm.models import build_model
+from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
-HELD_OUT_SEED = 10_000
 CHECK_SEQUENCES = 16
 
 
@@ -48,9 +47,9 @@ def main() -> None:
     model = build_model(args.preset)
     model.set_weights(trained.get_weights())
 
-    held_out = generate_sequences(args.held_out, seed=HELD_OUT_SEED, split="test")
+    held_out = generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test")
     table = evaluate(model, held_out)
-    check_set = generate_sequences(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
+    check_set = generate_moving_mnist_split(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
     check = evaluate(model, check_set).means()["model"]["mse"]
     print(table.to_text())
 

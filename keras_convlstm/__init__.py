@@ -18,12 +18,13 @@ from keras_convlstm.models import ModelConfig, build_model, get_preset, list_pre
 from keras_convlstm.pretrained import list_pretrained, load_pretrained
 from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames
 from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits
-from keras_convlstm.training import train
+from keras_convlstm.training import ScheduledSampling, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ModelConfig",
+    "ScheduledSampling",
     "build_model",
     "create_shifted_frames",
     "data",

@@ -15,7 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from keras_convlstm import data, synthetic  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
@@ -60,24 +59,9 @@ def load_sequences(path: str | os.PathLike) -> np.ndarray:
     return sequences
 
 
-def generate_sequences(
-    num_sequences: int, *, seed: int, split: str, num_frames: int = 20, chunk: int = 500
-) -> np.ndarray:
-    """Generates Moving MNIST with a progress bar; ``split`` picks training or held-out digits."""
-    digits, _ = synthetic.load_mnist_digits(split=split, verbose=False)
-    seeds = np.random.SeedSequence(seed).spawn((num_sequences + chunk - 1) // chunk)
-    parts = []
-    with tqdm(total=num_sequences, desc="generating", unit="seq", leave=False) as bar:
-        for index, child in enumerate(seeds):
-            size = min(chunk, num_sequences - index * chunk)
-            parts.append(synthetic.generate_moving_mnist(size, num_frames, digits=digits, seed=child))
-            bar.update(size)
-    return np.concatenate(parts)
-
-
 def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> np.ndarray:
     if source == GENERATED:
-        return generate_sequences(num_sequences, seed=seed, split=split)
+        return synthetic.generate_moving_mnist_split(num_sequences, seed=seed, split=split)
     if source == "official":
         return data.load_moving_mnist(num_sequences=num_sequences)
     return load_sequences(source)[:num_sequences]
@@ -98,7 +82,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         path = data.download_moving_mnist(args.cache_dir, args.url, verbose=True)
         sequences = data.load_moving_mnist(path, num_sequences=args.num_sequences)
     else:
-        sequences = generate_sequences(args.num_sequences, seed=args.seed, split=args.digits)
+        sequences = synthetic.generate_moving_mnist_split(args.num_sequences, seed=args.seed, split=args.digits)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, np.ascontiguousarray(sequences))
@@ -155,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         model.set_weights(weights)
     if args.data == GENERATED:
         train_set = data.GeneratedMovingMNIST(args.num_sequences, args.batch_size, seed=args.seed)
-        val_sequences = generate_sequences(
+        val_sequences = synthetic.generate_moving_mnist_split(
             max(args.batch_size, args.num_sequences // 10), seed=args.seed + 1, split="train"
         )
     else:
@@ -242,7 +226,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         held_out = sequences[val_idx][: args.eval_sequences]
     else:
         train_set = data.GeneratedMovingMNIST(args.sequences_per_epoch, 8, seed=args.seed)
-        held_out = generate_sequences(args.eval_sequences, seed=10_000 + args.seed, split="test")
+        held_out = synthetic.generate_moving_mnist_split(
+            args.eval_sequences, seed=synthetic.HELD_OUT_SEED + args.seed, split="test"
+        )
     plot_frames(held_out[0], title="A held-out Moving MNIST sequence", path=out_dir / "frames.png")
     save_gif(held_out[0], out_dir / "sequence.gif")
 
@@ -333,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=10)
     p.add_argument("--horizon", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=synthetic.HELD_OUT_SEED)
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.set_defaults(run=cmd_evaluate)
 

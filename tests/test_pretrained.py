@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from keras_convlstm import pretrained
-from keras_convlstm.cli import DEMO_PRETRAINED, generate_sequences
+from keras_convlstm.cli import DEMO_PRETRAINED
 from keras_convlstm.evaluation import evaluate
+from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 NAME = "cpu-quality-moving-mnist"
 
@@ -23,7 +24,7 @@ def test_pretrained_model_reproduces_its_recorded_check():
     assert model.config.name == info["preset"] == "cpu-quality"
     assert model.count_params() == info["parameters"]
     check = info["check"]
-    held_out = generate_sequences(check["sequences"], seed=10_000, split="test")
+    held_out = generate_moving_mnist_split(check["sequences"], seed=HELD_OUT_SEED, split="test")
     means = evaluate(model, held_out).means()
     # bfloat16 arithmetic may round differently on another CPU; the recorded value is from the shipping machine.
     assert means["model"]["mse"] == pytest.approx(check["model_mse"], rel=2e-2)

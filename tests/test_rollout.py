@@ -3,10 +3,9 @@
 import keras
 import numpy as np
 import pytest
-
-from keras_convlstm.models import build_model
 import tensorflow as tf
 
+from keras_convlstm.models import build_model
 from keras_convlstm.rollout import FrameStepper, official_rollout, predict_frames, predict_next_frames
 
 # Tiny versions of every sequence-to-sequence and many-to-one preset: same layer chain, small sizes.

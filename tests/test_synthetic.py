@@ -345,3 +345,17 @@ def test_noisy_squares_seeded_and_fast():
         synthetic.generate_noisy_squares(1200, seed=0)
         timings.append(time.perf_counter() - start)
     assert min(timings) < 2.0
+
+
+def test_generate_moving_mnist_split_is_seeded_chunked_generation_from_the_split_digits():
+    sequences = synthetic.generate_moving_mnist_split(5, seed=7, split="test", num_frames=4, chunk=2)
+    assert sequences.shape == (5, 4, 64, 64, 1) and sequences.dtype == np.uint8
+    digits, _ = synthetic.load_mnist_digits(split="test", verbose=False)
+    seeds = np.random.SeedSequence(7).spawn(3)
+    sizes = (2, 2, 1)
+    expected = [synthetic.generate_moving_mnist(n, 4, digits=digits, seed=s) for n, s in zip(sizes, seeds, strict=True)]
+    np.testing.assert_array_equal(sequences, np.concatenate(expected))
+    again = synthetic.generate_moving_mnist_split(5, seed=7, split="test", num_frames=4, chunk=2)
+    np.testing.assert_array_equal(sequences, again)
+    train_digits = synthetic.generate_moving_mnist_split(5, seed=7, split="train", num_frames=4, chunk=2)
+    assert not np.array_equal(sequences, train_digits)

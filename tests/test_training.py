@@ -12,10 +12,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
-from keras_convlstm.models import build_model
 import tensorflow as tf
 
+from keras_convlstm.models import build_model
 from keras_convlstm.rollout import FrameStepper
 from keras_convlstm.training import LossThresholdStop, ScheduledSampling, TimeLimit, train
 
@@ -207,7 +206,13 @@ def test_scheduled_sampling_trains_on_the_rollout_and_validates_it(tmp_path):
     model = build_model("cpu-fast", image_size=16, precision="float32")
     schedule = ScheduledSampling(context=3, start_step=0, ramp_end_step=0)
     history = train(
-        model, sequences[:6], sequences[6:], epochs=2, batch_size=3, out_dir=tmp_path, scheduled_sampling=schedule,
+        model,
+        sequences[:6],
+        sequences[6:],
+        epochs=2,
+        batch_size=3,
+        out_dir=tmp_path,
+        scheduled_sampling=schedule,
         verbose=0,
     )
     assert model.scheduled_sampling is None
