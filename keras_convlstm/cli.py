@@ -113,6 +113,7 @@ def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    schedule = _scheduled_sampling(args)
     out_dir = Path(args.out_dir)
     settings_path = out_dir / "run.json"
     interrupted = (out_dir / "backup").exists()
@@ -158,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         steps_per_epoch=args.steps_per_epoch,
         callbacks=callbacks,
-        scheduled_sampling=_scheduled_sampling(args),
+        scheduled_sampling=schedule,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     final = out_dir / "model.keras"

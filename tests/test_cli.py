@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from keras_convlstm.cli import main
+from keras_convlstm.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,6 +120,35 @@ def test_train_predict_evaluate_round_trip(sequences_file, tmp_path, capsys):
     for system in ("model", "copy-last-frame", "blank"):
         assert system in printed
     assert table_path.is_file() and json.loads(table_path.read_text())
+
+
+def test_fine_tuning_with_scheduled_sampling_starts_from_the_given_weights(sequences_file, tmp_path):
+    common = ["--preset", "cpu-fast", "--data", str(sequences_file), "--num-sequences", "4", "--batch-size", "2"]
+    common += ["--val-fraction", "0.5"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", *common, "--epochs", "1", "--out-dir", str(first)]) == 0
+    fine_tune = ["--init-from", str(first / "model.keras"), "--learning-rate", "1e-12", "--scheduled-sampling"]
+    assert main(["train", *common, *fine_tune, "0", "1", "--epochs", "1", "--out-dir", str(second)]) == 0
+    settings = json.loads((second / "run.json").read_text())
+    assert settings["scheduled_sampling"] == [0, 1] and settings["init_from"] == str(first / "model.keras")
+    start = keras.saving.load_model(first / "model.keras").get_weights()
+    end = keras.saving.load_model(second / "model.keras").get_weights()
+    for before, after in zip(start, end, strict=True):
+        np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_bad_fine_tuning_options_give_one_line_errors(tmp_path, sequences_file, capsys):
+    other = tmp_path / "other.keras"
+    build_model("moving-square").save(other)
+    data_args = ["--data", str(sequences_file), "--num-sequences", "4", "--epochs", "1"]
+    args = ["train", "--preset", "cpu-fast", *data_args, "--out-dir", str(tmp_path / "a"), "--init-from", str(other)]
+    assert main(args) == 2
+    assert "do not fit the 'cpu-fast' preset" in one_line_error(capsys)
+    args = ["train", "--preset", "cpu-fast", *data_args, "--out-dir", str(tmp_path / "b")]
+    assert main([*args, "--scheduled-sampling", "5", "2"]) == 2
+    assert "start_step <= ramp_end_step" in one_line_error(capsys)
+    assert main([*args, "--init-from", "no-such-model"]) == 2
+    assert "model file not found" in one_line_error(capsys)
 
 
 def test_interrupted_run_needs_resume_flag(tmp_path, capsys):
