@@ -12,7 +12,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_library_example_runs(tmp_path):
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     smaller = {"generate_moving_mnist(1000": "generate_moving_mnist(20", "epochs=5": "epochs=1"}
-    for original, replacement in {**smaller, '"runs/cpu-fast"': repr(str(tmp_path))}.items():
+    out_dirs = {'"runs/cpu-fast"': repr(str(tmp_path)), '"runs/cpu-fast-ss"': repr(str(tmp_path / "ss"))}
+    for original, replacement in {**smaller, **out_dirs}.items():
         assert original in code, f"README example no longer contains {original!r}"
         code = code.replace(original, replacement)
     namespace: dict = {}
@@ -20,4 +21,5 @@ def test_readme_library_example_runs(tmp_path):
     assert namespace["future"].shape == (2, 10, 64, 64, 1)
     assert namespace["x"].shape == (2, 19, 64, 64, 1)
     assert sorted(namespace["table"].systems) == ["blank", "copy-last-frame", "model"]
-    assert (tmp_path / "best.keras").is_file()
+    assert (tmp_path / "best.keras").is_file() and (tmp_path / "ss" / "best.keras").is_file()
+    assert namespace["model"].scheduled_sampling is None
