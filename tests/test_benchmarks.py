@@ -44,3 +44,16 @@ def test_rollout_speed_quick_run(tmp_path):
     assert settings["peak"]["peak_gflops"] == pytest.approx(
         settings["peak"]["cores"] * settings["peak"]["ghz"] * settings["peak"]["flops_per_cycle"]
     )
+
+
+def test_flops_quick_run(tmp_path):
+    record = run_quick("flops", tmp_path / "flops.json")
+    peak = record["results"]["peak"]
+    assert peak["matmul_gflops"] > 0
+    systems = record["results"]["systems"]
+    assert sorted(entry["preset"] for entry in systems.values()) == ["cpu-fast", "keras-example", "keras-example"]
+    for entry in systems.values():
+        forward = sum(entry["forward_flops_per_frame_by_layer"].values()) * entry["frames"]
+        assert entry["training_gflop_per_sequence"] == pytest.approx(3 * forward / 1e9)
+        assert entry["achieved_gflops"] == pytest.approx(3 * forward * entry["sequences_per_s"] / 1e9)
+        assert entry["fraction_of_matmul"] == pytest.approx(entry["achieved_gflops"] / peak["matmul_gflops"])
