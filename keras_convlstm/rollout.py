@@ -184,6 +184,11 @@ class FrameStepper:
             float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
         """
         frames = tf.convert_to_tensor(frames, tf.float32)
+        if frames.shape.rank != 5 or frames.shape[1] is None:
+            raise ValueError(
+                "unroll needs frames (batch, time, height, width, channels) with a fixed number of frames, got "
+                f"shape {frames.shape}"
+            )
         state = self.initial_state(tf.shape(frames)[0])
         prediction, state = self._step_eager(frames[:, 0], state, training)
         outputs = [prediction]

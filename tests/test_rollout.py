@@ -145,6 +145,8 @@ def test_unroll_mixes_sequences_independently_and_passes_gradients_through_feed_
     again = stepper.unroll(first_frame_only, feed_back).numpy()
     np.testing.assert_allclose(again, mixed.numpy(), atol=1e-6, rtol=0)
     np.testing.assert_allclose(mixed[1].numpy(), model.predict(frames, verbose=0)[1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="fixed number of frames"):
+        stepper.unroll(frames[:, 0], feed_back)
 
 
 def test_encoder_forecaster_emits_its_frames_directly():
