@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from importlib import resources
 
 import keras
@@ -38,7 +39,9 @@ def load_pretrained(name: str) -> keras.Model:
         The Keras model; its preset is ``model.config``.
     """
     _check_name(name)
-    with resources.as_file(_assets() / f"{name}.keras") as path:
+    with resources.as_file(_assets() / f"{name}.keras") as path, warnings.catch_warnings():
+        # Shipped files carry no optimizer state on purpose (it would double their size); Keras warns about that.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         return keras.saving.load_model(path, safe_mode=True)
 
 

@@ -36,3 +36,8 @@ def test_pretrained_model_reproduces_its_recorded_check():
 def test_unknown_pretrained_name_lists_what_exists():
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'.*{NAME}"):
         pretrained.load_pretrained("nope")
+
+
+def test_loading_does_not_warn_about_the_optimizer_state_left_out(recwarn):
+    pretrained.load_pretrained(NAME)
+    assert not [w for w in recwarn if "Skipping variable loading" in str(w.message)]
