@@ -110,6 +110,18 @@ def peak(info: dict[str, str], per_cycle: int | None = None, ghz: float | None =
     }
 
 
+def describe_peak(ceiling: dict[str, object]) -> str:
+    """One line: the float32 peak of :func:`peak`, how it was obtained, and the matmul rate when measured."""
+    text = (
+        f"float32 peak: {ceiling['peak_gflops']:.1f} GFLOP/s = {ceiling['cores']} cores x {ceiling['ghz']:.3f} GHz "
+        f"({ceiling['clock_source']}) x {ceiling['flops_per_cycle']} FLOP/cycle "
+        f"({ceiling['flops_per_cycle_assumption']})"
+    )
+    if "matmul_gflops" in ceiling:
+        text += f"; float32 matmul: {ceiling['matmul_gflops']:.1f} GFLOP/s"
+    return text
+
+
 def matmul_gflops(size: int, repeats: int) -> float:
     """float32 GFLOP/s of ``tf.matmul`` on two ``size x size`` matrices (best of ``repeats`` after a warm-up)."""
     a = tf.random.stateless_normal((size, size), seed=(1, 2))
@@ -190,19 +202,22 @@ def main(argv: list[str] | None = None) -> dict:
         ]
         for label, entry in systems.items()
     ]
-    header = ["system", "precision", "batch", "seq/s", "train GFLOP/seq", "achieved GFLOP/s", "of fp32 peak"]
-    header.append("of matmul")
+    header = [
+        "system",
+        "precision",
+        "batch",
+        "seq/s",
+        "train GFLOP/seq",
+        "achieved GFLOP/s",
+        "of fp32 peak",
+        "of matmul",
+    ]
     print(
         f"\n{frames}-frame {64 // settings['stride']}x{64 // settings['stride']} inputs; training = "
         f"{TRAINING_FACTOR} x forward convolution FLOPs"
     )
     print(common.table(header, rows))
-    print(
-        f"\nfloat32 peak: {ceiling['peak_gflops']:.1f} GFLOP/s = {ceiling['cores']} cores x {ceiling['ghz']:.3f} GHz "
-        f"({ceiling['clock_source']}) x {ceiling['flops_per_cycle']} FLOP/cycle "
-        f"({ceiling['flops_per_cycle_assumption']}); float32 matmul ({settings['matmul_size']}^2): "
-        f"{ceiling['matmul_gflops']:.1f} GFLOP/s"
-    )
+    print(f"\n{describe_peak(ceiling)} ({settings['matmul_size']}^2 matrices)")
     common.finish(NAME, args, argv, {**settings, "runs": runs}, results)
     return results
 

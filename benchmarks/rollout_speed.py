@@ -51,6 +51,12 @@ def warm_up_runtime() -> None:
     keras.backend.clear_session()
 
 
+def frames_run(settings: dict) -> tuple[int, int]:
+    """Frames per sequence that the official loop and ``predict_frames`` push through the network."""
+    context, horizon = settings["context"], settings["horizon"]
+    return sum(range(context, context + horizon)), context + horizon - 1
+
+
 def measure(batch_size: int, sequences: np.ndarray, settings: dict) -> dict:
     """Times both rollouts of a freshly built, seeded official network on ``batch_size`` sequences."""
     keras.utils.set_random_seed(SEED)
@@ -65,9 +71,7 @@ def measure(batch_size: int, sequences: np.ndarray, settings: dict) -> dict:
     frame_flops = sum(flops.conv_flops_per_frame(model).values())
     keras.backend.clear_session()
     ours_median, official_median = statistics.median(ours_steady), statistics.median(official_steady)
-    context_frames = settings["context"]
-    official_frames = batch_size * sum(range(context_frames, context_frames + horizon))
-    ours_frames = batch_size * (context_frames + horizon - 1)
+    official_frames, ours_frames = (batch_size * frames for frames in frames_run(settings))
     return {
         "batch_size": batch_size,
         "ours_first_s": ours_first,
@@ -146,17 +150,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"({64 // settings['stride']}x{64 // settings['stride']}); steady = median of the later calls"
     )
     print(report(results))
-    official_steps = sum(range(settings["context"], settings["context"] + settings["horizon"]))
-    ours_steps = settings["context"] + settings["horizon"] - 1
+    official_steps, ours_steps = frames_run(settings)
     print(
         f"Frames run through the network: official {official_steps}, ours {ours_steps} "
         f"(ratio {official_steps / ours_steps:.3g}: the speed-up of compute-bound work with equal per-frame cost)"
     )
     ceiling = flops.peak(common.cpuinfo())
     print(
-        f"GFLOP/s: forward convolution FLOPs of the frames each path runs (benchmarks.flops counts), per steady "
-        f"second, against this CPU's float32 peak of {ceiling['peak_gflops']:.0f} GFLOP/s "
-        f"({ceiling['cores']} cores x {ceiling['ghz']:.2f} GHz x {ceiling['flops_per_cycle']} FLOPs/cycle)"
+        "GFLOP/s: forward convolution FLOPs of the frames each path runs (benchmarks.flops counts) per steady "
+        f"second; {flops.describe_peak(ceiling)}"
     )
     common.finish(NAME, args, argv, {**settings, "peak": ceiling}, results)
     return results
