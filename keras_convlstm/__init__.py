@@ -3,10 +3,22 @@
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
 against baselines, and pictures. Modules: ``data``, ``synthetic``, ``layers``, ``models``, ``rollout``,
-``training``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
+``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
 """
 
-from keras_convlstm import data, evaluation, layers, metrics, models, pretrained, rollout, synthetic, training, viz
+from keras_convlstm import (
+    data,
+    evaluation,
+    layers,
+    losses,
+    metrics,
+    models,
+    pretrained,
+    rollout,
+    synthetic,
+    training,
+    viz,
+)
 from keras_convlstm.data import (
     create_shifted_frames,
     download_moving_mnist,
@@ -36,6 +48,7 @@ __all__ = [
     "layers",
     "list_presets",
     "list_pretrained",
+    "losses",
     "load_mnist_digits",
     "load_moving_mnist",
     "load_pretrained",

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from keras_convlstm import data, synthetic  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
+from keras_convlstm.losses import LOSSES  # noqa: E402
 from keras_convlstm.models import build_model, list_presets  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
@@ -91,7 +92,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
-    keys += ("learning_rate", "init_from", "scheduled_sampling", "context")
+    keys += ("learning_rate", "loss", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -132,6 +133,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     keras.utils.set_random_seed(args.seed)
     overrides = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    if args.loss is not None:
+        overrides["loss"] = args.loss
     model = build_model(args.preset, precision=args.precision, **overrides)
     if args.init_from is not None:
         weights = _initial_weights(args.init_from)
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the preset's")
+    p.add_argument(
+        "--loss", default=None, choices=["binary_crossentropy", "mse", *LOSSES], help="default: the preset's"
+    )
     p.add_argument("--init-from", default=None, help="start from these weights: a pretrained name or a .keras file")
     p.add_argument(
         "--scheduled-sampling",

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+from keras_convlstm.losses import get_loss
 
 KINDS = ("seq2seq", "many_to_one", "encoder_forecaster", "classifier")
 OUTPUTS = ("conv3d", "causal_conv3d", "conv1x1")
@@ -78,7 +79,7 @@ class ModelConfig:
             reads only inputs up to ``t``) or ``"conv1x1"`` (a 1x1 convolution applied to each frame).
         output_kernel_size: ``(time, height, width)`` kernel of a ``"conv3d"`` or ``"causal_conv3d"`` output.
         num_classes: number of classes of a classifier (None for the other kinds).
-        loss: Keras loss name.
+        loss: Keras loss name, or ``"bce_ssim"`` (:class:`keras_convlstm.losses.BCEPlusSSIM`).
         optimizer: ``"adam"``, ``"rmsprop"`` or ``"adadelta"`` (Keras defaults apart from the learning rate).
         learning_rate: optimizer learning rate.
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` compute dtype of the inner layers (weights
@@ -494,7 +495,7 @@ def build_model(preset: str | ModelConfig = "keras-example-causal", **overrides)
     model = ConvLSTMModel(config)
     model.compile(
         optimizer=make_optimizer(config),
-        loss=config.loss,
+        loss=get_loss(config.loss),
         metrics=["accuracy"] if config.kind == "classifier" else None,
         jit_compile="auto" if tf.config.list_physical_devices("GPU") else False,
     )

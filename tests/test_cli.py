@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_convlstm.cli import main
+from keras_convlstm.losses import BCEPlusSSIM
 from keras_convlstm.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,12 +128,16 @@ def test_fine_tuning_with_scheduled_sampling_starts_from_the_given_weights(seque
     common += ["--val-fraction", "0.5"]
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["train", *common, "--epochs", "1", "--out-dir", str(first)]) == 0
-    fine_tune = ["--init-from", str(first / "model.keras"), "--learning-rate", "1e-12", "--scheduled-sampling"]
-    assert main(["train", *common, *fine_tune, "0", "1", "--epochs", "1", "--out-dir", str(second)]) == 0
+    fine_tune = ["--init-from", str(first / "model.keras"), "--learning-rate", "1e-12", "--loss", "bce_ssim"]
+    fine_tune += ["--scheduled-sampling", "0", "1"]
+    assert main(["train", *common, *fine_tune, "--epochs", "1", "--out-dir", str(second)]) == 0
     settings = json.loads((second / "run.json").read_text())
     assert settings["scheduled_sampling"] == [0, 1] and settings["init_from"] == str(first / "model.keras")
+    assert settings["loss"] == "bce_ssim"
     start = keras.saving.load_model(first / "model.keras").get_weights()
-    end = keras.saving.load_model(second / "model.keras").get_weights()
+    fine_tuned = keras.saving.load_model(second / "model.keras")
+    assert fine_tuned.config.loss == "bce_ssim" and isinstance(fine_tuned.loss, BCEPlusSSIM)
+    end = fine_tuned.get_weights()
     for before, after in zip(start, end, strict=True):
         np.testing.assert_allclose(after, before, atol=1e-6)
 
