@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     trained = keras.saving.load_model(args.model)
-    model = build_model(args.preset)
+    model = build_model(args.preset, loss=trained.config.loss)
     model.set_weights(trained.get_weights())
 
     held_out = generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test")

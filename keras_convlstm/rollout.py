@@ -178,7 +178,10 @@ class FrameStepper:
             frames: true inputs ``(batch, time, height, width, channels)``; ``time`` must be static.
             feed_back: ``(batch, time)`` booleans; where true, step ``t`` reads the prediction made at step
                 ``t - 1`` instead of ``frames[:, t]`` (ignored at ``t = 0``). All false is teacher forcing.
-            training: the ``training`` flag passed to the layers.
+            training: the ``training`` flag passed to the layers. In training mode a BatchNormalization layer
+                normalises each frame with the statistics of that frame's batch and updates its moving averages
+                once per frame, where ``model(frames, training=True)`` pools all frames: a fed-back frame does
+                not exist before its step. Models without BatchNormalization give the same outputs either way.
 
         Returns:
             float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.

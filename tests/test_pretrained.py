@@ -1,4 +1,4 @@
-"""The shipped pretrained model loads, is small, and reproduces its recorded held-out check."""
+"""The shipped pretrained models load, are small, and reproduce their recorded held-out checks."""
 
 import numpy as np
 import pytest
@@ -9,18 +9,20 @@ from keras_convlstm.evaluation import evaluate
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 NAME = "cpu-quality-moving-mnist"
+SHIPPED = ["cpu-quality-moving-mnist", "cpu-quality-rollout-moving-mnist"]
 
 
 def test_the_demo_model_is_shipped():
     assert DEMO_PRETRAINED == NAME
-    assert NAME in pretrained.list_pretrained()
-    asset = pretrained._assets() / f"{NAME}.keras"
-    assert asset.stat().st_size <= 15 * 1024 * 1024
+    assert pretrained.list_pretrained() == SHIPPED
+    for name in SHIPPED:
+        assert (pretrained._assets() / f"{name}.keras").stat().st_size <= 15 * 1024 * 1024
 
 
-def test_pretrained_model_reproduces_its_recorded_check():
-    info = pretrained.pretrained_info(NAME)
-    model = pretrained.load_pretrained(NAME)
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pretrained_model_reproduces_its_recorded_check(name):
+    info = pretrained.pretrained_info(name)
+    model = pretrained.load_pretrained(name)
     assert model.config.name == info["preset"] == "cpu-quality"
     assert model.count_params() == info["parameters"]
     check = info["check"]

@@ -120,6 +120,19 @@ def test_unroll_without_feed_back_is_the_teacher_forced_model_output(preset):
     np.testing.assert_allclose(unrolled.numpy(), model.predict(frames, verbose=0), atol=1e-5, rtol=0)
 
 
+def test_unroll_in_training_mode_normalises_each_frame_with_its_own_batch_statistics():
+    plain = tiny_model("cpu-fast")  # no BatchNormalization: training mode changes nothing
+    frames = random_frames(plain, batch=2, time=5)
+    no_feed_back = tf.zeros((2, 5), tf.bool)
+    unrolled = FrameStepper(plain).unroll(frames, no_feed_back, training=True)
+    np.testing.assert_allclose(unrolled.numpy(), plain(frames, training=True).numpy(), atol=1e-5, rtol=0)
+    normed = tiny_model("keras-example-causal")
+    whole = normed(frames, training=True).numpy()  # statistics over (batch, time, height, width)
+    frame_by_frame = FrameStepper(normed).unroll(frames, no_feed_back, training=True).numpy()
+    np.testing.assert_allclose(frame_by_frame[:, :1], normed(frames[:, :1], training=True).numpy(), atol=1e-5)
+    assert np.abs(frame_by_frame - whole).max() > 1e-3
+
+
 def test_unroll_feeding_back_after_the_context_is_the_rollout():
     model = tiny_model("cpu-fast")
     frames = random_frames(model, batch=3, time=7)
