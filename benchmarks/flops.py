@@ -22,7 +22,8 @@ CPU flags: two fused multiply-add units of the widest vector width, 2 FLOPs each
 ``--flops-per-cycle`` and ``--ghz`` override both numbers. The bfloat16 rows are still compared with the
 float32 peak. Because a virtual machine's "cpu MHz" is usually the nominal clock while the cores boost above
 it, the script also measures a practical ceiling: the float32 rate of a large ``tf.matmul`` (square matrices,
-the best-tuned kernel of the same library), and reports each system against both.
+the best-tuned kernel of the same library), and reports each system against both. The bfloat16 rate of the same
+matmul bounds the speed-up that bfloat16 training can reach on this CPU.
 
 Usage (from the repository root)::
 
@@ -111,7 +112,7 @@ def peak(info: dict[str, str], per_cycle: int | None = None, ghz: float | None =
 
 
 def describe_peak(ceiling: dict[str, object]) -> str:
-    """One line: the float32 peak of :func:`peak`, how it was obtained, and the matmul rate when measured."""
+    """One line: the float32 peak of :func:`peak`, how it was obtained, and the matmul rates when measured."""
     text = (
         f"float32 peak: {ceiling['peak_gflops']:.1f} GFLOP/s = {ceiling['cores']} cores x {ceiling['ghz']:.3f} GHz "
         f"({ceiling['clock_source']}) x {ceiling['flops_per_cycle']} FLOP/cycle "
@@ -119,13 +120,16 @@ def describe_peak(ceiling: dict[str, object]) -> str:
     )
     if "matmul_gflops" in ceiling:
         text += f"; float32 matmul: {ceiling['matmul_gflops']:.1f} GFLOP/s"
+    if "matmul_bf16_gflops" in ceiling:
+        ratio = ceiling["matmul_bf16_gflops"] / ceiling["matmul_gflops"]
+        text += f"; bfloat16 matmul: {ceiling['matmul_bf16_gflops']:.1f} GFLOP/s ({ratio:.2f}x float32)"
     return text
 
 
-def matmul_gflops(size: int, repeats: int) -> float:
-    """float32 GFLOP/s of ``tf.matmul`` on two ``size x size`` matrices (best of ``repeats`` after a warm-up)."""
-    a = tf.random.stateless_normal((size, size), seed=(1, 2))
-    b = tf.random.stateless_normal((size, size), seed=(3, 4))
+def matmul_gflops(size: int, repeats: int, dtype: tf.DType = tf.float32) -> float:
+    """GFLOP/s of ``tf.matmul`` on two ``size x size`` ``dtype`` matrices (best of ``repeats`` after a warm-up)."""
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
     product = tf.function(tf.matmul)
     product(a, b).numpy()
     best = float("inf")
@@ -146,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     ceiling = peak(common.cpuinfo(), args.flops_per_cycle, args.ghz)
     print(common.describe_machine(common.machine_info()), flush=True)
     ceiling["matmul_gflops"] = matmul_gflops(settings["matmul_size"], settings["matmul_repeats"])
+    ceiling["matmul_bf16_gflops"] = matmul_gflops(settings["matmul_size"], settings["matmul_repeats"], tf.bfloat16)
     runs = [
         {"label": label, "preset": preset, "overrides": overrides, "batch_size": batch, "steps": (warmup, timed)}
         for label, preset, overrides, batch, warmup, timed in SYSTEMS

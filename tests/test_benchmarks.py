@@ -49,7 +49,7 @@ def test_rollout_speed_quick_run(tmp_path):
 def test_flops_quick_run(tmp_path):
     record = run_quick("flops", tmp_path / "flops.json")
     peak = record["results"]["peak"]
-    assert peak["matmul_gflops"] > 0
+    assert peak["matmul_gflops"] > 0 and peak["matmul_bf16_gflops"] > 0
     systems = record["results"]["systems"]
     assert sorted(entry["preset"] for entry in systems.values()) == ["cpu-fast", "keras-example", "keras-example"]
     for entry in systems.values():
