@@ -512,9 +512,7 @@ def generate_moving_digit_actions(
     _check_count(height, "image height")
     _check_count(width, "image width")
     if min(height, width) <= digit_size:
-        raise ValueError(
-            f"image_size must be larger than digit_size ({digit_size}) on both sides, got {image_size}"
-        )
+        raise ValueError(f"image_size must be larger than digit_size ({digit_size}) on both sides, got {image_size}")
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
         raise ValueError(f"speed must be a positive number of pixels per frame, got {speed!r}")
     if digits is None:
