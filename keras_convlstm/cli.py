@@ -92,7 +92,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
-    keys += ("learning_rate", "loss", "init_from", "scheduled_sampling", "context")
+    keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -132,9 +132,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     settings_path.write_text(json.dumps(_run_settings(args), indent=2))
 
     keras.utils.set_random_seed(args.seed)
-    overrides = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
-    if args.loss is not None:
-        overrides["loss"] = args.loss
+    names = ("filters", "kernel_sizes", "learning_rate", "loss")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     model = build_model(args.preset, precision=args.precision, **overrides)
     if args.init_from is not None:
         weights = _initial_weights(args.init_from)
@@ -287,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument(
+        "--filters", type=int, nargs="+", default=None, help="filters of each ConvLSTM2D layer (default: the preset's)"
+    )
+    p.add_argument(
+        "--kernel-sizes", type=int, nargs="+", default=None, help="one kernel size per layer (default: the preset's)"
+    )
     p.add_argument("--learning-rate", type=float, default=None, help="default: the preset's")
     p.add_argument(
         "--loss", default=None, choices=["binary_crossentropy", "mse", *LOSSES], help="default: the preset's"

@@ -142,6 +142,23 @@ def test_fine_tuning_with_scheduled_sampling_starts_from_the_given_weights(seque
         np.testing.assert_allclose(after, before, atol=1e-6)
 
 
+def test_layer_overrides_build_and_record_a_deeper_model(sequences_file, tmp_path, capsys):
+    args = ["train", "--preset", "cpu-fast", "--data", str(sequences_file), "--num-sequences", "4"]
+    args += ["--val-fraction", "0.5", "--batch-size", "2", "--epochs", "1"]
+    run_dir = tmp_path / "deep"
+    assert main([*args, "--filters", "4", "6", "8", "--kernel-sizes", "3", "5", "3", "--out-dir", str(run_dir)]) == 0
+    settings = json.loads((run_dir / "run.json").read_text())
+    assert settings["filters"] == [4, 6, 8] and settings["kernel_sizes"] == [3, 5, 3]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.config.filters == (4, 6, 8) and model.config.kernel_sizes == (3, 5, 3)
+    assert model.config.patch_size == 4 and model.config.precision == "float32"
+    kernels = [layer.cell.kernel.shape for layer in model.layers if isinstance(layer, keras.layers.ConvLSTM2D)]
+    assert kernels == [(3, 3, 16, 16), (5, 5, 4, 24), (3, 3, 6, 32)]
+    capsys.readouterr()
+    assert main([*args, "--filters", "4", "6", "8", "--out-dir", str(tmp_path / "mismatch")]) == 2
+    assert "one kernel size per ConvLSTM2D layer" in one_line_error(capsys)
+
+
 def test_bad_fine_tuning_options_give_one_line_errors(tmp_path, sequences_file, capsys):
     other = tmp_path / "other.keras"
     build_model("moving-square").save(other)
