@@ -5,7 +5,8 @@ Usage (after the training command recorded in BENCHMARKS.md):
     python benchmarks/ship_pretrained.py runs/pretrained/best.keras --name cpu-quality-moving-mnist \
         --preset cpu-quality --command "python -m keras_convlstm train ..."
 
-The weights go into a freshly built model of ``--preset`` (no optimizer state, so the file stays small), which is
+The weights go into a freshly built model of the trained model's config, or of ``--preset`` when given (no optimizer
+state, so the file stays small), which is
 saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json`` beside it records the command, the
 training history summary and the metrics on the fixed held-out set: 1,000 Moving MNIST sequences generated with
 seed 10,000 from the held-out test digits, 10 frames in and 10 predicted autoregressively, beside the
@@ -38,13 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="trained .keras file (e.g. best.keras of a training run)")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--preset", required=True, help="preset whose architecture the weights belong to")
+    parser.add_argument("--preset", default=None, help="architecture of the weights (default: their own)")
     parser.add_argument("--command", required=True, help="the command that trained it")
     parser.add_argument("--held-out", type=int, default=1000)
     args = parser.parse_args()
 
     trained = keras.saving.load_model(args.model)
-    model = build_model(args.preset, loss=trained.config.loss)
+    model = build_model(trained.config) if args.preset is None else build_model(args.preset, loss=trained.config.loss)
     model.set_weights(trained.get_weights())
 
     held_out = generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test")
@@ -57,7 +58,9 @@ def main() -> None:
     history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").exists() else []
     record = {
         "name": args.name,
-        "preset": args.preset,
+        "preset": model.config.name,
+        "filters": list(model.config.filters),
+        "kernel_sizes": list(model.config.kernel_sizes),
         "parameters": model.count_params(),
         "command": args.command,
         "epochs_completed": len(history),

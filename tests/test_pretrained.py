@@ -9,7 +9,7 @@ from keras_convlstm.evaluation import evaluate
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 NAME = "cpu-quality-moving-mnist"
-SHIPPED = ["cpu-quality-moving-mnist", "cpu-quality-rollout-moving-mnist"]
+SHIPPED = ["cpu-deep-rollout-moving-mnist", "cpu-quality-moving-mnist", "cpu-quality-rollout-moving-mnist"]
 
 
 def test_the_demo_model_is_shipped():
