@@ -6,12 +6,11 @@ Usage (after the training command recorded in BENCHMARKS.md):
         --preset cpu-quality --command "python -m keras_convlstm train ..."
 
 The weights go into a freshly built model of the trained model's config, or of ``--preset`` when given (no optimizer
-state, so the file stays small), which is
-saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json`` beside it records the command, the
-training history summary and the metrics on the fixed held-out set: 1,000 Moving MNIST sequences generated with
-seed 10,000 from the held-out test digits, 10 frames in and 10 predicted autoregressively, beside the
-copy-last-frame and blank baselines. ``check`` holds the model's mean MSE on 16 sequences generated the same way
-(seed 10,000, held-out digits), which the tests recompute.
+state, so the file stays small), saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json``
+beside it records the command, the training history summary and the metrics on the fixed held-out set: 1,000 Moving
+MNIST sequences generated with seed 10,000 from the held-out test digits, 10 frames in and 10 predicted
+autoregressively, beside the copy-last-frame and blank baselines. ``check`` holds the model's mean MSE on 16
+sequences generated the same way (seed 10,000, held-out digits), which the tests recompute.
 """
 
 from __future__ import annotations

@@ -128,8 +128,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         saved = json.loads(settings_path.read_text())
         if saved != _run_settings(args):
             raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(_run_settings(args), indent=2))
 
     keras.utils.set_random_seed(args.seed)
     names = ("filters", "kernel_sizes", "learning_rate", "loss")
@@ -150,6 +148,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
         train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
         val_sequences = sequences[val_idx]  # split_indices returns sorted indices
+    # Written once the settings have built a model and read their data, so bad input leaves no run folder.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(_run_settings(args), indent=2))
     callbacks = [TimeLimit(args.max_minutes * 60)] if args.max_minutes else []
     train(
         model,

@@ -157,6 +157,7 @@ def test_layer_overrides_build_and_record_a_deeper_model(sequences_file, tmp_pat
     capsys.readouterr()
     assert main([*args, "--filters", "4", "6", "8", "--out-dir", str(tmp_path / "mismatch")]) == 2
     assert "one kernel size per ConvLSTM2D layer" in one_line_error(capsys)
+    assert not (tmp_path / "mismatch").exists()
 
 
 def test_bad_fine_tuning_options_give_one_line_errors(tmp_path, sequences_file, capsys):
@@ -204,6 +205,7 @@ def test_wrong_input_shape_gives_one_line_error(tmp_path, capsys):
     np.save(flat, np.zeros((4, 20, 64, 64), np.uint8))
     assert main(["train", "--data", str(flat), "--out-dir", str(tmp_path / "run"), "--epochs", "1"]) == 2
     assert "(batch, time, height, width, channels)" in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_preset_is_rejected_by_the_module_entry_point(tmp_path):
