@@ -2,11 +2,12 @@
 
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
-against baselines, and pictures. Modules: ``data``, ``synthetic``, ``layers``, ``models``, ``rollout``,
+against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``layers``, ``models``, ``rollout``,
 ``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
 """
 
 from keras_convlstm import (
+    cell,
     data,
     evaluation,
     layers,
@@ -38,6 +39,7 @@ __all__ = [
     "ModelConfig",
     "ScheduledSampling",
     "build_model",
+    "cell",
     "create_shifted_frames",
     "data",
     "download_moving_mnist",

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_convlstm.cell import layer_step, steppable
 from keras_convlstm.data import to_float_frames, validate_frames
 from keras_convlstm.layers import CausalConv3D
 
@@ -53,35 +54,6 @@ def _temporal_window(layer: keras.layers.Layer) -> tuple[int, int] | None:
     before = (time_kernel - 1) // 2
     after = time_kernel - 1 - before
     return before + 1, after
-
-
-def _fusable(layer: keras.layers.ConvLSTM2D) -> bool:
-    cell = layer.cell
-    return (
-        cell.padding == "same"
-        and tuple(cell.strides) == (1, 1)
-        and tuple(cell.dilation_rate) == (1, 1)
-        and cell.data_format == "channels_last"
-    )
-
-
-def _fused_convlstm_step(layer: keras.layers.ConvLSTM2D, x: tf.Tensor, h: tf.Tensor, c: tf.Tensor):
-    """One ConvLSTM2D step as a single convolution of ``[x, h]``.
-
-    Keras's cell runs eight convolutions per step (input and recurrent, one per gate). With 'same' padding and
-    unit strides they share their geometry, so stacking the kernels on the input-channel axis gives every gate
-    in one call, which is several times faster for the one-frame batches of a rollout.
-    """
-    cell = layer.cell
-    dtype = layer.compute_dtype
-    kernel = tf.concat([tf.cast(cell.kernel, dtype), tf.cast(cell.recurrent_kernel, dtype)], axis=2)
-    gates = tf.nn.conv2d(tf.concat([tf.cast(x, dtype), h], axis=-1), kernel, strides=1, padding="SAME")
-    if cell.use_bias:
-        gates = gates + tf.cast(cell.bias, dtype)
-    input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
-    c = cell.recurrent_activation(forget_gate) * c + cell.recurrent_activation(input_gate) * cell.activation(candidate)
-    h = cell.recurrent_activation(output_gate) * cell.activation(c)
-    return h, c
 
 
 class FrameStepper:
@@ -131,8 +103,8 @@ class FrameStepper:
             if isinstance(layer, keras.layers.ConvLSTM2D):
                 h, c = state[position], state[position + 1]
                 position += 2
-                if _fusable(layer):
-                    h, c = _fused_convlstm_step(layer, x[:, 0], h, c)
+                if steppable(layer):
+                    h, c = layer_step(layer, x[:, 0], h, c)
                 else:
                     h, (h, c) = layer.cell(tf.cast(x[:, 0], layer.compute_dtype), [h, c], training=training)
                 new_state += [h, c]
