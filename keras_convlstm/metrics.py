@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_convlstm.files import write_json
+
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
@@ -85,6 +87,11 @@ def _as_unit_float(frames: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(
             f"expected finite values in {name}, got {np.size(frames) - np.isfinite(frames).sum()} "
             "NaN or infinite values"
+        )
+    if frames.size and (frames.min() < 0 or frames.max() > 1):
+        raise ValueError(
+            f"expected {name} as float in [0, 1] or uint8 in [0, 255], got float values in "
+            f"[{frames.min():g}, {frames.max():g}] (divide [0, 255] floats by 255)"
         )
     return frames
 
@@ -640,9 +647,7 @@ class MetricTable:
         Undefined and infinite values are written as ``NaN`` and ``Infinity``, which Python's :mod:`json` (and
         :meth:`from_json`) reads back but strict JSON parsers reject.
         """
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> MetricTable:

@@ -1,0 +1,98 @@
+"""Writing files so that nothing is half written: every output goes to a temporary file, then an atomic rename.
+
+A reader of ``path`` sees either the previous complete file or the new complete file, never a truncated one:
+if the writer fails or the process is killed mid-write, ``path`` keeps its old content (or stays absent) and
+the temporary file is removed (or, after a kill, left as a hidden ``.<name>.tmp-*`` file that the next write
+to the same path removes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def check_file_path(path: str | os.PathLike) -> Path:
+    """Checks, before any work, that a file can be created at ``path``; returns it as a ``Path``.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotADirectoryError: a parent of ``path`` exists and is not a folder.
+        PermissionError: the nearest existing parent folder is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder, expected a file path")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {parent} is a file, expected a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(f"cannot write {path}: no permission to write in {parent}")
+            return path
+    return path
+
+
+def check_folder_path(path: str | os.PathLike) -> Path:
+    """Checks, before any work, that ``path`` is or can become a writable folder; returns it as a ``Path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cannot write into {path}: it is a file, expected a folder")
+    check_file_path(path / "file")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; on success renames it onto ``path``, on failure deletes it.
+
+    The temporary file keeps ``path``'s suffix, so writers that choose a format by extension (``.keras``,
+    ``.png``, ``.gif``) write the right one. Leftover temporary files of earlier killed writes are removed.
+
+    Raises:
+        NotADirectoryError: a parent of ``path`` exists and is not a folder.
+        IsADirectoryError: ``path`` is a folder.
+    """
+    path = check_file_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(_temporary_prefix(path) + "*"):
+        stale.unlink(missing_ok=True)
+    handle, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes ``text`` (UTF-8) to ``path`` atomically and returns the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, value: object, *, indent: int | None = 2) -> Path:
+    """Writes ``value`` as JSON (with a final newline) to ``path`` atomically and returns the path."""
+    return write_text(path, json.dumps(value, indent=indent) + "\n")
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Saves ``array`` as a ``.npy`` file atomically (C-contiguous, no pickle) and returns the path."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return Path(path)

@@ -1,0 +1,144 @@
+"""Faults: every output is complete or absent, earlier outputs survive, bad input fails before any work."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convlstm import files, metrics, viz
+from keras_convlstm.cli import main
+from keras_convlstm.models import build_model
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if ".tmp-" in path.name)
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails_midway(tmp_path):
+    target = files.write_text(tmp_path / "table.json", '{"old": true}\n')
+    with pytest.raises(OSError, match="No space"):
+        with files.atomic_path(target) as temporary:
+            temporary.write_text('{"new": ')  # half a file, then the disk fills
+            _disk_full()
+    assert target.read_text() == '{"old": true}\n'
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_temporary_file_left_by_a_killed_write_is_removed_by_the_next_write(tmp_path):
+    stale = tmp_path / ".frames.npy.tmp-abc123.npy"
+    stale.write_bytes(b"\x93NUMPY half")
+    files.save_npy(tmp_path / "frames.npy", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert _leftovers(tmp_path) == []
+    np.testing.assert_array_equal(np.load(tmp_path / "frames.npy"), np.arange(6).reshape(2, 3))
+
+
+@pytest.mark.parametrize("bad_path", ["is_a_folder", "parent_is_a_file"])
+def test_file_paths_are_checked_before_any_work(tmp_path, bad_path):
+    (tmp_path / "is_a_folder").mkdir()
+    (tmp_path / "plain_file").write_text("x")
+    path = tmp_path / "is_a_folder" if bad_path == "is_a_folder" else tmp_path / "plain_file" / "out.json"
+    with pytest.raises(OSError, match="cannot write"):
+        files.check_file_path(path)
+
+
+def test_a_failed_gif_or_figure_write_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
+    frames = np.random.default_rng(0).random((3, 8, 8), dtype=np.float32)
+    gif = viz.save_gif(frames, tmp_path / "clip.gif")
+    figure_path = tmp_path / "grid.png"
+    viz.plot_frames(frames, path=figure_path)
+    before = gif.read_bytes(), figure_path.read_bytes()
+
+    monkeypatch.setattr(viz.iio, "imwrite", _disk_full)
+    with pytest.raises(OSError):
+        viz.save_gif(frames[::-1], gif)
+    figure = viz.plot_frames(frames[::-1])
+    monkeypatch.setattr(type(figure), "savefig", _disk_full)
+    with pytest.raises(OSError):
+        viz.plot_frames(frames[::-1], path=figure_path)
+    assert (gif.read_bytes(), figure_path.read_bytes()) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_data_over_an_existing_file_then_a_full_disk_keeps_the_good_file(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sequences.npy"
+    assert main(["data", "--num-sequences", "2", "--seed", "1", "--out", str(out)]) == 0
+    good = np.load(out)
+
+    def half_then_full(handle, array, **kwargs):
+        handle.write(b"\x93NUMPY\x01\x00")
+        _disk_full()
+
+    monkeypatch.setattr(files.np, "save", half_then_full)
+    assert main(["data", "--num-sequences", "3", "--seed", "2", "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(out), good)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["data", "--num-sequences", "-3"], "--num-sequences"),
+        (["data", "--num-sequences", "0"], "--num-sequences"),
+        (["train", "--learning-rate", "inf"], "--learning-rate"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate"),
+        (["train", "--max-minutes", "-1"], "--max-minutes"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["predict", "--model", "m.keras", "--input", "x.npy", "--context", "-2"], "--context"),
+        (["evaluate", "--model", "m.keras", "--num-sequences", "many"], "--num-sequences"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch, capsys, args, flag):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: argument {flag}: expected a" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_path_faults_are_one_line_errors_before_any_work(tmp_path, capsys):
+    (tmp_path / "plain_file").write_text("x")
+    assert main(["data", "--num-sequences", "1", "--out", str(tmp_path / "plain_file" / "s.npy")]) == 2
+    assert main(["evaluate", "--model", "missing.keras", "--json", str(tmp_path / "plain_file" / "m.json")]) == 2
+    assert (
+        main(["predict", "--model", "missing.keras", "--input", "x.npy", "--out-dir", str(tmp_path / "plain_file")])
+        == 2
+    )
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all("plain_file is a file" in line or "it is a file" in line for line in errors)
+    assert (tmp_path / "plain_file").read_text() == "x"
+
+
+def test_predict_with_a_nan_model_writes_nothing_beside_earlier_outputs(tmp_path, capsys):
+    model = build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,))
+    model.set_weights([np.full(w.shape, np.nan, w.dtype) for w in model.get_weights()])
+    model.save(tmp_path / "nan.keras")
+    sequences = np.zeros((1, 4, 16, 16, 1), np.uint8)
+    np.save(tmp_path / "in.npy", sequences)
+    out_dir = tmp_path / "predict"
+    out_dir.mkdir()
+    (out_dir / "predictions.npy").write_bytes(b"earlier run")
+    args = ["predict", "--model", str(tmp_path / "nan.keras"), "--input", str(tmp_path / "in.npy")]
+    assert main([*args, "--context", "2", "--horizon", "2", "--out-dir", str(out_dir)]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["predictions.npy"]
+    assert (out_dir / "predictions.npy").read_bytes() == b"earlier run"
+
+
+def test_metrics_refuse_float_frames_outside_the_unit_range():
+    frames = np.random.default_rng(0).integers(0, 256, (1, 2, 8, 8, 1), dtype=np.uint8)
+    assert metrics.mse_per_frame(frames, frames).max() == 0
+    with pytest.raises(ValueError, match=r"\[0, 1\].*divide \[0, 255\] floats by 255"):
+        metrics.mse_per_frame(frames.astype(np.float32), frames.astype(np.float32))
+    with pytest.raises(ValueError, match="got float values in"):
+        metrics.ssim(keras.ops.convert_to_numpy(-np.ones((1, 1, 8, 8, 1), np.float32)), np.zeros((1, 1, 8, 8, 1)))
