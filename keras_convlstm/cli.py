@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from keras_convlstm import data, files, synthetic  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
-from keras_convlstm.models import build_model, list_presets  # noqa: E402
+from keras_convlstm.models import build_model, check_input, list_presets  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
 from keras_convlstm.rollout import predict_frames  # noqa: E402
@@ -177,6 +177,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
         train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
         val_sequences = sequences[val_idx]  # split_indices returns sorted indices
+    check_input(model, val_sequences, check_time=False)
     # Written once the settings have built a model and read their data, so bad input leaves no run folder.
     out_dir.mkdir(parents=True, exist_ok=True)
     files.write_json(settings_path, _run_settings(args))

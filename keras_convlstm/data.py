@@ -348,8 +348,9 @@ def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int
     low, high = frames.min(), frames.max()
     if low < 0 or high > 1:
         outside = np.count_nonzero((frames < 0) | (frames > 1))
+        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
         raise ValueError(
-            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g})"
+            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g}){hint}"
         )
 
 

@@ -88,11 +88,10 @@ def _as_unit_float(frames: np.ndarray, name: str) -> np.ndarray:
             f"expected finite values in {name}, got {np.size(frames) - np.isfinite(frames).sum()} "
             "NaN or infinite values"
         )
-    if frames.size and (frames.min() < 0 or frames.max() > 1):
-        raise ValueError(
-            f"expected {name} as float in [0, 1] or uint8 in [0, 255], got float values in "
-            f"[{frames.min():g}, {frames.max():g}] (divide [0, 255] floats by 255)"
-        )
+    low, high = frames.min(initial=0), frames.max(initial=0)
+    if low < 0 or high > 1:
+        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
+        raise ValueError(f"expected float {name} in [0, 1], got values from {low:g} to {high:g}{hint}")
     return frames
 
 

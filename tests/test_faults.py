@@ -138,7 +138,31 @@ def test_predict_with_a_nan_model_writes_nothing_beside_earlier_outputs(tmp_path
 def test_metrics_refuse_float_frames_outside_the_unit_range():
     frames = np.random.default_rng(0).integers(0, 256, (1, 2, 8, 8, 1), dtype=np.uint8)
     assert metrics.mse_per_frame(frames, frames).max() == 0
-    with pytest.raises(ValueError, match=r"\[0, 1\].*divide \[0, 255\] floats by 255"):
+    with pytest.raises(ValueError, match=r"prediction in \[0, 1\].*divide \[0, 255\] floats by 255"):
         metrics.mse_per_frame(frames.astype(np.float32), frames.astype(np.float32))
-    with pytest.raises(ValueError, match="got float values in"):
+    with pytest.raises(ValueError, match="got values from -1 to 0"):
         metrics.ssim(keras.ops.convert_to_numpy(-np.ones((1, 1, 8, 8, 1), np.float32)), np.zeros((1, 1, 8, 8, 1)))
+
+
+@pytest.fixture(scope="module")
+def small_patch_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "patches.keras"
+    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("frame_shape", [(16, 16, 3), (16, 12, 1), (14, 14, 1), (32, 32, 1)])
+def test_frames_that_do_not_fit_the_model_fail_in_one_line_before_any_output(
+    tmp_path, capsys, small_patch_model, frame_shape
+):
+    np.save(tmp_path / "in.npy", np.zeros((10, 20, *frame_shape), np.uint8))
+    out_dir = tmp_path / "predict"
+    model = ["--model", str(small_patch_model)]
+    assert main(["predict", *model, "--input", str(tmp_path / "in.npy"), "--out-dir", str(out_dir)]) == 2
+    assert main(["evaluate", *model, "--data", str(tmp_path / "in.npy"), "--json", str(tmp_path / "m.json")]) == 2
+    run = ["train", "--preset", "cpu-fast", "--data", str(tmp_path / "in.npy"), "--out-dir", str(tmp_path / "run")]
+    assert main([*run, "--epochs", "1", "--num-sequences", "10"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    shape = ", ".join(map(str, frame_shape))
+    assert len(errors) == 3 and all("expected frames of shape (batch, time, " in e and shape in e for e in errors)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
