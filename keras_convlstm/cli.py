@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"model file not found: {path} (expected a .keras file written by `train`)")
+    if not zipfile.is_zipfile(path):
+        raise CommandError(
+            f"could not load {path}: it is not a .keras archive ({path.stat().st_size:,} bytes, empty or "
+            "truncated?); expected a .keras file written by `train`"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged archive
@@ -82,10 +88,10 @@ def load_sequences(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path} (expected a .npy file of sequences)")
-    try:
-        sequences = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:
-        raise CommandError(f"{path} is not a .npy array file: {error}") from error
+    problem = data.npy_file_problem(path)
+    if problem is not None:
+        raise CommandError(f"{problem} (expected a .npy file of sequences written by `data` or np.save)")
+    sequences = np.load(path, mmap_mode="r", allow_pickle=False)
     data.validate_frames(sequences, name=str(path))
     return sequences
 
@@ -121,6 +127,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
+    keys += ("epochs", "steps_per_epoch", "max_minutes")
     keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
 
@@ -154,7 +161,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         if not interrupted:
             raise CommandError(f"nothing to resume in {out_dir}: no backup/ folder from an interrupted run")
-        saved = json.loads(settings_path.read_text())
+        try:
+            saved = json.loads(settings_path.read_text())
+        except (OSError, ValueError) as error:
+            raise CommandError(
+                f"{settings_path} cannot be read ({type(error).__name__}): it records the settings of the "
+                "interrupted run; without it the run cannot be resumed, choose another --out-dir"
+            ) from error
         if saved != _run_settings(args):
             raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
 

@@ -78,21 +78,42 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         return shape, dtype, handle.tell()
 
 
+def npy_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a complete ``.npy`` file of numbers (not text, not pickled objects, not cut short).
+
+    Reads only the header and the file size, so it is cheap for files of any size.
+
+    Returns:
+        None for a readable file, else one sentence that names the problem.
+    """
+    path = Path(path)
+    try:
+        shape, dtype, offset = _npy_header(path)
+    except ValueError as error:
+        return str(error)
+    if dtype.hasobject:
+        return f"{path} holds Python objects (dtype {dtype}), expected an array of numbers"
+    expected_bytes = offset + math.prod(shape) * dtype.itemsize
+    actual_bytes = path.stat().st_size
+    if actual_bytes != expected_bytes:
+        return (
+            f"{path} is truncated or damaged: the header announces {expected_bytes:,} bytes for {dtype} of "
+            f"shape {shape}, the file has {actual_bytes:,}"
+        )
+    return None
+
+
 def _moving_mnist_file_problem(path: Path, frame_size: int | None) -> str | None:
     """Why ``path`` is not a complete .npy file of uint8 ``(time, sequence, height, width)``, or None."""
     try:
-        shape, dtype, offset = _npy_header(path)
+        shape, dtype, _ = _npy_header(path)
     except ValueError as error:
         return str(error)
     if dtype != np.uint8 or len(shape) != 4:
         return f"expected uint8 frames of shape {FILE_LAYOUT}, the file holds {dtype} of shape {shape}"
     if frame_size is not None and shape[2:] != (frame_size, frame_size):
         return f"expected {frame_size}x{frame_size} frames {FILE_LAYOUT}, the file holds shape {shape}"
-    expected_bytes = offset + math.prod(shape)
-    actual_bytes = path.stat().st_size
-    if actual_bytes != expected_bytes:
-        return f"the header announces {expected_bytes:,} bytes for shape {shape}, the file has {actual_bytes:,}"
-    return None
+    return npy_file_problem(path)
 
 
 @functools.lru_cache(maxsize=8)

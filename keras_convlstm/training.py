@@ -9,6 +9,8 @@ Files written under ``out_dir``:
   when training ends normally. It is written after every other output of its epoch, so a kill can make a
   resumed run repeat an epoch, never skip one. A damaged backup falls back to its previous copy, or is set
   aside as ``backup.damaged-N`` (training then starts again).
+- ``resume.json``: the settings of the run in progress (epochs, batch size, seed, batches per epoch, ...); a
+  resumed call with other settings is refused. Removed when training ends.
 - ``history.csv``: one row per epoch, kept across a resumed run (rows of repeated epochs are replaced).
 """
 
@@ -265,11 +267,23 @@ def train(
     backup_dir = out_dir / "backup"
     history_csv = out_dir / "history.csv"
     resuming = backup_dir.exists() and _usable_backup(backup_dir, verbose=bool(verbose))
+    if scheduled_sampling is not None:
+        _check_scheduled_sampling(model, scheduled_sampling)
     if resuming:
         _keep_history_before(history_csv, _completed_epochs(backup_dir))
 
     train_set = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
     val_set = None if val_data is None else as_dataset(val_data, batch_size, shuffle=False, seed=seed)
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "steps_per_epoch": steps_per_epoch,
+        "train_batches": len(train_set),
+        "val_batches": None if val_set is None else len(val_set),
+        "scheduled_sampling": None if scheduled_sampling is None else dataclasses.asdict(scheduled_sampling),
+    }
+    _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
     monitor = "loss" if val_set is None else "val_loss"
     all_callbacks = [
         EpochSync([train_set] if val_set is None else [train_set, val_set]),
@@ -285,11 +299,9 @@ def train(
     # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
     all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     all_callbacks += list(callbacks)
-    if scheduled_sampling is not None:
-        _check_scheduled_sampling(model, scheduled_sampling)
     model.scheduled_sampling = scheduled_sampling
     try:
-        return model.fit(
+        history = model.fit(
             train_set,
             validation_data=val_set,
             epochs=epochs,
@@ -298,6 +310,9 @@ def train(
             callbacks=all_callbacks,
             verbose=verbose,
         )
+        if not backup_dir.exists():  # finished: nothing left to resume
+            (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
+        return history
     finally:
         if scheduled_sampling is not None:
             model.scheduled_sampling = None
@@ -305,6 +320,7 @@ def train(
             model.train_function = model.test_function = model.predict_function = None
 
 
+RESUME_SETTINGS = "resume.json"
 BACKUP_WEIGHTS = "latest.weights.h5"
 BACKUP_METADATA = "training_metadata.json"
 
@@ -352,6 +368,20 @@ def _usable_backup(backup_dir: Path, *, verbose: bool) -> bool:
     if verbose:
         print(f"the backup in {backup_dir} is damaged ({problem}); set aside as {aside}, starting from epoch 1")
     return False
+
+
+def _check_same_run(path: Path, settings: dict, resuming: bool) -> None:
+    """Refuses to resume an interrupted run with other settings; records the settings of a new run."""
+    if resuming and path.exists():
+        saved = json.loads(path.read_text())
+        changed = {key: (saved.get(key), value) for key, value in settings.items() if saved.get(key) != value}
+        if changed:
+            described = ", ".join(f"{key} {was!r} -> {now!r}" for key, (was, now) in changed.items())
+            raise ValueError(
+                f"{path.parent} holds an interrupted run with other settings ({described}); call train with the "
+                "same settings to resume it, or choose another out_dir"
+            )
+    write_json(path, settings)
 
 
 def _completed_epochs(backup_dir: Path) -> int:

@@ -166,3 +166,29 @@ def test_frames_that_do_not_fit_the_model_fail_in_one_line_before_any_output(
     shape = ", ".join(map(str, frame_shape))
     assert len(errors) == 3 and all("expected frames of shape (batch, time, " in e and shape in e for e in errors)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
+def test_damaged_inputs_are_named_for_what_they_are(tmp_path, capsys):
+    text = tmp_path / "notes.npy"
+    text.write_text("frame,value\n1,2\n")
+    cut = tmp_path / "cut.npy"
+    np.save(cut, np.zeros((2, 20, 16, 16, 1), np.uint8))
+    cut.write_bytes(cut.read_bytes()[:4000])
+    empty_model = tmp_path / "empty.keras"
+    empty_model.write_bytes(b"")
+    run_dir = tmp_path / "run"
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "run.json").write_text("")
+
+    assert main(["predict", "--model", str(empty_model), "--input", str(text)]) == 2
+    assert main(["evaluate", "--model", str(empty_model), "--data", str(text)]) == 2
+    assert main(["train", "--data", str(text), "--out-dir", str(tmp_path / "a")]) == 2
+    assert main(["train", "--data", str(cut), "--out-dir", str(tmp_path / "b")]) == 2
+    assert main(["train", "--out-dir", str(run_dir), "--resume"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 5
+    assert "empty.keras: it is not a .keras archive (0 bytes" in errors[0] and "File not found" not in errors[0]
+    assert "empty.keras: it is not a .keras archive" in errors[1]
+    assert "notes.npy is not a .npy file" in errors[2] and "pickle" not in errors[2]
+    assert "cut.npy is truncated or damaged" in errors[3] and "mmap" not in errors[3]
+    assert "run.json cannot be read" in errors[4] and "char" not in errors[4]

@@ -249,8 +249,8 @@ def _small_run(out_dir, **kwargs):
     sequences = rng.integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
     keras.utils.set_random_seed(2)
     model = build_model("keras-example-causal", image_size=16, filters=(2, 2, 2))
-    kwargs.setdefault("verbose", 0)
-    train(model, sequences[:6], sequences[6:], epochs=3, batch_size=3, out_dir=out_dir, seed=2, **kwargs)
+    settings = {"epochs": 3, "batch_size": 3, "seed": 2, "verbose": 0, **kwargs}
+    train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
     return model
 
 
@@ -315,3 +315,24 @@ def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(tmp_
     else:  # nothing readable: set aside and trained again from the first epoch
         assert [p.name for p in (tmp_path / "run").glob("backup.damaged-*")] == ["backup.damaged-1"]
     assert not backup.exists()
+
+
+def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(tmp_path, monkeypatch):
+    original = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def die_at_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise KilledBeforeBackup
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_second_epoch)
+    with pytest.raises(KilledBeforeBackup):
+        _small_run(tmp_path / "run")
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2, train_batches 2 -> 3\)"):
+        _small_run(tmp_path / "run", batch_size=2)
+    with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4\)"):
+        _small_run(tmp_path / "run", epochs=4)
+    _small_run(tmp_path / "run")
+    assert [row["epoch"] for row in read_history(tmp_path / "run" / "history.csv")] == ["0", "1", "2"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.json", "best.keras", "history.csv"]
