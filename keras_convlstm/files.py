@@ -62,6 +62,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Raises:
         NotADirectoryError: a parent of ``path`` exists and is not a folder.
         IsADirectoryError: ``path`` is a folder.
+        OSError: the write failed (full disk, size limit, ...); the message names ``path`` and says that the
+            earlier file is unchanged.
     """
     path = check_file_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +75,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        kept = "the earlier file is unchanged" if path.exists() else "nothing was written"
+        raise OSError(error.errno, f"could not write {path} ({error.strerror or error}); {kept}") from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

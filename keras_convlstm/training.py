@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_convlstm.data import ArrayDataset, SequenceDataset
+from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
 from keras_convlstm.files import atomic_path, write_json, write_text
 from keras_convlstm.rollout import frame_stepper
 
@@ -205,6 +205,9 @@ def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) ->
     if isinstance(data, keras.utils.PyDataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
+        for name, part in zip(("inputs", "targets"), data, strict=True):
+            if np.ndim(part) == 5:  # frames get the checks that files get: finite, [0, 1] or uint8
+                validate_frames(np.asarray(part), name=name)
         return ArrayDataset(data[0], data[1], batch_size=batch_size, shuffle=shuffle, seed=seed)
     if isinstance(data, np.ndarray):
         return SequenceDataset(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
@@ -263,7 +266,6 @@ def train(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = out_dir / "backup"
     history_csv = out_dir / "history.csv"
     resuming = backup_dir.exists() and _usable_backup(backup_dir, verbose=bool(verbose))
@@ -283,6 +285,7 @@ def train(
         "val_batches": None if val_set is None else len(val_set),
         "scheduled_sampling": None if scheduled_sampling is None else dataclasses.asdict(scheduled_sampling),
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
     monitor = "loss" if val_set is None else "val_loss"
     all_callbacks = [

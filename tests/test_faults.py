@@ -24,7 +24,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_atomic_path_keeps_the_old_file_when_the_writer_fails_midway(tmp_path):
     target = files.write_text(tmp_path / "table.json", '{"old": true}\n')
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="could not write .*No space left on device.*earlier file is unchanged"):
         with files.atomic_path(target) as temporary:
             temporary.write_text('{"new": ')  # half a file, then the disk fills
             _disk_full()
@@ -192,3 +192,64 @@ def test_damaged_inputs_are_named_for_what_they_are(tmp_path, capsys):
     assert "notes.npy is not a .npy file" in errors[2] and "pickle" not in errors[2]
     assert "cut.npy is truncated or damaged" in errors[3] and "mmap" not in errors[3]
     assert "run.json cannot be read" in errors[4] and "char" not in errors[4]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (np.full((4, 3, 8, 8, 1), np.nan, np.float32), "NaN or infinite"),
+        (np.full((4, 3, 8, 8, 1), 200.0, np.float32), r"in \[0, 1\]"),
+    ],
+)
+def test_train_checks_array_pairs_and_validation_data_like_files(tmp_path, inputs, message):
+    from keras_convlstm.training import train
+
+    model = build_model("keras-example-causal", image_size=8, filters=(2, 2, 2))
+    good = np.zeros((4, 3, 8, 8, 1), np.float32)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        train(model, (inputs, good), epochs=1, out_dir=tmp_path / "a", verbose=0)
+    with pytest.raises(ValueError, match=message):
+        train(model, (good, good), (good, inputs), epochs=1, out_dir=tmp_path / "b", verbose=0)
+    for got, expected in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_size_limit_mid_write_keeps_the_earlier_dataset_in_a_fresh_process(tmp_path):
+    """``ulimit -f`` for real: the new dataset outgrows the limit, the write fails, the old file survives."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "sequences.npy"
+    earlier = np.arange(64, dtype=np.uint8).reshape(1, 1, 8, 8, 1)
+    np.save(out, earlier)
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "keras_convlstm", "data", "--num-sequences", "4", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, preexec_fn=limit_file_size, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert f"could not write {out}" in result.stderr and "earlier file is unchanged" in result.stderr
+    assert "Traceback" not in result.stderr
+    np.testing.assert_array_equal(np.load(out), earlier)
+    assert _leftovers(tmp_path) == []
+
+
+def test_evaluate_json_on_a_full_disk_keeps_the_earlier_table(tmp_path, monkeypatch, capsys, small_patch_model):
+    np.save(tmp_path / "in.npy", np.zeros((2, 20, 16, 16, 1), np.uint8))
+    table = tmp_path / "metrics.json"
+    table.write_text('{"earlier": true}\n')
+    monkeypatch.setattr(files.Path, "write_text", _disk_full)
+    args = ["evaluate", "--model", str(small_patch_model), "--data", str(tmp_path / "in.npy"), "--json", str(table)]
+    assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert table.read_text() == '{"earlier": true}\n'
+    assert _leftovers(tmp_path) == []
