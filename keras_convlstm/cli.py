@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,7 +77,10 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             "truncated?); expected a .keras file written by `train`"
         )
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # An untrained model is saved before its optimizer is built; predict and evaluate do not need it.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged archive
         raise CommandError(
             f"could not load {path}: expected a .keras model saved by Keras 3 ({type(error).__name__}: {error})"
@@ -224,8 +228,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     out_dir = files.check_folder_path(args.out_dir)
-    model = load_model(args.model)
     sequences = load_sequences(args.input)
+    model = load_model(args.model)
     if sequences.shape[1] < args.context:
         raise CommandError(f"{args.input} has {sequences.shape[1]} frames; --context {args.context} needs more")
     context = sequences[:, : args.context]

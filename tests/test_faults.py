@@ -253,3 +253,25 @@ def test_evaluate_json_on_a_full_disk_keeps_the_earlier_table(tmp_path, monkeypa
     monkeypatch.undo()
     assert table.read_text() == '{"earlier": true}\n'
     assert _leftovers(tmp_path) == []
+
+
+def test_a_user_sees_only_our_line_no_native_start_up_logs_or_optimizer_warning(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    untrained = tmp_path / "untrained.keras"
+    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(untrained)
+    np.save(tmp_path / "in.npy", np.zeros((1, 4, 16, 16, 1), np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = ["predict", "--model", str(untrained), "--input", str(tmp_path / "in.npy"), "--context", "3"]
+    command = [sys.executable, "-m", "keras_convlstm", *args, "--horizon", "2", "--out-dir", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    command[command.index(str(tmp_path / "in.npy"))] = str(tmp_path / "missing.npy")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"keras-convlstm predict: error: input file not found: {tmp_path / 'missing.npy'} (expected a .npy file "
+        "of sequences)"
+    ]
