@@ -218,7 +218,8 @@ def download_moving_mnist(
     """Downloads the Moving MNIST test file once and returns its verified path in the cache.
 
     A file already at ``cache_dir / "mnist_test_seq.npy"`` is used if it passes the checks below; a corrupt
-    one is deleted and downloaded again. A download is streamed into a temporary file in ``cache_dir`` and
+    one is deleted and downloaded again (an error then says it was deleted, and why). Hidden ``.part`` files
+    left by a download that was killed are removed. A download is streamed into a temporary file in ``cache_dir`` and
     moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
     bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
     size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
@@ -240,6 +241,7 @@ def download_moving_mnist(
     """
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = directory / OFFICIAL_FILENAME
+    removed = ""
     try:
         if target.is_file():
             problem = _verify(target, md5, num_bytes)
@@ -248,7 +250,10 @@ def download_moving_mnist(
             if verbose:
                 print(f"The cached {target} is unusable ({problem}); downloading it again")
             target.unlink()
+            removed = f" (the file that was there failed its checks, {problem}, and was deleted)"
         directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob(f".{target.name}.*.part"):  # from a download that was killed
+            leftover.unlink(missing_ok=True)
         _fetch(url, target, md5, num_bytes, timeout, verbose)
     except _Rejected as error:
         cause, reason = error, str(error)
@@ -259,7 +264,7 @@ def download_moving_mnist(
     else:
         return target
     raise DownloadError(
-        f"Could not download Moving MNIST from {url} to {target}: {reason}. "
+        f"Could not download Moving MNIST from {url} to {target}: {reason}{removed}. "
         f"Download {OFFICIAL_FILENAME} by hand from {OFFICIAL_URL} and place it at {target}, "
         "or use keras_convlstm.synthetic.generate_moving_mnist() offline."
     ) from cause
