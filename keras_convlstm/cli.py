@@ -108,14 +108,14 @@ def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> n
     return load_sequences(source)[:num_sequences]
 
 
-def _write_rollout(out_dir: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
+def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
     first = context.shape[1] + 1
     if truth is not None:
-        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=out_dir / "rollout.png")
-        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], out_dir / "rollout.gif")
+        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=png)
+        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], gif)
     else:
-        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=out_dir / "rollout.png")
-        save_gif(prediction[0], out_dir / "rollout.gif")
+        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=png)
+        save_gif(prediction[0], gif)
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -238,9 +238,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     prediction = predict_frames(model, context, args.horizon)
     if not np.all(np.isfinite(prediction)):
         raise CommandError(f"{args.model} predicted NaN or infinite frames; nothing was written to {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files.save_npy(out_dir / "predictions.npy", prediction)
-    _write_rollout(out_dir, context, truth, prediction)
+    with files.atomic_paths() as stage:  # the three files change together or not at all
+        files.save_npy(stage(out_dir / "predictions.npy"), prediction)
+        _write_rollout(stage(out_dir / "rollout.png"), stage(out_dir / "rollout.gif"), context, truth, prediction)
     print(f"wrote {out_dir / 'predictions.npy'} {prediction.shape}, rollout.png and rollout.gif")
 
 
@@ -300,7 +300,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     table = evaluate(model, held_out)
     table.to_json(out_dir / "metrics.json")
     context, truth = held_out[:, :10], held_out[:, 10:20]
-    _write_rollout(out_dir, context, truth, predict_frames(model, context[:1], 10))
+    _write_rollout(
+        out_dir / "rollout.png", out_dir / "rollout.gif", context, truth, predict_frames(model, context[:1], 10)
+    )
     print(table.to_text())
     print(
         f"wrote frames.png, sequence.gif, rollout.png, rollout.gif, metrics.json and model.keras to {out_dir} "

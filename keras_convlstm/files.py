@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,35 +53,56 @@ def check_folder_path(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
+def atomic_paths() -> Iterator[Callable[[str | os.PathLike], Path]]:
+    """Writes several files as one output: all of them appear, or none changes.
+
+    Yields ``stage``: ``stage(path)`` returns a temporary path beside ``path`` to write to. When the block ends
+    normally every staged file is renamed onto its target (renames do not fail for lack of space); when it
+    raises, every temporary file is deleted and the targets keep their earlier content. Leftover temporary
+    files of earlier killed writes are removed.
+
+    Raises:
+        NotADirectoryError, IsADirectoryError, PermissionError: from :func:`check_file_path`, at ``stage``.
+        OSError: a write failed (full disk, size limit, ...); the message names the file and says that the
+            earlier files are unchanged.
+    """
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(path: str | os.PathLike) -> Path:
+        path = check_file_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(_temporary_prefix(path) + "*"):
+            stale.unlink(missing_ok=True)
+        handle, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        staged.append((Path(name), path))
+        return Path(name)
+
+    try:
+        yield stage
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except OSError as error:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        targets = ", ".join(str(path) for _, path in staged) or "nothing"
+        kept = "the earlier file is unchanged" if len(staged) == 1 else "the earlier files are unchanged"
+        raise OSError(error.errno, f"could not write {targets} ({error.strerror or error}); {kept}") from error
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on success renames it onto ``path``, on failure deletes it.
 
     The temporary file keeps ``path``'s suffix, so writers that choose a format by extension (``.keras``,
-    ``.png``, ``.gif``) write the right one. Leftover temporary files of earlier killed writes are removed.
-
-    Raises:
-        NotADirectoryError: a parent of ``path`` exists and is not a folder.
-        IsADirectoryError: ``path`` is a folder.
-        OSError: the write failed (full disk, size limit, ...); the message names ``path`` and says that the
-            earlier file is unchanged.
+    ``.png``, ``.gif``) write the right one. See :func:`atomic_paths` for the errors.
     """
-    path = check_file_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(_temporary_prefix(path) + "*"):
-        stale.unlink(missing_ok=True)
-    handle, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        kept = "the earlier file is unchanged" if path.exists() else "nothing was written"
-        raise OSError(error.errno, f"could not write {path} ({error.strerror or error}); {kept}") from error
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_paths() as stage:
+        yield stage(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -180,7 +180,8 @@ def test_damaged_inputs_are_named_for_what_they_are(tmp_path, capsys):
     (run_dir / "backup").mkdir(parents=True)
     (run_dir / "run.json").write_text("")
 
-    assert main(["predict", "--model", str(empty_model), "--input", str(text)]) == 2
+    np.save(tmp_path / "good.npy", np.zeros((1, 12, 16, 16, 1), np.uint8))
+    assert main(["predict", "--model", str(empty_model), "--input", str(tmp_path / "good.npy")]) == 2
     assert main(["evaluate", "--model", str(empty_model), "--data", str(text)]) == 2
     assert main(["train", "--data", str(text), "--out-dir", str(tmp_path / "a")]) == 2
     assert main(["train", "--data", str(cut), "--out-dir", str(tmp_path / "b")]) == 2
@@ -275,3 +276,31 @@ def test_a_user_sees_only_our_line_no_native_start_up_logs_or_optimizer_warning(
         f"keras-convlstm predict: error: input file not found: {tmp_path / 'missing.npy'} (expected a .npy file "
         "of sequences)"
     ]
+
+
+def test_an_unknown_loss_is_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match=r"unknown loss 'bogus': expected a Keras loss name"):
+        build_model("cpu-fast", loss="bogus")
+    assert build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,), loss="mse").loss == "mse"
+
+
+def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatch, small_patch_model):
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (1, 20, 16, 16, 1), dtype=np.uint8))
+    out_dir = tmp_path / "predict"
+    args = [
+        "predict",
+        "--model",
+        str(small_patch_model),
+        "--input",
+        str(tmp_path / "in.npy"),
+        "--out-dir",
+        str(out_dir),
+    ]
+    assert main(args) == 0
+    earlier = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    assert sorted(earlier) == ["predictions.npy", "rollout.gif", "rollout.png"]
+
+    monkeypatch.setattr(viz.iio, "imwrite", _disk_full)  # the GIF is written last
+    assert main([*args, "--context", "8", "--horizon", "12"]) == 2
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == earlier  # all three as they were
