@@ -6,7 +6,36 @@ against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``l
 ``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
 """
 
-from keras_convlstm import (
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _quiet_native_start_up():
+    """Sends file descriptor 2 to /dev/null while Keras loads its backend, when ``TF_CPP_MIN_LOG_LEVEL=3``.
+
+    TensorFlow's native libraries log at load time (absl, oneDNN, CUDA probing) before that setting applies;
+    a user who asked for level 3 asked for silence. Python's own messages are unaffected once loading ends.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3" or "keras" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with _quiet_native_start_up():
+    import keras  # noqa: F401
+
+from keras_convlstm import (  # noqa: E402
     cell,
     data,
     evaluation,
@@ -20,18 +49,18 @@ from keras_convlstm import (
     training,
     viz,
 )
-from keras_convlstm.data import (
+from keras_convlstm.data import (  # noqa: E402
     create_shifted_frames,
     download_moving_mnist,
     load_moving_mnist,
     split_dataset,
 )
-from keras_convlstm.evaluation import evaluate
-from keras_convlstm.models import ModelConfig, build_model, get_preset, list_presets
-from keras_convlstm.pretrained import list_pretrained, load_pretrained
-from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames
-from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits
-from keras_convlstm.training import ScheduledSampling, train
+from keras_convlstm.evaluation import evaluate  # noqa: E402
+from keras_convlstm.models import ModelConfig, build_model, get_preset, list_presets  # noqa: E402
+from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
+from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames  # noqa: E402
+from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits  # noqa: E402
+from keras_convlstm.training import ScheduledSampling, train  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,10 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_convlstm import data, synthetic  # noqa: E402
+from keras_convlstm import data, files, synthetic  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
-from keras_convlstm.models import build_model, list_presets  # noqa: E402
+from keras_convlstm.models import build_model, check_input, list_presets  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
 from keras_convlstm.rollout import predict_frames  # noqa: E402
@@ -34,13 +37,50 @@ class CommandError(Exception):
     """An error the command line reports in one line, without a traceback."""
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Reports bad arguments in one line (and exit status 2), like every other error of the command line."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argument that must be a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argument that must be a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Loads a ``.keras`` model saved by this package, with a clear error for a missing or corrupt file."""
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"model file not found: {path} (expected a .keras file written by `train`)")
+    if not zipfile.is_zipfile(path):
+        raise CommandError(
+            f"could not load {path}: it is not a .keras archive ({path.stat().st_size:,} bytes, empty or "
+            "truncated?); expected a .keras file written by `train`"
+        )
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # An untrained model is saved before its optimizer is built; predict and evaluate do not need it.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged archive
         raise CommandError(
             f"could not load {path}: expected a .keras model saved by Keras 3 ({type(error).__name__}: {error})"
@@ -52,10 +92,10 @@ def load_sequences(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path} (expected a .npy file of sequences)")
-    try:
-        sequences = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:
-        raise CommandError(f"{path} is not a .npy array file: {error}") from error
+    problem = data.npy_file_problem(path)
+    if problem is not None:
+        raise CommandError(f"{problem} (expected a .npy file of sequences written by `data` or np.save)")
+    sequences = np.load(path, mmap_mode="r", allow_pickle=False)
     data.validate_frames(sequences, name=str(path))
     return sequences
 
@@ -68,30 +108,30 @@ def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> n
     return load_sequences(source)[:num_sequences]
 
 
-def _write_rollout(out_dir: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
+def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
     first = context.shape[1] + 1
     if truth is not None:
-        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=out_dir / "rollout.png")
-        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], out_dir / "rollout.gif")
+        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=png)
+        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], gif)
     else:
-        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=out_dir / "rollout.png")
-        save_gif(prediction[0], out_dir / "rollout.gif")
+        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=png)
+        save_gif(prediction[0], gif)
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    out = files.check_file_path(args.out)
     if args.source == "official":
         path = data.download_moving_mnist(args.cache_dir, args.url, verbose=True)
         sequences = data.load_moving_mnist(path, num_sequences=args.num_sequences)
     else:
         sequences = synthetic.generate_moving_mnist_split(args.num_sequences, seed=args.seed, split=args.digits)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, np.ascontiguousarray(sequences))
+    files.save_npy(out, sequences)
     print(f"wrote {out}: {sequences.dtype} {sequences.shape}")
 
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
+    keys += ("epochs", "steps_per_epoch", "max_minutes")
     keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
 
@@ -115,7 +155,7 @@ def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     schedule = _scheduled_sampling(args)
-    out_dir = Path(args.out_dir)
+    out_dir = files.check_folder_path(args.out_dir)
     settings_path = out_dir / "run.json"
     interrupted = (out_dir / "backup").exists()
     if interrupted and not args.resume:
@@ -125,7 +165,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         if not interrupted:
             raise CommandError(f"nothing to resume in {out_dir}: no backup/ folder from an interrupted run")
-        saved = json.loads(settings_path.read_text())
+        try:
+            saved = json.loads(settings_path.read_text())
+        except (OSError, ValueError) as error:
+            raise CommandError(
+                f"{settings_path} cannot be read ({type(error).__name__}): it records the settings of the "
+                "interrupted run; without it the run cannot be resumed, choose another --out-dir"
+            ) from error
         if saved != _run_settings(args):
             raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
 
@@ -148,11 +194,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
         train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
         val_sequences = sequences[val_idx]  # split_indices returns sorted indices
+    check_input(model, val_sequences, check_time=False)
     # Written once the settings have built a model and read their data, so bad input leaves no run folder.
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(_run_settings(args), indent=2))
+    files.write_json(settings_path, _run_settings(args))
     callbacks = [TimeLimit(args.max_minutes * 60)] if args.max_minutes else []
-    train(
+    history = train(
         model,
         train_set,
         val_sequences,
@@ -165,30 +212,41 @@ def cmd_train(args: argparse.Namespace) -> None:
         scheduled_sampling=schedule,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    losses = history.history.get("loss", [])
+    if not all(math.isfinite(value) for value in losses):
+        best = out_dir / "best.keras"
+        kept = f"{best} holds the best model before it" if best.exists() else "no checkpoint was written"
+        raise CommandError(
+            f"training diverged: the loss became {losses[-1]} in epoch {history.epoch[-1] + 1}; {kept}. "
+            "Try a lower --learning-rate."
+        )
     final = out_dir / "model.keras"
-    temporary = out_dir / ".model.tmp.keras"
-    model.save(temporary)
-    os.replace(temporary, final)
+    with files.atomic_path(final) as temporary:
+        model.save(temporary)
     print(f"wrote {final} (best checkpoint: {out_dir / 'best.keras'}, history: {out_dir / 'history.csv'})")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    model = load_model(args.model)
+    out_dir = files.check_folder_path(args.out_dir)
     sequences = load_sequences(args.input)
+    model = load_model(args.model)
     if sequences.shape[1] < args.context:
         raise CommandError(f"{args.input} has {sequences.shape[1]} frames; --context {args.context} needs more")
     context = sequences[:, : args.context]
     available = sequences.shape[1] - args.context
     truth = sequences[:, args.context : args.context + args.horizon] if available >= args.horizon else None
     prediction = predict_frames(model, context, args.horizon)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "predictions.npy", prediction)
-    _write_rollout(out_dir, context, truth, prediction)
+    if not np.all(np.isfinite(prediction)):
+        raise CommandError(f"{args.model} predicted NaN or infinite frames; nothing was written to {out_dir}")
+    with files.atomic_paths() as stage:  # the three files change together or not at all
+        files.save_npy(stage(out_dir / "predictions.npy"), prediction)
+        _write_rollout(stage(out_dir / "rollout.png"), stage(out_dir / "rollout.gif"), context, truth, prediction)
     print(f"wrote {out_dir / 'predictions.npy'} {prediction.shape}, rollout.png and rollout.gif")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.json:
+        files.check_file_path(args.json)
     model = load_model(args.model)
     sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
     table = evaluate(model, sequences, args.context, args.horizon, batch_size=args.batch_size)
@@ -220,7 +278,7 @@ def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    out_dir = Path(args.out_dir)
+    out_dir = files.check_folder_path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if data.choose_source("auto") == "official":
@@ -237,11 +295,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     save_gif(held_out[0], out_dir / "sequence.gif")
 
     model = _demo_model(args, train_set, out_dir)
-    model.save(out_dir / "model.keras")
+    with files.atomic_path(out_dir / "model.keras") as temporary:
+        model.save(temporary)
     table = evaluate(model, held_out)
     table.to_json(out_dir / "metrics.json")
     context, truth = held_out[:, :10], held_out[:, 10:20]
-    _write_rollout(out_dir, context, truth, predict_frames(model, context[:1], 10))
+    _write_rollout(
+        out_dir / "rollout.png", out_dir / "rollout.gif", context, truth, predict_frames(model, context[:1], 10)
+    )
     print(table.to_text())
     print(
         f"wrote frames.png, sequence.gif, rollout.png, rollout.gif, metrics.json and model.keras to {out_dir} "
@@ -255,12 +316,12 @@ def cmd_recipe(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keras-convlstm", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineErrorParser(prog="keras-convlstm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
 
     p = commands.add_parser("data", help="download the official file or generate Moving MNIST; save as .npy")
     p.add_argument("--source", choices=["official", GENERATED], default=GENERATED)
-    p.add_argument("--num-sequences", type=int, default=1000)
+    p.add_argument("--num-sequences", type=positive_int, default=1000)
     p.add_argument(
         "--digits",
         choices=["train", "test", "all"],
@@ -281,19 +342,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=GENERATED,
         help="'generated' (fresh Moving MNIST every epoch), 'official', or a .npy of sequences",
     )
-    p.add_argument("--num-sequences", type=int, default=1000, help="sequences used (per epoch if generated)")
+    p.add_argument("--num-sequences", type=positive_int, default=1000, help="sequences used (per epoch if generated)")
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=5)
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=positive_int, default=5)
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None)
+    p.add_argument("--max-minutes", type=positive_float, default=None, help="stop training after this many minutes")
     p.add_argument(
-        "--filters", type=int, nargs="+", default=None, help="filters of each ConvLSTM2D layer (default: the preset's)"
+        "--filters",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="filters of each ConvLSTM2D layer (default: the preset's)",
     )
     p.add_argument(
-        "--kernel-sizes", type=int, nargs="+", default=None, help="one kernel size per layer (default: the preset's)"
+        "--kernel-sizes",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="one kernel size per layer (default: the preset's)",
     )
-    p.add_argument("--learning-rate", type=float, default=None, help="default: the preset's")
+    p.add_argument("--learning-rate", type=positive_float, default=None, help="default: the preset's")
     p.add_argument(
         "--loss", default=None, choices=["binary_crossentropy", "mse", *LOSSES], help="default: the preset's"
     )
@@ -307,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the model's own predictions after --context frames, with a probability rising from 0 at "
         "optimizer step START to 1 at END (default: teacher forcing)",
     )
-    p.add_argument("--context", type=int, default=10, help="true frames read before scheduled sampling feeds back")
+    p.add_argument(
+        "--context", type=positive_int, default=10, help="true frames read before scheduled sampling feeds back"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="runs/train")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out-dir")
@@ -316,8 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("predict", help="roll a model out from the first frames of each input sequence")
     p.add_argument("--model", required=True, help=".keras model")
     p.add_argument("--input", required=True, help=".npy sequences (batch, time, height, width, channels)")
-    p.add_argument("--context", type=int, default=10)
-    p.add_argument("--horizon", type=int, default=10)
+    p.add_argument("--context", type=positive_int, default=10)
+    p.add_argument("--horizon", type=positive_int, default=10)
     p.add_argument("--out-dir", default="outputs/predict")
     p.set_defaults(run=cmd_predict)
 
@@ -328,10 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=GENERATED,
         help="'generated' (held-out digits, fixed seed), 'official', or a .npy of sequences",
     )
-    p.add_argument("--num-sequences", type=int, default=1000)
-    p.add_argument("--context", type=int, default=10)
-    p.add_argument("--horizon", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-sequences", type=positive_int, default=1000)
+    p.add_argument("--context", type=positive_int, default=10)
+    p.add_argument("--horizon", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--seed", type=int, default=synthetic.HELD_OUT_SEED)
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.set_defaults(run=cmd_evaluate)
@@ -346,9 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("demo", help="train cpu-fast briefly, roll out 10 frames, write pictures and metrics")
     p.add_argument("--out-dir", default="outputs")
     p.add_argument("--train", action="store_true", help="train cpu-fast even when a pretrained model is shipped")
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget when training")
-    p.add_argument("--sequences-per-epoch", type=int, default=96)
-    p.add_argument("--eval-sequences", type=int, default=200)
+    p.add_argument("--minutes", type=positive_float, default=3.0, help="training budget when training")
+    p.add_argument("--sequences-per-epoch", type=positive_int, default=96)
+    p.add_argument("--eval-sequences", type=positive_int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)
     return parser
@@ -359,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (CommandError, data.DownloadError, ValueError, TypeError, FileNotFoundError) as error:
+    except (CommandError, data.DownloadError, ValueError, TypeError, OSError) as error:
         print(f"keras-convlstm {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

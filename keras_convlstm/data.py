@@ -78,21 +78,42 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         return shape, dtype, handle.tell()
 
 
+def npy_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a complete ``.npy`` file of numbers (not text, not pickled objects, not cut short).
+
+    Reads only the header and the file size, so it is cheap for files of any size.
+
+    Returns:
+        None for a readable file, else one sentence that names the problem.
+    """
+    path = Path(path)
+    try:
+        shape, dtype, offset = _npy_header(path)
+    except ValueError as error:
+        return str(error)
+    if dtype.hasobject:
+        return f"{path} holds Python objects (dtype {dtype}), expected an array of numbers"
+    expected_bytes = offset + math.prod(shape) * dtype.itemsize
+    actual_bytes = path.stat().st_size
+    if actual_bytes != expected_bytes:
+        return (
+            f"{path} is truncated or damaged: the header announces {expected_bytes:,} bytes for {dtype} of "
+            f"shape {shape}, the file has {actual_bytes:,}"
+        )
+    return None
+
+
 def _moving_mnist_file_problem(path: Path, frame_size: int | None) -> str | None:
     """Why ``path`` is not a complete .npy file of uint8 ``(time, sequence, height, width)``, or None."""
     try:
-        shape, dtype, offset = _npy_header(path)
+        shape, dtype, _ = _npy_header(path)
     except ValueError as error:
         return str(error)
     if dtype != np.uint8 or len(shape) != 4:
         return f"expected uint8 frames of shape {FILE_LAYOUT}, the file holds {dtype} of shape {shape}"
     if frame_size is not None and shape[2:] != (frame_size, frame_size):
         return f"expected {frame_size}x{frame_size} frames {FILE_LAYOUT}, the file holds shape {shape}"
-    expected_bytes = offset + math.prod(shape)
-    actual_bytes = path.stat().st_size
-    if actual_bytes != expected_bytes:
-        return f"the header announces {expected_bytes:,} bytes for shape {shape}, the file has {actual_bytes:,}"
-    return None
+    return npy_file_problem(path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -197,7 +218,8 @@ def download_moving_mnist(
     """Downloads the Moving MNIST test file once and returns its verified path in the cache.
 
     A file already at ``cache_dir / "mnist_test_seq.npy"`` is used if it passes the checks below; a corrupt
-    one is deleted and downloaded again. A download is streamed into a temporary file in ``cache_dir`` and
+    one is deleted and downloaded again (an error then says it was deleted, and why). Hidden ``.part`` files
+    left by a download that was killed are removed. A download is streamed into a temporary file in ``cache_dir`` and
     moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
     bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
     size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
@@ -219,6 +241,7 @@ def download_moving_mnist(
     """
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = directory / OFFICIAL_FILENAME
+    removed = ""
     try:
         if target.is_file():
             problem = _verify(target, md5, num_bytes)
@@ -227,7 +250,10 @@ def download_moving_mnist(
             if verbose:
                 print(f"The cached {target} is unusable ({problem}); downloading it again")
             target.unlink()
+            removed = f" (the file that was there failed its checks, {problem}, and was deleted)"
         directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob(f".{target.name}.*.part"):  # from a download that was killed
+            leftover.unlink(missing_ok=True)
         _fetch(url, target, md5, num_bytes, timeout, verbose)
     except _Rejected as error:
         cause, reason = error, str(error)
@@ -238,7 +264,7 @@ def download_moving_mnist(
     else:
         return target
     raise DownloadError(
-        f"Could not download Moving MNIST from {url} to {target}: {reason}. "
+        f"Could not download Moving MNIST from {url} to {target}: {reason}{removed}. "
         f"Download {OFFICIAL_FILENAME} by hand from {OFFICIAL_URL} and place it at {target}, "
         "or use keras_convlstm.synthetic.generate_moving_mnist() offline."
     ) from cause
@@ -348,8 +374,9 @@ def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int
     low, high = frames.min(), frames.max()
     if low < 0 or high > 1:
         outside = np.count_nonzero((frames < 0) | (frames > 1))
+        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
         raise ValueError(
-            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g})"
+            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g}){hint}"
         )
 
 

@@ -84,5 +84,18 @@ LOSSES = {"bce_ssim": BCEPlusSSIM}
 
 
 def get_loss(name: str) -> str | keras.losses.Loss:
-    """The loss object for ``name`` from :data:`LOSSES`, or ``name`` itself for Keras to resolve."""
-    return LOSSES[name]() if name in LOSSES else name
+    """The loss object for ``name`` from :data:`LOSSES`, or ``name`` itself once Keras knows it.
+
+    Raises:
+        ValueError: neither a name of :data:`LOSSES` nor a Keras loss name (checked now, not at training).
+    """
+    if name in LOSSES:
+        return LOSSES[name]()
+    try:
+        keras.losses.get(name)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"unknown loss {name!r}: expected a Keras loss name such as 'binary_crossentropy' or 'mse', or one of "
+            f"{sorted(LOSSES)}"
+        ) from None
+    return name

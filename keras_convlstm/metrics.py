@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_convlstm.files import write_json
+
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
@@ -86,6 +88,10 @@ def _as_unit_float(frames: np.ndarray, name: str) -> np.ndarray:
             f"expected finite values in {name}, got {np.size(frames) - np.isfinite(frames).sum()} "
             "NaN or infinite values"
         )
+    low, high = frames.min(initial=0), frames.max(initial=0)
+    if low < 0 or high > 1:
+        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
+        raise ValueError(f"expected float {name} in [0, 1], got values from {low:g} to {high:g}{hint}")
     return frames
 
 
@@ -640,9 +646,7 @@ class MetricTable:
         Undefined and infinite values are written as ``NaN`` and ``Infinity``, which Python's :mod:`json` (and
         :meth:`from_json`) reads back but strict JSON parsers reject.
         """
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> MetricTable:

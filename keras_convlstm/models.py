@@ -292,26 +292,29 @@ def get_preset(name: str) -> ModelConfig:
     return PRESETS[name]
 
 
-def check_input(model: keras.Model | ModelConfig, frames) -> None:
+def check_input(model: keras.Model | ModelConfig, frames, *, check_time: bool = True) -> None:
     """Raises ``ValueError`` unless ``frames`` has the input shape the model expects.
 
     Args:
-        model: a model from :func:`build_model`, or its :class:`ModelConfig`.
+        model: a model from :func:`build_model`, its :class:`ModelConfig`, or any Keras model with one 5-D input.
         frames: array, tensor or nested list ``(batch, time, height, width, channels)``; unknown (None) sizes
             pass.
+        check_time: also check the number of frames (False for a rollout, which steps one frame at a time).
     """
-    config = model if isinstance(model, ModelConfig) else model.config
-    expected = (None, config.input_frames, *config.frame_shape)
+    config = model if isinstance(model, ModelConfig) else getattr(model, "config", None)
+    if isinstance(config, ModelConfig):
+        name, expected = config.name, (None, config.input_frames, *config.frame_shape)
+    else:
+        name, expected = model.name, tuple(model.input_shape)
+    if not check_time:
+        expected = (None, None, *expected[2:])
     shape = tuple(frames.shape) if hasattr(frames, "shape") else np.shape(frames)
-    matches = len(shape) == 5 and all(
+    matches = len(shape) == len(expected) == 5 and all(
         want is None or got is None or got == want for got, want in zip(shape, expected, strict=True)
     )
     if not matches:
-        time = "time" if config.input_frames is None else config.input_frames
-        raise ValueError(
-            f"model {config.name!r} expected frames of shape (batch, {time}, {', '.join(map(str, expected[2:]))}), "
-            f"got shape {shape}"
-        )
+        sizes = ["time" if axis == 1 and size is None else str(size) for axis, size in enumerate(expected) if axis]
+        raise ValueError(f"model {name!r} expected frames of shape (batch, {', '.join(sizes)}), got shape {shape}")
 
 
 def _output_layer(config: ModelConfig, filters: int) -> keras.layers.Layer:

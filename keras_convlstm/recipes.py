@@ -16,7 +16,6 @@ well under a minute on a 2-core CPU; their numbers are quick-mode numbers, not r
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 
 from keras_convlstm import data, metrics, synthetic, training, videos, viz
 from keras_convlstm.evaluation import evaluate
+from keras_convlstm.files import write_json
 from keras_convlstm.models import build_model
 from keras_convlstm.rollout import predict_frames
 
@@ -69,7 +69,7 @@ def _register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]
 def _finish(out_dir: Path, summary: dict, started: float) -> dict:
     """Adds the run time, writes ``summary.json`` and returns the summary."""
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "summary.json", summary)
     return summary
 
 

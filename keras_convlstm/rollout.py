@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras_convlstm.cell import layer_step, steppable
 from keras_convlstm.data import to_float_frames, validate_frames
 from keras_convlstm.layers import CausalConv3D
+from keras_convlstm.models import check_input
 
 _STEPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -225,6 +226,7 @@ def predict_frames(
         float32 ``(batch, horizon, height, width, channels)`` in [0, 1] (the model's output range).
     """
     validate_frames(context, name="context", min_frames=1)
+    check_input(model, context, check_time=_model_kind(model) == "encoder_forecaster")
     if not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
     kind = _model_kind(model)
@@ -255,6 +257,7 @@ def official_rollout(model: keras.Model, context: np.ndarray, horizon: int = 10)
         float32 ``(batch, horizon, height, width, channels)``.
     """
     validate_frames(context, name="context", min_frames=1)
+    check_input(model, context, check_time=False)
     frames = to_float_frames(context)
     start = frames.shape[1]
     for _ in range(horizon):
@@ -281,6 +284,7 @@ def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size:
         float32 ``(batch, time, height, width, channels)``: predictions of frames ``1..time``.
     """
     validate_frames(sequence, name="sequence", min_frames=1)
+    check_input(model, sequence, check_time=False)
     kind = _model_kind(model)
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"one-step-ahead prediction needs a frame-by-frame model, got a {kind!r} model")

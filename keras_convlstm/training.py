@@ -6,8 +6,12 @@ Files written under ``out_dir``:
   ``best.json`` beside it recording the epoch and value so that a resumed run keeps comparing against it.
 - ``backup/``: Keras ``BackupAndRestore`` state (weights, optimizer, epoch). A run that stops early (killed,
   interrupted) resumes from its last finished epoch when the same call is made again; the folder is removed
-  when training ends normally.
-- ``history.csv``: one row per epoch (appended across a resumed run).
+  when training ends normally. It is written after every other output of its epoch, so a kill can make a
+  resumed run repeat an epoch, never skip one. A damaged backup falls back to its previous copy, or is set
+  aside as ``backup.damaged-N`` (training then starts again).
+- ``resume.json``: the settings of the run in progress (epochs, batch size, seed, batches per epoch, ...); a
+  resumed call with other settings is refused. Removed when training ends.
+- ``history.csv``: one row per epoch, kept across a resumed run (rows of repeated epochs are replaced).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_convlstm.data import ArrayDataset, SequenceDataset
+from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
+from keras_convlstm.files import atomic_path, write_json, write_text
 from keras_convlstm.rollout import frame_stepper
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -106,11 +111,9 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if value is None or not math.isfinite(value) or value >= self.best:
             return
         self.best = float(value)
-        temporary = self.path.with_name(f".{self.path.name}.tmp.keras")
-        self.model.save(temporary)
-        os.replace(temporary, self.path)
-        record = {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1}
-        self.record_path.write_text(json.dumps(record))
+        with atomic_path(self.path) as temporary:
+            self.model.save(temporary)
+        write_json(self.record_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1})
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -202,6 +205,9 @@ def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) ->
     if isinstance(data, keras.utils.PyDataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
+        for name, part in zip(("inputs", "targets"), data, strict=True):
+            if np.ndim(part) == 5:  # frames get the checks that files get: finite, [0, 1] or uint8
+                validate_frames(np.asarray(part), name=name)
         return ArrayDataset(data[0], data[1], batch_size=batch_size, shuffle=shuffle, seed=seed)
     if isinstance(data, np.ndarray):
         return SequenceDataset(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
@@ -260,17 +266,30 @@ def train(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = out_dir / "backup"
     history_csv = out_dir / "history.csv"
-    resuming = backup_dir.exists()
+    resuming = backup_dir.exists() and _usable_backup(backup_dir, verbose=bool(verbose))
+    if scheduled_sampling is not None:
+        _check_scheduled_sampling(model, scheduled_sampling)
+    if resuming:
+        _keep_history_before(history_csv, _completed_epochs(backup_dir))
 
     train_set = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
     val_set = None if val_data is None else as_dataset(val_data, batch_size, shuffle=False, seed=seed)
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "steps_per_epoch": steps_per_epoch,
+        "train_batches": len(train_set),
+        "val_batches": None if val_set is None else len(val_set),
+        "scheduled_sampling": None if scheduled_sampling is None else dataclasses.asdict(scheduled_sampling),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
     monitor = "loss" if val_set is None else "val_loss"
     all_callbacks = [
         EpochSync([train_set] if val_set is None else [train_set, val_set]),
-        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
@@ -279,12 +298,13 @@ def train(
     ]
     if loss_threshold is not None:
         all_callbacks.append(LossThresholdStop(loss_threshold))
+    # The backup of an epoch is written after every output of that epoch (checkpoint, history row): a kill
+    # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
+    all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     all_callbacks += list(callbacks)
-    if scheduled_sampling is not None:
-        _check_scheduled_sampling(model, scheduled_sampling)
     model.scheduled_sampling = scheduled_sampling
     try:
-        return model.fit(
+        history = model.fit(
             train_set,
             validation_data=val_set,
             epochs=epochs,
@@ -293,11 +313,92 @@ def train(
             callbacks=all_callbacks,
             verbose=verbose,
         )
+        if not backup_dir.exists():  # finished: nothing left to resume
+            (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
+        return history
     finally:
         if scheduled_sampling is not None:
             model.scheduled_sampling = None
             # The compiled train/test/predict functions were traced with fed-back inputs: trace them again.
             model.train_function = model.test_function = model.predict_function = None
+
+
+RESUME_SETTINGS = "resume.json"
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+
+
+def _backup_problem(weights: Path, metadata: Path) -> str | None:
+    """Why the weights and epoch record of a ``BackupAndRestore`` folder cannot be read back, or None."""
+    import h5py
+
+    try:
+        with h5py.File(weights, "r"):
+            pass
+        epoch = json.loads(metadata.read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{type(error).__name__}: {error}"
+    if not isinstance(epoch, int) or epoch < 0:
+        return f"{metadata.name} records epoch {epoch!r}, expected a whole number >= 0"
+    return None
+
+
+def _usable_backup(backup_dir: Path, *, verbose: bool) -> bool:
+    """Checks an interrupted run's backup before Keras reads it; falls back to its previous copy when needed.
+
+    A backup whose latest files are damaged (a full disk, a size limit, a kill mid-write) but whose previous
+    copy (``*.bkp``, kept by ``double_checkpoint``) is whole is restored from that copy. When neither can be
+    read, the folder is set aside as ``backup.damaged-N`` and training starts again from its first epoch.
+
+    Returns:
+        Whether training resumes from ``backup_dir``.
+    """
+    weights, metadata = backup_dir / BACKUP_WEIGHTS, backup_dir / BACKUP_METADATA
+    problem = _backup_problem(weights, metadata)
+    if problem is None:
+        return True
+    previous_weights, previous_metadata = Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")
+    if _backup_problem(previous_weights, previous_metadata) is None:
+        os.replace(previous_weights, weights)
+        os.replace(previous_metadata, metadata)
+        if verbose:
+            print(f"the last backup in {backup_dir} is damaged ({problem}); resuming from the one before it")
+        return True
+    number = 1
+    while (aside := backup_dir.with_name(f"{backup_dir.name}.damaged-{number}")).exists():
+        number += 1
+    os.replace(backup_dir, aside)
+    if verbose:
+        print(f"the backup in {backup_dir} is damaged ({problem}); set aside as {aside}, starting from epoch 1")
+    return False
+
+
+def _check_same_run(path: Path, settings: dict, resuming: bool) -> None:
+    """Refuses to resume an interrupted run with other settings; records the settings of a new run."""
+    if resuming and path.exists():
+        saved = json.loads(path.read_text())
+        changed = {key: (saved.get(key), value) for key, value in settings.items() if saved.get(key) != value}
+        if changed:
+            described = ", ".join(f"{key} {was!r} -> {now!r}" for key, (was, now) in changed.items())
+            raise ValueError(
+                f"{path.parent} holds an interrupted run with other settings ({described}); call train with the "
+                "same settings to resume it, or choose another out_dir"
+            )
+    write_json(path, settings)
+
+
+def _completed_epochs(backup_dir: Path) -> int:
+    return json.loads((backup_dir / BACKUP_METADATA).read_text())["epoch"]
+
+
+def _keep_history_before(history_csv: Path, epochs: int) -> None:
+    """Drops the rows of ``history.csv`` for epochs ``>= epochs``: those a resumed run is about to repeat."""
+    if not history_csv.exists():
+        return
+    lines = history_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
+    if kept != lines:
+        write_text(history_csv, "".join(kept))
 
 
 def _check_scheduled_sampling(model: keras.Model, scheduled_sampling: ScheduledSampling) -> None:

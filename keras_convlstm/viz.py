@@ -24,6 +24,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from keras_convlstm.files import atomic_path
 from keras_convlstm.metrics import MetricTable
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[F
 
 def _finish(figure: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
-        figure.savefig(path, dpi=FIGURE_DPI)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=FIGURE_DPI, format=Path(path).suffix[1:] or "png")
     return figure
 
 
@@ -302,7 +304,8 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, duration_ms: int = 200
         The path written.
     """
     path = Path(path)
-    _encode_gif(frames, path, duration_ms, loop)
+    with atomic_path(path) as temporary:
+        _encode_gif(frames, temporary, duration_ms, loop)
     return path
 
 

@@ -239,9 +239,20 @@ def test_corrupt_cached_file_is_removed_when_the_download_fails(small_file, tmp_
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / data.OFFICIAL_FILENAME).write_bytes(b"junk")
-    with pytest.raises(data.DownloadError, match="connection was refused"):
+    with pytest.raises(data.DownloadError, match="connection was refused") as raised:
         _download(_refused_url(), cache, small_file)
     assert list(cache.iterdir()) == []
+    assert "the file that was there failed its checks, expected" in str(raised.value)
+    assert "and was deleted" in str(raised.value)
+
+
+def test_a_part_file_left_by_a_killed_download_is_removed_by_the_next_one(server, small_file, tmp_path):
+    url = server.serve_bytes("/after-kill.npy", small_file["content"])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f".{data.OFFICIAL_FILENAME}.x1y2.part").write_bytes(small_file["content"][:500])
+    assert _download(url, cache, small_file) == cache / data.OFFICIAL_FILENAME
+    assert sorted(path.name for path in cache.iterdir()) == [data.OFFICIAL_FILENAME]
 
 
 # --------------------------------------------------------------------------------------------- loading

@@ -238,3 +238,101 @@ def test_scheduled_sampling_is_checked(tmp_path):
         train(many_to_one, sequences, out_dir=tmp_path, scheduled_sampling=ScheduledSampling())
     with pytest.raises(TypeError, match="must be a ScheduledSampling"):
         train(tiny_model(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)
+
+
+class KilledBeforeBackup(Exception):
+    """Stands for a kill between an epoch's outputs and its backup."""
+
+
+def _small_run(out_dir, **kwargs):
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(2)
+    model = build_model("keras-example-causal", image_size=16, filters=(2, 2, 2))
+    settings = {"epochs": 3, "batch_size": 3, "seed": 2, "verbose": 0, **kwargs}
+    train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
+    return model
+
+
+def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(tmp_path, monkeypatch):
+    straight = _small_run(tmp_path / "straight")
+    original = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def die_at_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise KilledBeforeBackup
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_second_epoch)
+    with pytest.raises(KilledBeforeBackup):
+        _small_run(tmp_path / "resumed")
+    # The epoch's outputs were written before the backup: its history row exists, the backup says 1 epoch.
+    assert [row["epoch"] for row in read_history(tmp_path / "resumed" / "history.csv")] == ["0", "1"]
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    resumed = _small_run(tmp_path / "resumed")
+
+    straight_rows = read_history(tmp_path / "straight" / "history.csv")
+    resumed_rows = read_history(tmp_path / "resumed" / "history.csv")
+    assert [row["epoch"] for row in resumed_rows] == ["0", "1", "2"]  # the second epoch once, not twice
+    assert [row["loss"] for row in resumed_rows] == [row["loss"] for row in straight_rows]
+    for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert json.loads((tmp_path / "resumed" / "best.json").read_text()) == json.loads(
+        (tmp_path / "straight" / "best.json").read_text()
+    )
+
+
+@pytest.mark.parametrize("damage", ["latest", "both"])
+def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(tmp_path, monkeypatch, damage):
+    straight = _small_run(tmp_path / "straight")
+    original = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def die_at_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise KilledBeforeBackup
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_third_epoch)
+    with pytest.raises(KilledBeforeBackup):
+        _small_run(tmp_path / "run")
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    backup = tmp_path / "run" / "backup"
+    # A write cut short by a full disk or a size limit: the file holds only its first bytes.
+    damaged = [backup / "latest.weights.h5"] + ([backup / "latest.weights.h5.bkp"] if damage == "both" else [])
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:100])
+
+    resumed = _small_run(tmp_path / "run", verbose=2)
+
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
+    if damage == "latest":  # resumed from the copy of epoch 1: epochs 2 and 3 rerun, same result
+        assert not list(tmp_path.glob("run/backup.damaged-*"))
+        straight_rows = read_history(tmp_path / "straight" / "history.csv")
+        assert [row["loss"] for row in rows] == [row["loss"] for row in straight_rows]
+        for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+            np.testing.assert_array_equal(got, expected)
+    else:  # nothing readable: set aside and trained again from the first epoch
+        assert [p.name for p in (tmp_path / "run").glob("backup.damaged-*")] == ["backup.damaged-1"]
+    assert not backup.exists()
+
+
+def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(tmp_path, monkeypatch):
+    original = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def die_at_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise KilledBeforeBackup
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_second_epoch)
+    with pytest.raises(KilledBeforeBackup):
+        _small_run(tmp_path / "run")
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2, train_batches 2 -> 3\)"):
+        _small_run(tmp_path / "run", batch_size=2)
+    with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4\)"):
+        _small_run(tmp_path / "run", epochs=4)
+    _small_run(tmp_path / "run")
+    assert [row["epoch"] for row in read_history(tmp_path / "run" / "history.csv")] == ["0", "1", "2"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.json", "best.keras", "history.csv"]

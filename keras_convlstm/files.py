@@ -1,0 +1,125 @@
+"""Writing files so that nothing is half written: every output goes to a temporary file, then an atomic rename.
+
+A reader of ``path`` sees either the previous complete file or the new complete file, never a truncated one:
+if the writer fails or the process is killed mid-write, ``path`` keeps its old content (or stays absent) and
+the temporary file is removed (or, after a kill, left as a hidden ``.<name>.tmp-*`` file that the next write
+to the same path removes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def check_file_path(path: str | os.PathLike) -> Path:
+    """Checks, before any work, that a file can be created at ``path``; returns it as a ``Path``.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotADirectoryError: a parent of ``path`` exists and is not a folder.
+        PermissionError: the nearest existing parent folder is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder, expected a file path")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {parent} is a file, expected a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(f"cannot write {path}: no permission to write in {parent}")
+            return path
+    return path
+
+
+def check_folder_path(path: str | os.PathLike) -> Path:
+    """Checks, before any work, that ``path`` is or can become a writable folder; returns it as a ``Path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cannot write into {path}: it is a file, expected a folder")
+    check_file_path(path / "file")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_paths() -> Iterator[Callable[[str | os.PathLike], Path]]:
+    """Writes several files as one output: all of them appear, or none changes.
+
+    Yields ``stage``: ``stage(path)`` returns a temporary path beside ``path`` to write to. When the block ends
+    normally every staged file is renamed onto its target (renames do not fail for lack of space); when it
+    raises, every temporary file is deleted and the targets keep their earlier content. Leftover temporary
+    files of earlier killed writes are removed.
+
+    Raises:
+        NotADirectoryError, IsADirectoryError, PermissionError: from :func:`check_file_path`, at ``stage``.
+        OSError: a write failed (full disk, size limit, ...); the message names the file and says that the
+            earlier files are unchanged.
+    """
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(path: str | os.PathLike) -> Path:
+        path = check_file_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(_temporary_prefix(path) + "*"):
+            stale.unlink(missing_ok=True)
+        handle, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        staged.append((Path(name), path))
+        return Path(name)
+
+    try:
+        yield stage
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except OSError as error:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        targets = ", ".join(str(path) for _, path in staged) or "nothing"
+        kept = "the earlier file is unchanged" if len(staged) == 1 else "the earlier files are unchanged"
+        raise OSError(error.errno, f"could not write {targets} ({error.strerror or error}); {kept}") from error
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; on success renames it onto ``path``, on failure deletes it.
+
+    The temporary file keeps ``path``'s suffix, so writers that choose a format by extension (``.keras``,
+    ``.png``, ``.gif``) write the right one. See :func:`atomic_paths` for the errors.
+    """
+    with atomic_paths() as stage:
+        yield stage(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes ``text`` (UTF-8) to ``path`` atomically and returns the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, value: object, *, indent: int | None = 2) -> Path:
+    """Writes ``value`` as JSON (with a final newline) to ``path`` atomically and returns the path."""
+    return write_text(path, json.dumps(value, indent=indent) + "\n")
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Saves ``array`` as a ``.npy`` file atomically (C-contiguous, no pickle) and returns the path."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return Path(path)
