@@ -254,29 +254,36 @@ def _small_run(out_dir, **kwargs):
     return model
 
 
-def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(tmp_path, monkeypatch):
-    straight = _small_run(tmp_path / "straight")
+def _killed_before_backup(out_dir, monkeypatch, epoch: int) -> None:
+    """Runs :func:`_small_run` and stops it after the outputs of ``epoch`` (0-based), before its backup."""
     original = keras.callbacks.BackupAndRestore.on_epoch_end
 
-    def die_at_second_epoch(self, epoch, logs=None):
-        if epoch == 1:
+    def die(self, index, logs=None):
+        if index == epoch:
             raise KilledBeforeBackup
-        original(self, epoch, logs)
+        original(self, index, logs)
 
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_second_epoch)
-    with pytest.raises(KilledBeforeBackup):
-        _small_run(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die)
+        with pytest.raises(KilledBeforeBackup):
+            _small_run(out_dir)
+
+
+def _assert_same_training(run_dir, model, straight_dir, straight_model) -> None:
+    rows, straight_rows = read_history(run_dir / "history.csv"), read_history(straight_dir / "history.csv")
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]  # each epoch once, none twice
+    assert [row["loss"] for row in rows] == [row["loss"] for row in straight_rows]
+    for got, expected in zip(model.get_weights(), straight_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(tmp_path, monkeypatch):
+    straight = _small_run(tmp_path / "straight")
+    _killed_before_backup(tmp_path / "resumed", monkeypatch, epoch=1)
     # The epoch's outputs were written before the backup: its history row exists, the backup says 1 epoch.
     assert [row["epoch"] for row in read_history(tmp_path / "resumed" / "history.csv")] == ["0", "1"]
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
     resumed = _small_run(tmp_path / "resumed")
-
-    straight_rows = read_history(tmp_path / "straight" / "history.csv")
-    resumed_rows = read_history(tmp_path / "resumed" / "history.csv")
-    assert [row["epoch"] for row in resumed_rows] == ["0", "1", "2"]  # the second epoch once, not twice
-    assert [row["loss"] for row in resumed_rows] == [row["loss"] for row in straight_rows]
-    for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
-        np.testing.assert_array_equal(got, expected)
+    _assert_same_training(tmp_path / "resumed", resumed, tmp_path / "straight", straight)
     assert json.loads((tmp_path / "resumed" / "best.json").read_text()) == json.loads(
         (tmp_path / "straight" / "best.json").read_text()
     )
@@ -285,17 +292,7 @@ def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(tmp_p
 @pytest.mark.parametrize("damage", ["latest", "both"])
 def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(tmp_path, monkeypatch, damage):
     straight = _small_run(tmp_path / "straight")
-    original = keras.callbacks.BackupAndRestore.on_epoch_end
-
-    def die_at_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise KilledBeforeBackup
-        original(self, epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_third_epoch)
-    with pytest.raises(KilledBeforeBackup):
-        _small_run(tmp_path / "run")
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    _killed_before_backup(tmp_path / "run", monkeypatch, epoch=2)
     backup = tmp_path / "run" / "backup"
     # A write cut short by a full disk or a size limit: the file holds only its first bytes.
     damaged = [backup / "latest.weights.h5"] + ([backup / "latest.weights.h5.bkp"] if damage == "both" else [])
@@ -304,31 +301,17 @@ def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(tmp_
 
     resumed = _small_run(tmp_path / "run", verbose=2)
 
-    rows = read_history(tmp_path / "run" / "history.csv")
-    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
     if damage == "latest":  # resumed from the copy of epoch 1: epochs 2 and 3 rerun, same result
         assert not list(tmp_path.glob("run/backup.damaged-*"))
-        straight_rows = read_history(tmp_path / "straight" / "history.csv")
-        assert [row["loss"] for row in rows] == [row["loss"] for row in straight_rows]
-        for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
-            np.testing.assert_array_equal(got, expected)
+        _assert_same_training(tmp_path / "run", resumed, tmp_path / "straight", straight)
     else:  # nothing readable: set aside and trained again from the first epoch
         assert [p.name for p in (tmp_path / "run").glob("backup.damaged-*")] == ["backup.damaged-1"]
+        assert [row["epoch"] for row in read_history(tmp_path / "run" / "history.csv")] == ["0", "1", "2"]
     assert not backup.exists()
 
 
 def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(tmp_path, monkeypatch):
-    original = keras.callbacks.BackupAndRestore.on_epoch_end
-
-    def die_at_second_epoch(self, epoch, logs=None):
-        if epoch == 1:
-            raise KilledBeforeBackup
-        original(self, epoch, logs)
-
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die_at_second_epoch)
-    with pytest.raises(KilledBeforeBackup):
-        _small_run(tmp_path / "run")
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", original)
+    _killed_before_backup(tmp_path / "run", monkeypatch, epoch=1)
     with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2, train_batches 2 -> 3\)"):
         _small_run(tmp_path / "run", batch_size=2)
     with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4\)"):
