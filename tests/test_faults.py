@@ -304,3 +304,12 @@ def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatc
     assert main([*args, "--context", "8", "--horizon", "12"]) == 2
     monkeypatch.undo()
     assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == earlier  # all three as they were
+
+
+def test_evaluate_json_into_a_new_folder_keeps_the_work(tmp_path, capsys, small_patch_model):
+    np.save(tmp_path / "in.npy", np.zeros((2, 20, 16, 16, 1), np.uint8))
+    table = tmp_path / "not" / "yet" / "metrics.json"
+    args = ["evaluate", "--model", str(small_patch_model), "--data", str(tmp_path / "in.npy"), "--json", str(table)]
+    assert main(args) == 0
+    assert metrics.MetricTable.from_json(table).systems == ["model", "copy-last-frame", "blank"]
+    assert f"wrote {table}" in capsys.readouterr().out
