@@ -174,19 +174,20 @@ def exercise_4() -> None:
 def exercise_5() -> None:
     """How far does the whole ``keras-example-causal`` network see, and how does it compare with the digits' speed?
 
-    Changing one pixel of input frame 0 changes the features of the last ConvLSTM layer at step ``t`` up to
-    ``3 + 2 t`` pixels away, and the 3x3 output convolution adds one pixel more. Within one step a pixel passes
-    the input kernels of the three ConvLSTM layers (radius 2, 1 and 0 for 5x5, 3x3 and 1x1): 3 pixels. From
-    step to step, the farthest-reaching path waits in the first layer, whose 5x5 state kernel moves it 2 pixels
-    per step (the 3x3 and 1x1 layers move 1 and 0). A Moving MNIST digit moves 3.6 pixels per frame, so one step
-    of the stack (3 + 1 pixels) just reaches where a digit goes next, but the network's memory follows a moving
-    digit at only 2 pixels per step. What to change first: work on 4x4 patches (space-to-depth), as Shi et al.
-    and the ``cpu-fast`` preset do, where a 5x5 kernel moves the memory 8 pixels per step and every convolution
-    has 16 times fewer positions; a 9x9 first kernel on full frames would also keep pace (4 pixels per step) but
-    costs 3.2 times the first layer's weights.
+    In a blank input, one bright pixel of frame 0 reaches the features of the last ConvLSTM layer at step ``t``
+    up to ``3 + 2 t`` pixels away (along a row or a column), and the 3x3 output convolution adds one pixel more.
+    Within one step a pixel passes the input kernels of the three ConvLSTM layers (radius 2, 1 and 0 for 5x5, 3x3
+    and 1x1): 3 pixels. From step to step, the farthest-reaching path waits in the first layer, whose 5x5 state
+    kernel moves it 2 pixels per step (the 3x3 and 1x1 layers move 1 and 0). A Moving MNIST digit moves 3.6
+    pixels per frame, 2.5 to 3.6 along its faster axis (the axis reach is measured on), so one step of the stack
+    (3 + 1 pixels) reaches where a digit goes next, but the network's memory follows a moving digit at only 2
+    pixels per step. What to change first: work on 4x4 patches (space-to-depth), as Shi et al. and the
+    ``cpu-fast`` preset do, where a 5x5 kernel moves the memory 8 pixels per step and every convolution has 16
+    times fewer positions; a 9x9 first kernel on full frames would also keep pace (4 pixels per step) but costs
+    3.2 times the first layer's weights.
 
     The features are measured rather than the output frame: the input is blank, so every feature is exactly 0
-    except where the changed pixel reached, however faint; after the sigmoid, changes far below float32's
+    except where the bright pixel reached, however faint; after the sigmoid, changes far below float32's
     resolution around 0.5 would round away.
     """
     keras.utils.set_random_seed(5)
