@@ -24,6 +24,7 @@ from keras_convlstm.data import (
     create_shifted_frames,
     download_moving_mnist,
     load_moving_mnist,
+    load_or_generate_moving_mnist,
     split_dataset,
 )
 from keras_convlstm.evaluation import evaluate
@@ -53,6 +54,7 @@ __all__ = [
     "losses",
     "load_mnist_digits",
     "load_moving_mnist",
+    "load_or_generate_moving_mnist",
     "load_pretrained",
     "metrics",
     "models",
