@@ -54,7 +54,7 @@ def exercise_3() -> tuple[float, float]:
 
     10,000 x 20 x 64 x 64 pixels x 8 bytes = 6.55 GB. A batch of 5 sequences gives ``x`` and ``y`` of
     (5, 19, 64, 64, 1) float32 each; ``create_shifted_frames`` makes them views of one float32 copy of the 20
-    frames, so 5 x 20 x 64 x 64 x 4 bytes = 327,680 bytes (0.33 MB) in all.
+    frames, so 5 x 20 x 64 x 64 x 4 bytes = 1,638,400 bytes (1.6 MB) in all.
     """
     full_float64 = 10_000 * 20 * 64 * 64 * 8
     assert full_float64 == 6_553_600_000
@@ -63,7 +63,7 @@ def exercise_3() -> tuple[float, float]:
     assert x.shape == y.shape == (5, 19, 64, 64, 1) and x.dtype == np.float32
     assert np.shares_memory(x, y)
     one_copy = data.to_float_frames(batch).nbytes
-    assert one_copy == 5 * 20 * 64 * 64 * 4 == 327_680
+    assert one_copy == 5 * 20 * 64 * 64 * 4 == 1_638_400
     return full_float64 / 1e9, one_copy / 1e6
 
 
