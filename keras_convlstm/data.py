@@ -760,9 +760,12 @@ class MovingMNISTData:
 
     @functools.cached_property
     def sequences(self) -> np.ndarray:
-        """uint8 ``(num_sequences, 20, 64, 64, 1)``: the stored sequences ``train`` reads (official: the file's
-        first ``num_sequences``, memory-mapped), or one fixed draw of ``num_sequences`` generated from the
-        training digits with ``seed`` (generated: ``train`` makes new ones every epoch); made on first use."""
+        """uint8 ``(num_sequences, 20, 64, 64, 1)``, the sequences the training split is drawn from.
+
+        Official: the file's first ``num_sequences``, memory-mapped (``train`` reads its training split).
+        Generated: one fixed draw of ``num_sequences`` from the training digits with ``seed``, made on first use
+        (``train`` itself makes new sequences every epoch).
+        """
         if isinstance(self.train, SequenceDataset):
             return self.train.sequences
         return synthetic.generate_moving_mnist(
