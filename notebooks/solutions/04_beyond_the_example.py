@@ -1,7 +1,7 @@
 """Solutions to the exercises of notebook 04 (moving square, noisy squares, Shi et al. 2015, classification).
 
-Each ``exercise_N`` computes its answer and asserts it. ``exercise_3`` trains two networks (minutes on a CPU);
-the others run in seconds.
+Each ``exercise_N`` computes its answer and asserts it. ``exercise_3`` trains two networks (about 8 minutes on 2
+busy CPU cores); the others run in seconds.
 """
 
 from __future__ import annotations
@@ -58,13 +58,19 @@ def exercise_2() -> dict[int, list[int]]:
     return reach
 
 
-def exercise_3() -> dict[str, float]:
+def exercise_3() -> dict[str, tuple[float, float]]:
     """Re-measure the leak after training: does output 3 react to a change of input frame 4?
 
     Output ``t`` of these networks is trained to predict input frame ``t + 1``. The 'same' final Conv3D reads input
-    frames ``t - 1, t, t + 1``: output 3 sees frame 4, its own target, and after training it leans on it (the
-    change is large). The causal Conv3D reads frames ``t - 2 .. t`` only: output 3 cannot change when frame 4
-    does, before or after training (the change is exactly 0).
+    frames ``t - 1, t, t + 1``: output 3 reacts to frame 4, its own target, before training (random weights) and
+    after. The causal Conv3D reads frames ``t - 2 .. t`` only: output 3 cannot change when frame 4 does, before or
+    after training (exactly 0). How strongly the leaky network leans on frame 4 depends on how long it trains; in
+    a short run such as this one (3 epochs of 64 movies, about 8 minutes on 2 busy CPU cores) the reaction stays
+    small, because the network has not yet learned to copy its target; the leak is in the architecture, which is
+    why the causal fix removes it whatever the weights.
+
+    Returns:
+        ``{preset: (largest change of output 3 before training, after training)}``.
     """
     movies, targets = synthetic.generate_noisy_squares(64, num_frames=8, seed=0)
     movies = np.clip(movies, 0, 1)
@@ -74,11 +80,16 @@ def exercise_3() -> dict[str, float]:
     for preset in ("noisy-squares", "noisy-squares-causal"):
         keras.utils.set_random_seed(0)
         model = models.build_model(preset)
-        model.fit(movies, targets, batch_size=8, epochs=3, verbose=0)
-        before = keras.ops.convert_to_numpy(model(movies[:1], training=False))
-        after = keras.ops.convert_to_numpy(model(changed, training=False))
-        effect[preset] = float(np.abs(after[0, 3] - before[0, 3]).max())
-    assert effect["noisy-squares-causal"] == 0.0 < effect["noisy-squares"]
+        measured = []
+        for epochs in (0, 3):
+            if epochs:
+                model.fit(movies, targets, batch_size=8, epochs=epochs, verbose=0)
+            before = keras.ops.convert_to_numpy(model(movies[:1], training=False))
+            after = keras.ops.convert_to_numpy(model(changed, training=False))
+            measured.append(float(np.abs(after[0, 3] - before[0, 3]).max()))
+        effect[preset] = tuple(measured)
+    assert effect["noisy-squares-causal"] == (0.0, 0.0)
+    assert min(effect["noisy-squares"]) > 0.0
     return effect
 
 
