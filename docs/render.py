@@ -40,6 +40,8 @@ DOCS_DIR = ROOT / "docs"
 QUICK_PARAMETERS = {"DATA_SOURCE": "auto", "DIGIT_SOURCE": "offline"}
 CELL_TIMEOUT_S = 300
 INJECTED_TAG = "injected-parameters"
+# A markdown link or image target: [text](target) or ![alt](target).
+LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 # One GIF cell of viz.show_videos' HTML view: '<td ...>label<br><img src="data:image/gif;base64,..." ...></td>'.
 HTML_GIF = re.compile(r'<td[^>]*>(.*?)<br><img src="data:image/gif;base64,([A-Za-z0-9+/=]+)"', re.DOTALL)
 
@@ -121,10 +123,33 @@ def gifs_to_files(notebook: nbformat.NotebookNode, stem: str) -> dict[str, bytes
     return files
 
 
+def page_links(markdown: str) -> str:
+    """Rewrites the links of a notebook's markdown for its page in docs/.
+
+    A link to another notebook (``02_x.ipynb``) points to that notebook's page (``02_x.md``); any other relative
+    link (``solutions/03_x.py``) points back into ``../notebooks/``. Absolute URLs and anchors are kept.
+    """
+
+    def target(match: re.Match) -> str:
+        link = match.group(2)
+        if re.match(r"^([a-z]+:|#|/)", link):
+            return match.group(0)
+        if link.endswith(".ipynb") and "/" not in link:
+            link = link.removesuffix(".ipynb") + ".md"
+        else:
+            link = f"../notebooks/{link}"
+        return f"{match.group(1)}{link}{match.group(3)}"
+
+    return LINK.sub(target, markdown)
+
+
 def clean_outputs(notebook: nbformat.NotebookNode) -> None:
-    """Drops standard-error streams and the injected parameters cell (the page shows the notebook as stored)."""
+    """Drops standard-error streams and the injected parameters cell (the page shows the notebook as stored), and
+    points the links of markdown cells to where they lead from docs/ (:func:`page_links`)."""
     notebook.cells = [cell for cell in notebook.cells if INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])]
     for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = page_links(cell.source)
         if cell.cell_type == "code":
             cell.outputs = [out for out in cell.outputs if not (out.output_type == "stream" and out.name == "stderr")]
 

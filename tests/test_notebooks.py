@@ -82,6 +82,7 @@ EXPECTED_OUTPUTS = {
 KERNEL_CHECK_MARKER = "KERNEL_CHECK "
 # Markdown images and links of a rendered page: ![alt](path) and [text](path).
 PAGE_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+PAGE_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def _load_render():
@@ -308,17 +309,18 @@ def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
 
 
 @notebook_params
-def test_rendered_page_is_current_and_its_images_exist(path):
+def test_rendered_page_is_current_and_its_links_exist(path):
     """``make docs`` rendered the notebook into docs/<name>.md: every cell of the notebook is on the page."""
     page_path = DOCS_DIR / f"{path.stem}.md"
     assert page_path.is_file(), f"no rendered page {page_path}: run `make docs`"
     page = page_path.read_text()
     for index, cell in enumerate(_read(path).cells):
-        assert cell.source.strip() in page, f"{page_path.name} is out of date (cell {index}): run `make docs`"
+        source = render.page_links(cell.source) if cell.cell_type == "markdown" else cell.source
+        assert source.strip() in page, f"{page_path.name} is out of date (cell {index}): run `make docs`"
     images = PAGE_IMAGE.findall(page)
     assert any(image.endswith(".png") for image in images), f"{page_path.name} shows no figure"
-    for image in images:
-        if not image.startswith("http"):
-            assert (DOCS_DIR / image).is_file(), f"{page_path.name} shows {image}, which does not exist"
+    for link in PAGE_LINK.findall(page):
+        if not re.match(r"^([a-z]+:|#)", link):
+            assert (DOCS_DIR / link).exists(), f"{page_path.name} links to {link}, which does not exist"
     readme = (ROOT / "README.md").read_text()
     assert f"(docs/{page_path.name})" in readme, f"README must link the rendered page docs/{page_path.name}"
