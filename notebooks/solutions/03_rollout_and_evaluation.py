@@ -13,7 +13,7 @@ import numpy as np
 from keras_convlstm import data, evaluation, metrics, models, pretrained, rollout, synthetic
 
 DEFAULT = "cpu-deep-rollout-moving-mnist"
-HELD_OUT = 24
+HELD_OUT = 12
 
 
 def _held_out(count: int = HELD_OUT, num_frames: int = 20) -> np.ndarray:
