@@ -346,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_recipe)
 
-    p = commands.add_parser("demo", help="train cpu-fast briefly, roll out 10 frames, write pictures and metrics")
+    p = commands.add_parser(
+        "demo", help="score the best shipped model (--train: train cpu-fast), roll out 10 frames, write pictures"
+    )
     p.add_argument("--out-dir", default="outputs")
     p.add_argument("--train", action="store_true", help="train cpu-fast even when a pretrained model is shipped")
     p.add_argument("--minutes", type=float, default=3.0, help="training budget when training")
