@@ -9,7 +9,11 @@ import pytest
 from keras_convlstm import synthetic, videos, viz
 
 FFMPEG_PLUGIN = next(
-    (plugin for plugin, module in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg")) if importlib.util.find_spec(module)),
+    (
+        plugin
+        for plugin, module in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg"))
+        if importlib.util.find_spec(module)
+    ),
     None,
 )
 
