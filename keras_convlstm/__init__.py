@@ -53,6 +53,7 @@ from keras_convlstm.data import (  # noqa: E402
     create_shifted_frames,
     download_moving_mnist,
     load_moving_mnist,
+    load_or_generate_moving_mnist,
     split_dataset,
 )
 from keras_convlstm.evaluation import evaluate  # noqa: E402
@@ -82,6 +83,7 @@ __all__ = [
     "losses",
     "load_mnist_digits",
     "load_moving_mnist",
+    "load_or_generate_moving_mnist",
     "load_pretrained",
     "metrics",
     "models",

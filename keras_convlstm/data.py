@@ -13,6 +13,7 @@ float in [0, 1]; :func:`validate_frames` checks that and :func:`to_float_frames`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.client
@@ -34,6 +35,8 @@ from keras_convlstm import synthetic
 
 OFFICIAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 OFFICIAL_FILENAME = "mnist_test_seq.npy"
+# keras.io's example caches the same file under this name (keras.utils.get_file("moving_mnist.npy", URL)).
+KERAS_IO_FILENAME = "moving_mnist.npy"
 OFFICIAL_NUM_BYTES = 819_200_096
 OFFICIAL_MD5 = "be083ec986bfe91a449d63653c411eb2"
 OFFICIAL_FRAME_SIZE = 64
@@ -217,9 +220,12 @@ def download_moving_mnist(
 ) -> Path:
     """Downloads the Moving MNIST test file once and returns its verified path in the cache.
 
-    A file already at ``cache_dir / "mnist_test_seq.npy"`` is used if it passes the checks below; a corrupt
-    one is deleted and downloaded again (an error then says it was deleted, and why). Hidden ``.part`` files
-    left by a download that was killed are removed. A download is streamed into a temporary file in ``cache_dir`` and
+    A file already cached is used if it passes the checks below (see :func:`find_cached_moving_mnist`: this
+    package's ``mnist_test_seq.npy`` or the keras.io example's ``moving_mnist.npy``); a corrupt
+    ``mnist_test_seq.npy`` is deleted and downloaded again (an error then says it was deleted, and why; the
+    keras.io copy is left alone). Hidden ``.part`` files left by a download that was killed are removed.
+
+    A download is streamed into a temporary file in ``cache_dir`` and
     moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
     bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
     size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
@@ -233,7 +239,7 @@ def download_moving_mnist(
         verbose: show a tqdm progress bar and say when a cached file is replaced.
 
     Returns:
-        The path of the verified file.
+        The path of the verified file (``cache_dir / "moving_mnist.npy"`` when only the keras.io copy is there).
 
     Raises:
         DownloadError: the file could not be downloaded or failed a check; the message names the URL, the
@@ -241,12 +247,13 @@ def download_moving_mnist(
     """
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = directory / OFFICIAL_FILENAME
+    cached = find_cached_moving_mnist(directory, md5=md5, num_bytes=num_bytes)
+    if cached is not None:
+        return cached
     removed = ""
     try:
         if target.is_file():
             problem = _verify(target, md5, num_bytes)
-            if problem is None:
-                return target
             if verbose:
                 print(f"The cached {target} is unusable ({problem}); downloading it again")
             target.unlink()
@@ -270,16 +277,55 @@ def download_moving_mnist(
     ) from cause
 
 
+def find_cached_moving_mnist(
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    md5: str | None = OFFICIAL_MD5,
+    num_bytes: int | None = OFFICIAL_NUM_BYTES,
+    verbose: bool = False,
+) -> Path | None:
+    """The verified official file in the Keras cache, or None: nothing is downloaded.
+
+    Two names are looked up in ``cache_dir``: ``mnist_test_seq.npy`` (written by :func:`download_moving_mnist`)
+    and ``moving_mnist.npy`` (written by the keras.io example's ``keras.utils.get_file``). A file counts only
+    if it passes the checks of :func:`download_moving_mnist`: ``num_bytes`` bytes, a .npy header of uint8
+    ``(time, sequence, 64, 64)`` and the ``md5`` digest (computed once per process for an unchanged file).
+
+    Args:
+        cache_dir: the folder to look in; default :func:`default_cache_dir` (Keras' dataset cache).
+        md5: expected hex md5 digest; None skips the check.
+        num_bytes: expected file size in bytes; None skips the check.
+        verbose: print why a cached file that exists is not used.
+
+    Returns:
+        The path of the first file that passes, or None.
+    """
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    for name in (OFFICIAL_FILENAME, KERAS_IO_FILENAME):
+        path = directory / name
+        if not path.is_file():
+            continue
+        problem = _verify(path, md5, num_bytes)
+        if problem is None:
+            return path
+        if verbose:
+            print(f"Not using {path}: {problem}")
+    return None
+
+
 SOURCES = ("auto", "official", "generated")
 
 
 def choose_source(source: str = "auto", *, verbose: bool = True) -> str:
     """Resolves a data source name: "auto" becomes "official" when the official file is cached, else "generated".
 
+    "Cached" means :func:`find_cached_moving_mnist` finds a verified copy (this package's or the keras.io
+    example's) in :func:`default_cache_dir`.
+
     Args:
         source: "auto", "official" (the official file, downloaded if needed) or "generated" (Moving MNIST made
             on the fly by :mod:`keras_convlstm.synthetic`).
-        verbose: print one line when "auto" falls back to generated data.
+        verbose: print one line when "auto" falls back to generated data (and why a cached file is not used).
 
     Returns:
         "official" or "generated".
@@ -288,11 +334,13 @@ def choose_source(source: str = "auto", *, verbose: bool = True) -> str:
         raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES}")
     if source != "auto":
         return source
-    cached = default_cache_dir() / OFFICIAL_FILENAME
-    if cached.is_file():
+    if find_cached_moving_mnist(verbose=verbose) is not None:
         return "official"
     if verbose:
-        print(f"No official file at {cached}: generating Moving MNIST from real MNIST digits instead.")
+        print(
+            f"No verified official file ({OFFICIAL_FILENAME} or {KERAS_IO_FILENAME}) in {default_cache_dir()}: "
+            "generating Moving MNIST from real MNIST digits instead."
+        )
     return "generated"
 
 
@@ -714,3 +762,99 @@ class ArrayDataset(_EpochDataset):
         start, stop = self._batch_bounds(index, count)
         chosen = np.sort(self._permutation(count)[start:stop]) if self.shuffle else slice(start, stop)
         return tuple(_read_float32(part, chosen) if _is_uint8_frames(part) else part[chosen] for part in self.arrays)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One entry point: the official file if cached, else generated
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MovingMNISTData:
+    """Training and validation data from one source, as returned by :func:`load_or_generate_moving_mnist`.
+
+    Attributes:
+        source: "official" or "generated", the source actually used.
+        train: shifted-frame batches ``(x, y)``, float32 ``(batch, 19, 64, 64, 1)``: a :class:`SequenceDataset`
+            over the official training split, or a :class:`GeneratedMovingMNIST` that makes fresh sequences
+            from MNIST training digits every epoch.
+        validation: uint8 ``(num_validation, 20, 64, 64, 1)``: the official validation split, or sequences
+            generated from MNIST test digits (no digit seen in training) with seed ``HELD_OUT_SEED + seed``.
+    """
+
+    source: str
+    train: SequenceDataset | GeneratedMovingMNIST
+    validation: np.ndarray
+
+    @functools.cached_property
+    def sequences(self) -> np.ndarray:
+        """uint8 ``(num_sequences, 20, 64, 64, 1)``, the sequences the training split is drawn from.
+
+        Official: the file's first ``num_sequences``, memory-mapped (``train`` reads its training split).
+        Generated: one fixed draw of ``num_sequences`` from the training digits with ``seed``, made on first use
+        (``train`` itself makes new sequences every epoch).
+        """
+        if isinstance(self.train, SequenceDataset):
+            return self.train.sequences
+        return synthetic.generate_moving_mnist(
+            self.train.sequences_per_epoch, seed=self.train.seed, digits=self.train.digits
+        )
+
+
+def load_or_generate_moving_mnist(
+    source: str = "auto",
+    num_sequences: int = 1000,
+    *,
+    num_validation: int | None = None,
+    val_fraction: float = 0.1,
+    batch_size: int = 5,
+    seed: int = 0,
+    digit_source: str = "auto",
+    verbose: bool = True,
+) -> MovingMNISTData:
+    """Moving MNIST for training and validation: the official file if it is cached (verified), else generated.
+
+    ``source="auto"`` resolves with :func:`choose_source`: a verified copy of the official file in the Keras
+    cache (under either name, see :func:`find_cached_moving_mnist`) is used, otherwise sequences are generated
+    from real MNIST digits; nothing is downloaded unless ``source="official"``.
+
+    - official: the first ``num_sequences`` sequences of the file, split with :func:`split_indices`
+      (``val_fraction``, ``seed``); ``train`` streams the training part, ``validation`` is the validation part
+      (its first ``num_validation`` sequences when given).
+    - generated: ``train`` makes ``num_sequences`` fresh sequences per epoch from the MNIST training digits;
+      ``validation`` holds ``num_validation`` sequences (default ``round(num_sequences * val_fraction)``)
+      generated from the MNIST test digits.
+
+    Args:
+        source: "auto", "official" (downloaded if needed) or "generated".
+        num_sequences: official: how many sequences of the file to use; generated: sequences per epoch.
+        num_validation: at most this many validation sequences; None keeps the whole split (official) or
+            ``round(num_sequences * val_fraction)`` (generated).
+        val_fraction: share of the official sequences used for validation, in (0, 1).
+        batch_size: sequences per training batch.
+        seed: seed of the split, the shuffling and the generated sequences.
+        digit_source: digits of generated data, see :func:`keras_convlstm.synthetic.load_mnist_digits`.
+        verbose: print the source used and where generated digits come from.
+
+    Returns:
+        A :class:`MovingMNISTData`.
+    """
+    source = choose_source(source, verbose=verbose)
+    if num_validation is not None:
+        num_validation = synthetic._check_count(num_validation, "num_validation")
+    if source == "official":
+        sequences = load_moving_mnist(download_moving_mnist(verbose=verbose), num_sequences=num_sequences)
+        train_idx, val_idx = split_indices(len(sequences), val_fraction, seed)
+        train = SequenceDataset(sequences, batch_size, indices=train_idx, seed=seed)
+        validation = sequences[val_idx[:num_validation]]
+    else:
+        train_digits, _ = synthetic.load_mnist_digits(digit_source, "train", verbose=verbose)
+        test_digits, _ = synthetic.load_mnist_digits(digit_source, "test", verbose=verbose)
+        train = GeneratedMovingMNIST(num_sequences, batch_size, seed=seed, digits=train_digits)
+        count = round(num_sequences * val_fraction) if num_validation is None else num_validation
+        validation = synthetic.generate_moving_mnist(
+            max(1, count), seed=synthetic.HELD_OUT_SEED + seed, digits=test_digits
+        )
+    if verbose:
+        print(f"Data source: {source}")
+    return MovingMNISTData(source, train, validation)

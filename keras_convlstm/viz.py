@@ -24,6 +24,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from keras_convlstm import colab
 from keras_convlstm.files import atomic_path
 from keras_convlstm.metrics import MetricTable
 
@@ -442,7 +443,12 @@ def _widgets_view(rows: list[list[tuple[str, bytes]]], width: int | None) -> Any
         )
         for row in rows
     ]
-    return boxes[0] if len(boxes) == 1 else widgets.VBox(boxes)
+    view = boxes[0] if len(boxes) == 1 else widgets.VBox(boxes)
+    # The same GIFs as HTML in the display data: front ends that cannot render widgets (GitHub, nbconvert)
+    # show this instead of a bare "HBox(...)" repr.
+    widget_bundle, fallback = view._repr_mimebundle_, _html_view(rows, width).data
+    view._repr_mimebundle_ = lambda **kwargs: {**widget_bundle(**kwargs), "text/html": fallback}
+    return view
 
 
 def _html_view(rows: list[list[tuple[str, bytes]]], width: int | None) -> Any:
@@ -479,10 +485,11 @@ def show_videos(
         labels: one label per column; defaults to the dict keys, ``("Truth", "Prediction")`` for pairs, else
             "Video 1", "Video 2", ...
         duration_ms: display time of each frame in milliseconds.
-        mode: "widgets" (an ipywidgets ``HBox`` of ``VBox(Label, Image)``, or a ``VBox`` of such rows),
-            "html" (an ``IPython.display.HTML`` table of base64 ``<img>`` tags, which also renders on GitHub
-            and in exported HTML), or "auto" (widgets inside an IPython kernel with ipywidgets installed, else
-            html).
+        mode: "widgets" (an ipywidgets ``HBox`` of ``VBox(Label, Image)``, or a ``VBox`` of such rows, whose
+            display data also carries the HTML view for front ends without widgets), "html" (an
+            ``IPython.display.HTML`` table of base64 ``<img>`` tags, which renders in Colab, on GitHub and in
+            exported HTML), or "auto": widgets inside a Jupyter kernel with ipywidgets installed, html in
+            Colab (where ipywidgets 8 has needed extra front-end set-up) and everywhere else.
         width: display width of each GIF in pixels (the GIF keeps its size); None shows it at its own size.
 
     Returns:
@@ -500,7 +507,7 @@ def show_videos(
         except ImportError:
             mode = "html"
         else:
-            mode = "widgets" if _in_ipython_kernel() else "html"
+            mode = "widgets" if _in_ipython_kernel() and not colab.in_colab() else "html"
     return _widgets_view(rows, width) if mode == "widgets" else _html_view(rows, width)
 
 

@@ -634,14 +634,105 @@ def test_keras_fit_serves_the_epoch_set_at_each_epoch_begin(offline_digits):
     assert train.epoch == 2
 
 
-def test_choose_source_prefers_a_cached_official_file(tmp_path, monkeypatch, capsys):
+def _accept_small_file_as_official(monkeypatch, small_file) -> None:
+    """Makes the default checks expect ``small_file``'s size and md5 instead of the 819 MB official file's."""
+    for function in (data.find_cached_moving_mnist, data.download_moving_mnist):
+        monkeypatch.setitem(function.__kwdefaults__, "md5", small_file["md5"])
+        monkeypatch.setitem(function.__kwdefaults__, "num_bytes", len(small_file["content"]))
+
+
+def _cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cache = tmp_path / "datasets"
+    cache.mkdir()
+    return cache
+
+
+def test_choose_source_prefers_a_verified_cached_official_file(small_file, tmp_path, monkeypatch, capsys):
+    cache = _cache(tmp_path, monkeypatch)
     assert data.choose_source("auto") == "generated"
-    assert "No official file" in capsys.readouterr().out
+    assert (
+        f"No verified official file ({data.OFFICIAL_FILENAME} or {data.KERAS_IO_FILENAME})" in capsys.readouterr().out
+    )
     assert data.choose_source("official") == "official"
     assert data.choose_source("generated") == "generated"
-    (tmp_path / "datasets").mkdir()
-    (tmp_path / "datasets" / data.OFFICIAL_FILENAME).write_bytes(b"")
+    (cache / data.OFFICIAL_FILENAME).write_bytes(small_file["content"])
+    assert data.choose_source("auto", verbose=False) == "generated"  # not the official size and md5
+    _accept_small_file_as_official(monkeypatch, small_file)
     assert data.choose_source("auto", verbose=False) == "official"
     with pytest.raises(ValueError, match="unknown data source 'web'"):
         data.choose_source("web")
+
+
+@pytest.mark.parametrize("corruption", ["other-content", "truncated"])
+def test_a_corrupt_cached_file_is_named_and_not_used(small_file, tmp_path, monkeypatch, capsys, corruption):
+    cache = _cache(tmp_path, monkeypatch)
+    _accept_small_file_as_official(monkeypatch, small_file)
+    content = bytearray(small_file["content"])
+    if corruption == "other-content":
+        content[-1] ^= 0xFF
+    else:
+        del content[-100:]
+    (cache / data.KERAS_IO_FILENAME).write_bytes(bytes(content))
+    assert data.find_cached_moving_mnist() is None
+    assert data.choose_source("auto") == "generated"
+    printed = capsys.readouterr().out
+    reason = "md5 mismatch" if corruption == "other-content" else "bytes"
+    assert f"Not using {cache / data.KERAS_IO_FILENAME}: " in printed and reason in printed
+
+
+def test_the_keras_io_cached_file_is_found_verified_and_loaded(server, small_file, tmp_path, monkeypatch):
+    """keras.io caches the official file as moving_mnist.npy: it is used as is, nothing is downloaded."""
+    cache = _cache(tmp_path, monkeypatch)
+    keras_io_copy = cache / data.KERAS_IO_FILENAME
+    keras_io_copy.write_bytes(small_file["content"])
+    url = server.serve_bytes("/never.npy", small_file["content"])
+    kwargs = {"md5": small_file["md5"], "num_bytes": len(small_file["content"])}
+    assert data.find_cached_moving_mnist(cache, **kwargs) == keras_io_copy
+    assert data.download_moving_mnist(cache, url, **kwargs) == keras_io_copy
+    assert "/never.npy" not in server.hits
+    assert sorted(item.name for item in cache.iterdir()) == [data.KERAS_IO_FILENAME]
+    # Both names present: the package's own copy comes first.
+    (cache / data.OFFICIAL_FILENAME).write_bytes(small_file["content"])
+    assert data.find_cached_moving_mnist(cache, **kwargs) == cache / data.OFFICIAL_FILENAME
+    assert data.find_cached_moving_mnist(cache, md5="0" * 32, num_bytes=None) is None
+
+
+def test_load_or_generate_uses_the_cached_official_file(small_file, tmp_path, monkeypatch, capsys):
+    cache = _cache(tmp_path, monkeypatch)
+    (cache / data.KERAS_IO_FILENAME).write_bytes(small_file["content"])
+    _accept_small_file_as_official(monkeypatch, small_file)
+    mnist = data.load_or_generate_moving_mnist(num_sequences=5, val_fraction=0.4, batch_size=2, seed=3)
+    assert "Data source: official" in capsys.readouterr().out
+    assert mnist.source == "official"
+    expected = np.swapaxes(small_file["frames"], 0, 1)[:5, ..., None]
+    np.testing.assert_array_equal(mnist.sequences, expected)
+    train_idx, val_idx = data.split_indices(5, 0.4, seed=3)
+    np.testing.assert_array_equal(mnist.validation, expected[val_idx])
+    assert isinstance(mnist.train, data.SequenceDataset) and mnist.train.batch_size == 2
+    np.testing.assert_array_equal(np.sort(mnist.train.epoch_order()), train_idx)
+    x, y = mnist.train[0]
+    np.testing.assert_array_equal(x, expected[mnist.train.epoch_order()[:2], :-1] / np.float32(255))
+    first = data.load_or_generate_moving_mnist(num_sequences=5, num_validation=1, val_fraction=0.4, verbose=False)
+    np.testing.assert_array_equal(first.validation, expected[data.split_indices(5, 0.4, seed=0)[1][:1]])
+
+
+def test_load_or_generate_generates_without_a_cached_file(tmp_path, monkeypatch, capsys):
+    _cache(tmp_path, monkeypatch)
+    mnist = data.load_or_generate_moving_mnist(
+        "auto", 6, num_validation=3, batch_size=4, seed=2, digit_source="offline"
+    )
+    printed = capsys.readouterr().out
+    assert "No verified official file" in printed and "Data source: generated" in printed
+    assert mnist.source == "generated"
+    assert isinstance(mnist.train, data.GeneratedMovingMNIST)
+    assert (mnist.train.sequences_per_epoch, mnist.train.batch_size, mnist.train.seed) == (6, 4, 2)
+    test_digits, _ = synthetic.load_mnist_digits("offline", "test", verbose=False)
+    reference = synthetic.generate_moving_mnist(3, seed=synthetic.HELD_OUT_SEED + 2, digits=test_digits)
+    assert mnist.validation.shape == (3, 20, 64, 64, 1) and mnist.validation.dtype == np.uint8
+    np.testing.assert_array_equal(mnist.validation, reference)
+    train_digits, _ = synthetic.load_mnist_digits("offline", "train", verbose=False)
+    np.testing.assert_array_equal(mnist.sequences, synthetic.generate_moving_mnist(6, seed=2, digits=train_digits))
+    assert mnist.sequences is mnist.sequences  # generated once
+    default = data.load_or_generate_moving_mnist("generated", 20, digit_source="offline", verbose=False)
+    assert len(default.validation) == 2  # round(20 * 0.1)

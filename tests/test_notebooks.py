@@ -1,18 +1,21 @@
 """Notebooks: static checks of every notebooks/*.ipynb, and an end-to-end run of each with nbclient.
 
-The static checks keep the stored notebooks clean (no outputs), runnable in Colab (badge, install cell) and
-configurable (one papermill ``parameters`` cell of literals, each with a comment giving the full setting), and
-keep the logic in the package (no top-level ``def``/``class`` that shadows a ``keras_convlstm`` name).
+The static checks keep the stored notebooks clean (no outputs), runnable in Colab (badge and install cell of the
+released version, from the repository URL in pyproject.toml; an optional Google Drive folder), configurable
+(one papermill ``parameters`` cell of literals, each with a comment giving the full setting), independent of
+each other, rendered into ``docs/`` with their outputs, and keep the logic in the package (no top-level
+``def``/``class`` that shadows a ``keras_convlstm`` name).
 
-The execution tests run each notebook with its quick defaults in a temporary folder, with an empty
-``KERAS_HOME`` (no official file is found, nothing is downloaded) and the offline MNIST digits.
+The execution tests run each notebook with its quick defaults in its own temporary folder (so no notebook can
+read a file another one wrote), with an empty ``KERAS_HOME`` (no official file is found, nothing is downloaded)
+and the offline MNIST digits, as ``make docs`` does (docs/render.py).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
-import json
+import importlib.util
 import os
 import pkgutil
 import re
@@ -21,24 +24,32 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
-from nbclient import NotebookClient
 
 import keras_convlstm
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+DOCS_DIR = ROOT / "docs"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+REPOSITORY_URL = PROJECT["urls"]["Repository"]
+RELEASE_TAG = f"v{PROJECT['version']}"
 COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-REPOSITORY = "keras-convlstm/keras_convlstm"
-COLAB_URL = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{{name}}"
+COLAB_URL = (
+    f"https://colab.research.google.com/github/{REPOSITORY_URL.removeprefix('https://github.com/')}"
+    f"/blob/{RELEASE_TAG}/notebooks/{{name}}"
+)
+PIP_REQUIREMENT = f'"keras_convlstm @ git+{REPOSITORY_URL}@{RELEASE_TAG}"'
 HEADER_FIELDS = ("Author:", "Date created:", "Last modified:", "Description:", "Accelerator:")
 MAX_DESCRIPTION_CHARS = 100
-CELL_TIMEOUT_S = 300
-# Overrides injected after the parameters cell (papermill style) when the notebook defines the name: the
-# test run reads only local data, whatever the network allows.
-TEST_PARAMETERS = {"DATA_SOURCE": "auto", "DIGIT_SOURCE": "offline"}
 # Lines each notebook must print with its quick defaults (other notebooks are only run).
 EXPECTED_OUTPUTS = {
     "01_moving_mnist_data.ipynb": [
@@ -62,6 +73,7 @@ EXPECTED_OUTPUTS = {
         "same config: True",
     ],
     "03_rollout_and_evaluation.ipynb": [
+        "held-out means on 1,000 sequences",
         "test sequences: (16, 20, 64, 64, 1) uint8",
         "prediction: (16, 10, 64, 64, 1) float32",
         "one-step-ahead predictions: (3, 20, 64, 64, 1)",
@@ -73,6 +85,20 @@ EXPECTED_OUTPUTS = {
     ],
 }
 KERNEL_CHECK_MARKER = "KERNEL_CHECK "
+# Markdown images and links of a rendered page: ![alt](path) and [text](path).
+PAGE_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+PAGE_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _load_render():
+    """docs/render.py, which executes and renders the notebooks (``make docs``), as a module."""
+    spec = importlib.util.spec_from_file_location("render", DOCS_DIR / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_render()
 
 
 def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -81,6 +107,12 @@ def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 def _parameter_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [cell for cell in notebook.cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
+
+def _parameters(notebook: nbformat.NotebookNode) -> dict[str, object]:
+    """The literal values of the parameters cell."""
+    tree = ast.parse(render.parameter_cell(notebook).source)
+    return {statement.targets[0].id: ast.literal_eval(statement.value) for statement in tree.body}
 
 
 def _python_source(cell: nbformat.NotebookNode) -> str:
@@ -181,6 +213,38 @@ def test_install_cell(path):
         f"{path.name}: expected one code cell running %pip install if find_spec('keras_convlstm') is None, "
         f"got {len(install_cells)}"
     )
+    expected = f"%pip install -q {PIP_REQUIREMENT}"
+    assert expected in install_cells[0].source, f"{path.name}: the install cell must run {expected}"
+
+
+def test_the_release_tag_names_the_package_version():
+    """Badges and install cells name ``v<version>``: the version of pyproject.toml and of the package."""
+    assert keras_convlstm.__version__ == PROJECT["version"]
+    assert REPOSITORY_URL.startswith("https://github.com/") and REPOSITORY_URL.count("/") == 4
+    readme = (ROOT / "README.md").read_text()
+    assert f"pip install {PIP_REQUIREMENT}" in readme, f"README must install {PIP_REQUIREMENT}"
+    assert "tagged `v<version>`" in readme, "README must say that releases are tagged v<version>"
+
+
+@notebook_params
+def test_google_drive_keeps_the_output_folder_on_request(path):
+    """An optional cell moves the notebook's output folder into Google Drive (Colab only), off by default."""
+    notebook = _read(path)
+    parameters = _parameters(notebook)
+    assert parameters.get("USE_GOOGLE_DRIVE") is False, f"{path.name}: expected USE_GOOGLE_DRIVE = False"
+    folder = "OUT_DIR" if "OUT_DIR" in parameters else "WORK_DIR"
+    call = f"colab.drive_folder({folder}, use_google_drive=USE_GOOGLE_DRIVE)"
+    assert any(call in cell.source for cell in _code_cells(notebook)), f"{path.name}: expected a cell calling {call}"
+
+
+@notebook_params
+def test_notebook_reads_no_file_of_another_notebook(path):
+    """Each notebook runs alone in a fresh runtime: no code cell names another notebook's folder or file."""
+    notebook = _read(path)
+    others = [other.stem for other in NOTEBOOKS if other != path]
+    for cell in _code_cells(notebook):
+        for other in others:
+            assert other not in cell.source, f"{path.name}: a code cell refers to {other}"
 
 
 @notebook_params
@@ -198,33 +262,6 @@ def test_no_definition_shadows_the_package(path):
     )
 
 
-def _register_test_kernel(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Makes the ``python3`` kernel run this test's interpreter, where keras_convlstm is installed.
-
-    A kernel spec in ``folder`` is put first on the Jupyter search path (``JUPYTER_PATH`` has the highest
-    priority), ahead of any user-level ``python3`` kernel that might point at another Python.
-    """
-    spec_dir = folder / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (test interpreter)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(folder))
-
-
-def _inject_test_parameters(notebook: nbformat.NotebookNode) -> None:
-    """Inserts overrides of TEST_PARAMETERS right after the parameters cell, for names that cell defines."""
-    cell = _parameter_cells(notebook)[0]
-    defined = {statement.targets[0].id for statement in ast.parse(cell.source).body}
-    overrides = [f"{name} = {value!r}" for name, value in TEST_PARAMETERS.items() if name in defined]
-    if overrides:
-        injected = nbformat.v4.new_code_cell("\n".join(overrides), metadata={"tags": ["injected-parameters"]})
-        notebook.cells.insert(notebook.cells.index(cell) + 1, injected)
-
-
 def _printed_text(notebook: nbformat.NotebookNode) -> str:
     parts = []
     for cell in _code_cells(notebook):
@@ -240,7 +277,7 @@ def _printed_text(notebook: nbformat.NotebookNode) -> str:
 @notebook_params
 def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
     notebook = _read(path)
-    _inject_test_parameters(notebook)
+    render.inject_parameters(notebook, render.QUICK_PARAMETERS)
     notebook.cells.append(
         nbformat.v4.new_code_cell(
             "import sys, keras_convlstm\n"
@@ -252,18 +289,14 @@ def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
     shutil.copy(path, work_dir / path.name)
     keras_home = tmp_path / "keras_home"
     keras_home.mkdir()
-    _register_test_kernel(tmp_path / "jupyter", monkeypatch)
+    # The kernel runs this test's interpreter, where keras_convlstm is installed: JUPYTER_PATH has the highest
+    # priority, ahead of any user-level python3 kernel that might point at another Python.
+    render.write_kernel_spec(tmp_path / "jupyter")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     env = {**os.environ, "KERAS_HOME": str(keras_home), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=CELL_TIMEOUT_S,
-        startup_timeout=120,
-        resources={"metadata": {"path": str(work_dir)}},
-    )
     started = time.perf_counter()
-    client.execute(env=env)
+    render.execute(notebook, work_dir, env)
     elapsed = time.perf_counter() - started
     record_property("execution_seconds", round(elapsed, 1))
     print(f"{path.name} executed in {elapsed:.0f} s")
@@ -278,3 +311,21 @@ def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
     # Keras writes keras.json into KERAS_HOME on import; datasets/ is where a download would land.
     downloaded = sorted(item.name for item in (keras_home / "datasets").rglob("*") if item.is_file())
     assert downloaded == [], f"{path.name} downloaded into the Keras cache: {downloaded}"
+
+
+@notebook_params
+def test_rendered_page_is_current_and_its_links_exist(path):
+    """``make docs`` rendered the notebook into docs/<name>.md: every cell of the notebook is on the page."""
+    page_path = DOCS_DIR / f"{path.stem}.md"
+    assert page_path.is_file(), f"no rendered page {page_path}: run `make docs`"
+    page = page_path.read_text()
+    for index, cell in enumerate(_read(path).cells):
+        source = render.page_links(cell.source) if cell.cell_type == "markdown" else cell.source
+        assert source.strip() in page, f"{page_path.name} is out of date (cell {index}): run `make docs`"
+    images = PAGE_IMAGE.findall(page)
+    assert any(image.endswith(".png") for image in images), f"{page_path.name} shows no figure"
+    for link in PAGE_LINK.findall(page):
+        if not re.match(r"^([a-z]+:|#)", link):
+            assert (DOCS_DIR / link).exists(), f"{page_path.name} links to {link}, which does not exist"
+    readme = (ROOT / "README.md").read_text()
+    assert f"(docs/{page_path.name})" in readme, f"README must link the rendered page docs/{page_path.name}"

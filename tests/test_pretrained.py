@@ -12,9 +12,13 @@ NAME = "cpu-quality-moving-mnist"
 SHIPPED = ["cpu-deep-rollout-moving-mnist", "cpu-quality-moving-mnist", "cpu-quality-rollout-moving-mnist"]
 
 
-def test_the_demo_model_is_shipped():
-    assert DEMO_PRETRAINED == NAME
+def test_the_demo_model_has_the_lowest_held_out_mse_and_breaks_the_tie_on_ssim():
+    """Two shipped models are within 0.2 % on held-out MSE; the demo takes the one with the higher SSIM."""
     assert pretrained.list_pretrained() == SHIPPED
+    means = {name: pretrained.pretrained_info(name)["held_out"]["means"]["model"] for name in SHIPPED}
+    lowest = min(values["mse"] for values in means.values())
+    tied = [name for name in SHIPPED if means[name]["mse"] <= 1.01 * lowest]
+    assert DEMO_PRETRAINED == max(tied, key=lambda name: means[name]["ssim"]) == "cpu-deep-rollout-moving-mnist"
     for name in SHIPPED:
         assert (pretrained._assets() / f"{name}.keras").stat().st_size <= 15 * 1024 * 1024
 

@@ -1,6 +1,7 @@
 import base64
 import io
 import re
+import sys
 import types
 
 import ipywidgets as widgets
@@ -285,6 +286,35 @@ def test_show_videos_widgets():
     rows = viz.show_videos([(videos[0], videos[1]), (videos[1], videos[0])], mode="widgets")
     assert isinstance(rows, widgets.VBox)
     assert [type(row) for row in rows.children] == [widgets.HBox, widgets.HBox]
+
+
+def test_show_videos_widgets_carry_the_html_view_for_front_ends_without_widgets():
+    view = viz.show_videos([(_frames(time=3), _frames(time=3, seed=1))], mode="widgets")
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    html_view = viz.show_videos([(_frames(time=3), _frames(time=3, seed=1))], mode="html")
+    assert bundle["text/html"] == html_view.data
+
+
+@pytest.mark.parametrize(
+    ("kernel", "colab", "expected"),
+    [(True, False, "widgets"), (True, True, "html"), (False, False, "html"), (False, True, "html")],
+)
+def test_show_videos_auto_picks_widgets_in_jupyter_and_html_in_colab(monkeypatch, kernel, colab, expected):
+    """Faked environments: a Jupyter kernel gets widgets; Colab and plain Python get the HTML table."""
+    monkeypatch.setattr(viz, "_in_ipython_kernel", lambda: kernel)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    view = viz.show_videos([_frames(time=3)])
+    assert isinstance(view, widgets.HBox if expected == "widgets" else HTML)
+
+
+def test_show_videos_auto_falls_back_to_html_without_ipywidgets(monkeypatch):
+    monkeypatch.setattr(viz, "_in_ipython_kernel", lambda: True)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # makes `import ipywidgets` raise ImportError
+    assert isinstance(viz.show_videos([_frames(time=3)]), HTML)
 
 
 def test_show_videos_rejects_bad_arguments():
