@@ -3,7 +3,7 @@
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
 against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``layers``, ``models``, ``rollout``,
-``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
+``training``, ``distribute``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
 """
 
 import contextlib
@@ -38,6 +38,7 @@ with _quiet_native_start_up():
 from keras_convlstm import (  # noqa: E402
     cell,
     data,
+    distribute,
     evaluation,
     layers,
     losses,
@@ -72,6 +73,7 @@ __all__ = [
     "cell",
     "create_shifted_frames",
     "data",
+    "distribute",
     "download_moving_mnist",
     "evaluate",
     "evaluation",

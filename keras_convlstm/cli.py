@@ -20,6 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_convlstm import data, files, synthetic  # noqa: E402
+from keras_convlstm.distribute import data_parallel, replica_count  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
 from keras_convlstm.models import build_model, check_input, list_presets  # noqa: E402
@@ -133,7 +134,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
-    keys += ("epochs", "steps_per_epoch", "max_minutes")
+    keys += ("epochs", "steps_per_epoch", "max_minutes", "devices", "multi_worker", "sync_batchnorm")
     keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
     return {key: getattr(args, key) for key in keys}
 
@@ -177,6 +178,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         if saved != _run_settings(args):
             raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
 
+    # Devices are set up before the first model exists: TensorFlow fixes them then.
+    distribution = None
+    if args.devices > 1 or args.multi_worker:
+        distribution = data_parallel(args.devices, multi_worker=args.multi_worker)
+        print(f"data parallel over {replica_count(distribution)} replicas (global batch {args.batch_size})")
     keras.utils.set_random_seed(args.seed)
     names = ("filters", "kernel_sizes", "learning_rate", "loss")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
@@ -212,6 +218,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         steps_per_epoch=args.steps_per_epoch,
         callbacks=callbacks,
         scheduled_sampling=schedule,
+        distribution=distribution,
+        synchronized_batchnorm=args.sync_batchnorm,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     losses = history.history.get("loss", [])
@@ -385,6 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="runs/train")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out-dir")
+    p.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        help="data parallel over N local devices: the GPUs when there are N, else N logical CPU devices "
+        "(which run the same path without a speed-up); --batch-size is the global batch",
+    )
+    p.add_argument(
+        "--multi-worker", action="store_true", help="data parallel over the machines of TF_CONFIG (TensorFlow)"
+    )
+    p.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="with several devices, all-reduce BatchNormalization statistics (TensorFlow); default: per device",
+    )
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("predict", help="roll a model out from the first frames of each input sequence")

@@ -16,6 +16,7 @@ Files written under ``out_dir``:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,6 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
+from keras_convlstm.distribute import (
+    CopyWeightsTo,
+    Distribution,
+    replica_count,
+    replicate,
+    steps_without_empty_replicas,
+)
 from keras_convlstm.files import atomic_path, write_json, write_text
 from keras_convlstm.rollout import frame_stepper
 
@@ -93,10 +101,20 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         path: destination ``.keras`` file.
         monitor: the log entry to minimise.
         resume: continue from the best value recorded beside ``path`` (False: start from infinity).
+        saved_model: the model to save (None: the model being fitted), for example the plain model whose
+            replica is fitted under a distribution.
     """
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss", *, resume: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "val_loss",
+        *,
+        resume: bool = False,
+        saved_model: keras.Model | None = None,
+    ):
         super().__init__()
+        self.saved_model = saved_model
         self.path = Path(path)
         if self.path.suffix != ".keras":
             raise ValueError(f"checkpoint path must end in .keras, got {str(self.path)!r}")
@@ -112,7 +130,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             return
         self.best = float(value)
         with atomic_path(self.path) as temporary:
-            self.model.save(temporary)
+            (self.saved_model or self.model).save(temporary)
         write_json(self.record_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1})
 
 
@@ -232,6 +250,8 @@ def train(
     loss_threshold: float | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     scheduled_sampling: ScheduledSampling | None = None,
+    distribution: Distribution | None = None,
+    synchronized_batchnorm: bool = False,
     verbose: int | str = 2,
 ) -> keras.callbacks.History:
     """Trains ``model`` with the official recipe's callbacks; calling it again after an interruption resumes.
@@ -256,6 +276,12 @@ def train(
         callbacks: extra Keras callbacks.
         scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
             :class:`ScheduledSampling`); None trains with teacher forcing, as the official example does.
+        distribution: data-parallel training, from :func:`keras_convlstm.distribute.data_parallel` (a
+            ``tf.distribute`` strategy on TensorFlow, a ``keras.distribution.DataParallel`` on JAX). A replica
+            of ``model`` is created and fitted under it; ``model`` receives its weights after every epoch, and
+            the checkpoints are plain models. ``batch_size`` stays the global batch, split across devices.
+        synchronized_batchnorm: under a distribution, all-reduce BatchNormalization statistics across replicas
+            (TensorFlow only); False normalises each replica's share of the batch with its own statistics.
         verbose: ``model.fit`` verbosity (2: one line per epoch).
 
     Returns:
@@ -284,16 +310,27 @@ def train(
         "train_batches": len(train_set),
         "val_batches": None if val_set is None else len(val_set),
         "scheduled_sampling": None if scheduled_sampling is None else dataclasses.asdict(scheduled_sampling),
+        "replicas": 1 if distribution is None else replica_count(distribution),
+        "synchronized_batchnorm": synchronized_batchnorm,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
     monitor = "loss" if val_set is None else "val_loss"
+    fitted, validation_steps = model, None
+    if distribution is not None:
+        fitted = replicate(model, distribution, synchronized_batchnorm=synchronized_batchnorm)
+        replicas = replica_count(distribution)
+        steps_per_epoch = steps_per_epoch or steps_without_empty_replicas(train_set, replicas, "training data")
+        validation_steps = (
+            None if val_set is None else steps_without_empty_replicas(val_set, replicas, "validation data")
+        )
     all_callbacks = [
         EpochSync([train_set] if val_set is None else [train_set, val_set]),
+        *([] if fitted is model else [CopyWeightsTo(model)]),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
-        BestModelCheckpoint(out_dir / "best.keras", monitor=monitor, resume=resuming),
+        BestModelCheckpoint(out_dir / "best.keras", monitor=monitor, resume=resuming, saved_model=model),
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
     ]
     if loss_threshold is not None:
@@ -302,25 +339,27 @@ def train(
     # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
     all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     all_callbacks += list(callbacks)
-    model.scheduled_sampling = scheduled_sampling
+    fitted.scheduled_sampling = scheduled_sampling
     try:
-        history = model.fit(
-            train_set,
-            validation_data=val_set,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
-            callbacks=all_callbacks,
-            verbose=verbose,
-        )
+        with contextlib.nullcontext() if distribution is None else distribution.scope():
+            history = fitted.fit(
+                train_set,
+                validation_data=val_set,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
+                callbacks=all_callbacks,
+                verbose=verbose,
+            )
         if not backup_dir.exists():  # finished: nothing left to resume
             (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
         return history
     finally:
         if scheduled_sampling is not None:
-            model.scheduled_sampling = None
+            fitted.scheduled_sampling = None
             # The compiled train/test/predict functions were traced with fed-back inputs: trace them again.
-            model.train_function = model.test_function = model.predict_function = None
+            fitted.train_function = fitted.test_function = fitted.predict_function = None
 
 
 RESUME_SETTINGS = "resume.json"

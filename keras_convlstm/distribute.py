@@ -1,0 +1,174 @@
+"""Data-parallel training with the engines that exist: ``tf.distribute`` on TensorFlow, ``keras.distribution`` on JAX.
+
+:func:`data_parallel` returns the distribution that :func:`keras_convlstm.training.train` takes as
+``distribution=``; ``train`` then creates the model's replica, its optimizer and its checkpoints under it, so the
+caller never enters a strategy's scope. Each step splits the global batch across the devices, computes the
+gradients on each share, and averages them before one update of the (mirrored) weights.
+
+BatchNormalization: by default every device normalises with the statistics of its own share of the batch (Keras's
+behaviour under ``tf.distribute`` and ``keras.distribution``); ``synchronized_batchnorm=True`` (TensorFlow only)
+all-reduces them, which makes 2 replicas compute what 1 device computes on the whole batch.
+"""
+
+from __future__ import annotations
+
+import keras
+
+Distribution = object  # a ``tf.distribute.Strategy`` or a ``keras.distribution.Distribution``
+
+
+def use_local_devices(count: int) -> list[str]:
+    """Makes ``count`` devices of this machine available to the backend and returns their names.
+
+    The GPUs when there are at least ``count``; otherwise the CPU split into ``count`` logical devices, which shows
+    and tests the data-parallel path but does not speed it up (they share the same cores).
+
+    On TensorFlow call it before the first model is built (TensorFlow fixes its devices then). On JAX the CPU
+    split is fixed when JAX starts: set ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` beforehand.
+
+    Raises:
+        ValueError: ``count`` is not a positive integer, or the backend has no data-parallel engine here.
+        RuntimeError: it is too late to split the CPU, or there are not enough devices.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if len(tf.config.list_physical_devices("GPU")) >= count:
+            return [f"/gpu:{index}" for index in range(count)]
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = tf.config.get_logical_device_configuration(cpu)
+        if logical is None or len(logical) != count:
+            try:
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+            except RuntimeError as error:
+                raise RuntimeError(
+                    f"cannot split the CPU into {count} devices: TensorFlow has already set up its devices "
+                    "(call use_local_devices or data_parallel before building any model)"
+                ) from error
+        return [f"/cpu:{index}" for index in range(count)]
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        if len(devices) < count:
+            devices = keras.distribution.list_devices("cpu")
+        if len(devices) < count:
+            raise RuntimeError(
+                f"JAX sees {len(devices)} device(s), {count} requested: start Python with "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={count} to split the CPU"
+            )
+        return list(devices[:count])
+    raise ValueError(f"data-parallel training needs the TensorFlow or JAX backend, got {backend!r}")
+
+
+def data_parallel(devices: int | None = None, *, multi_worker: bool = False) -> Distribution:
+    """The distribution that :func:`~keras_convlstm.training.train` takes: data parallel over ``devices``.
+
+    Args:
+        devices: local devices to use (see :func:`use_local_devices`); None: every local device.
+        multi_worker: several machines: on TensorFlow a ``MultiWorkerMirroredStrategy`` that reads the cluster
+            from ``TF_CONFIG``; on JAX ``keras.distribution.initialize()`` (reads the coordinator from the
+            environment) then ``DataParallel`` over every device of every process.
+
+    Returns:
+        A ``tf.distribute.Strategy`` on TensorFlow, a ``keras.distribution.DataParallel`` on JAX.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if multi_worker:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        names = None if devices is None else use_local_devices(devices)
+        return tf.distribute.MirroredStrategy(names)
+    if backend == "jax":
+        if multi_worker:
+            keras.distribution.initialize()
+            return keras.distribution.DataParallel()
+        names = keras.distribution.list_devices() if devices is None else use_local_devices(devices)
+        return keras.distribution.DataParallel(devices=names)
+    raise ValueError(f"data-parallel training needs the TensorFlow or JAX backend, got {backend!r}")
+
+
+def replica_count(distribution: Distribution) -> int:
+    """How many devices share each batch under ``distribution``."""
+    if hasattr(distribution, "num_replicas_in_sync"):
+        return int(distribution.num_replicas_in_sync)
+    return int(distribution.device_mesh.devices.size)
+
+
+def steps_without_empty_replicas(dataset: keras.utils.PyDataset, replicas: int, name: str = "data") -> int | None:
+    """Batches of ``dataset`` to use so that every replica gets at least one example of each batch.
+
+    A last batch smaller than the number of replicas would leave a replica with nothing to compute, which
+    recurrent layers cannot do; it is skipped (it comes back in a later epoch's order when data is shuffled).
+
+    Returns:
+        ``len(dataset) - 1`` when the last batch is too small, else None (every batch).
+
+    Raises:
+        ValueError: even the first batch is smaller than ``replicas``.
+    """
+    last = len(dataset[len(dataset) - 1][0])
+    if last >= replicas:
+        return None
+    if len(dataset) == 1:
+        raise ValueError(
+            f"the {name} has one batch of {last} sequence(s), which cannot be split across {replicas} replicas: "
+            f"give it at least {replicas} sequences, or use fewer devices"
+        )
+    return len(dataset) - 1
+
+
+def replicate(model: keras.Model, distribution: Distribution, *, synchronized_batchnorm: bool = False) -> keras.Model:
+    """A copy of compiled ``model`` created under ``distribution``: same config, weights, optimizer and loss.
+
+    Args:
+        model: a built, compiled Keras model (left untouched).
+        distribution: from :func:`data_parallel`.
+        synchronized_batchnorm: all-reduce BatchNormalization statistics across replicas (TensorFlow only).
+
+    Returns:
+        The replica to fit; its weights are mirrored (TensorFlow) or replicated (JAX) over the devices.
+    """
+    if synchronized_batchnorm and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"synchronized_batchnorm needs the TensorFlow backend, got {keras.backend.backend()!r}: "
+            "use per-replica statistics (synchronized_batchnorm=False)"
+        )
+    with distribution.scope():
+        replica = model.__class__.from_config(model.get_config())
+        replica.compile_from_config(model.get_compile_config())  # a new optimizer with the same settings
+        replica.set_weights(model.get_weights())
+        replica.optimizer.build(replica.trainable_variables)
+        for layer in _all_layers(replica):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = synchronized_batchnorm
+    return replica
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    layers = []
+    for layer in model.layers:
+        layers.append(layer)
+        if isinstance(layer, keras.Model):
+            layers += _all_layers(layer)
+    return layers
+
+
+class CopyWeightsTo(keras.callbacks.Callback):
+    """Copies the fitted replica's weights into ``model`` at the end of every epoch and of training.
+
+    The checkpoints then save ``model``: a plain model that loads and predicts without any distribution.
+    """
+
+    def __init__(self, model: keras.Model):
+        super().__init__()
+        self.target = model
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.target.set_weights(self.model.get_weights())
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.target.set_weights(self.model.get_weights())

@@ -1,0 +1,200 @@
+"""Data-parallel training on one machine, for real: 2 logical CPU devices, 2 worker processes, resume, CLI.
+
+TensorFlow fixes its devices when the first model is built, so every case runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import keras_convlstm  # noqa: F401  (registers the package's models for loading)
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+
+# Trains one small network on the same data with 1 device and with 2 replicas (same global batch).
+COMPARE = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    from keras_convlstm import distribute
+    from keras_convlstm.models import build_model
+    from keras_convlstm.training import train
+
+    preset, synchronized, out = sys.argv[1], sys.argv[2] == "sync", sys.argv[3]
+    strategy = distribute.data_parallel(2)
+    sequences = np.random.default_rng(0).integers(0, 256, size=(10, 5, 16, 16, 1), dtype=np.uint8)
+    small = {"cpu-fast": dict(filters=(4,), kernel_sizes=(3,)), "keras-example-causal": dict(filters=(3, 3, 3))}
+    losses = {}
+    for name, distribution in (("one", None), ("two", strategy)):
+        keras.utils.set_random_seed(7)
+        model = build_model(preset, image_size=16, precision="float32", **small[preset])
+        history = train(model, sequences[:8], sequences[8:], epochs=3, batch_size=4, seed=1, out_dir=f"{out}/{name}",
+                        distribution=distribution, synchronized_batchnorm=synchronized, verbose=0)
+        losses[name] = history.history["loss"] + history.history["val_loss"]
+        np.save(f"{out}/{name}/weights.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
+    print(json.dumps({"replicas": distribute.replica_count(strategy), **losses}))
+    """
+)
+
+
+def _python(script: str, *args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env or ENV, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize(("preset", "batchnorm"), [("cpu-fast", "none"), ("keras-example-causal", "sync")])
+def test_two_replicas_follow_the_loss_curve_of_one_device(tmp_path, preset, batchnorm):
+    result = _python(COMPARE, preset, batchnorm, str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    curves = json.loads(result.stdout.strip().splitlines()[-1])
+    assert curves["replicas"] == 2
+    # Same global batch: the mean of the two replicas' gradients is the one-device gradient, up to the order
+    # of float32 sums (and, with BatchNormalization, only when its statistics are all-reduced).
+    np.testing.assert_allclose(curves["two"], curves["one"], rtol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "two/weights.npy"), np.load(tmp_path / "one/weights.npy"), atol=1e-4)
+    # The checkpoint of the 2-replica run is a plain model: it loads and predicts here, with no strategy.
+    model = keras.saving.load_model(tmp_path / "two" / "best.keras")
+    frames = np.zeros((1, 3, 16, 16, 1), np.float32)
+    assert keras.ops.convert_to_numpy(model(frames)).shape == (1, 3, 16, 16, 1)
+
+
+def test_per_replica_batchnorm_statistics_differ_from_one_device(tmp_path):
+    result = _python(COMPARE, "keras-example-causal", "per-replica", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    curves = json.loads(result.stdout.strip().splitlines()[-1])
+    assert curves["two"][0] != curves["one"][0]  # each replica normalises its own 2 sequences
+    np.testing.assert_allclose(curves["two"], curves["one"], rtol=0.05)
+
+
+# One 2-replica run, as a user would write it; prints a line after each finished (and backed-up) epoch.
+RESUMABLE = textwrap.dedent(
+    """
+    import sys
+    import keras, numpy as np
+    from keras_convlstm import distribute
+    from keras_convlstm.models import build_model
+    from keras_convlstm.training import train
+
+    class Announce(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"finished epoch {epoch + 1}", flush=True)
+
+    strategy = distribute.data_parallel(2)
+    sequences = np.random.default_rng(0).integers(0, 256, size=(8, 5, 16, 16, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(3)
+    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
+    train(model, sequences, epochs=4, batch_size=4, seed=3, out_dir=sys.argv[1], distribution=strategy,
+          callbacks=[Announce()], verbose=0)
+    np.save(sys.argv[2], np.concatenate([w.ravel() for w in model.get_weights()]))
+    """
+)
+
+
+def test_an_interrupted_two_replica_run_resumes_where_it_stopped(tmp_path):
+    straight = _python(RESUMABLE, str(tmp_path / "straight"), str(tmp_path / "straight.npy"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    command = [sys.executable, "-c", RESUMABLE, str(tmp_path / "resumed"), str(tmp_path / "unused.npy")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+    with process.stdout:
+        for line in process.stdout:
+            if line.strip() == "finished epoch 2":
+                process.send_signal(signal.SIGKILL)
+                break
+    process.wait(timeout=300)
+    assert process.returncode == -signal.SIGKILL
+    resumed = _python(RESUMABLE, str(tmp_path / "resumed"), str(tmp_path / "resumed.npy"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.split() == "finished epoch 3 finished epoch 4".split()
+    np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"))
+
+
+def test_train_devices_on_the_command_line_records_them_and_saves_plain_models(tmp_path):
+    data_file = tmp_path / "sequences.npy"
+    np.save(data_file, np.random.default_rng(0).integers(0, 256, size=(20, 20, 64, 64, 1), dtype=np.uint8))
+    out_dir = tmp_path / "run"
+    # 18 training sequences in batches of 4: the last batch of 2 is split 1 + 1; 2 validation sequences.
+    args = ["--preset", "cpu-fast", "--precision", "float32", "--data", str(data_file), "--num-sequences", "20"]
+    command = [sys.executable, "-m", "keras_convlstm", "train", *args, "--epochs", "1", "--batch-size", "4"]
+    result = subprocess.run(
+        [*command, "--devices", "2", "--out-dir", str(out_dir)], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data parallel over 2 replicas (global batch 4)" in result.stdout
+    settings = json.loads((out_dir / "run.json").read_text())
+    assert settings["devices"] == 2 and settings["multi_worker"] is False
+    for name in ("model.keras", "best.keras"):
+        model = keras.saving.load_model(out_dir / name)
+        assert keras.ops.convert_to_numpy(model(np.zeros((1, 2, 64, 64, 1), np.float32))).shape == (1, 2, 64, 64, 1)
+
+
+# One worker of a 2-process cluster on this machine (TF_CONFIG on 127.0.0.1).
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys
+    index, ports, out = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+    )
+    import keras, numpy as np
+    from keras_convlstm import distribute
+    from keras_convlstm.models import build_model
+    from keras_convlstm.training import train
+
+    strategy = distribute.data_parallel(multi_worker=True)
+    sequences = np.random.default_rng(0).integers(0, 256, size=(8, 5, 16, 16, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(3)
+    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
+    train(model, sequences, epochs=2, batch_size=4, seed=3, out_dir=f"{out}/worker{index}", distribution=strategy,
+          verbose=0)
+    print("finished", flush=True)
+    """
+)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3 model.fit under MultiWorkerMirroredStrategy fails to convert PerReplica batches "
+    "(keras-team/keras issue 20585); this test starts passing, and must be turned on, when upstream fixes it",
+)
+def test_two_worker_processes_train_and_the_chiefs_checkpoint_reloads(tmp_path):
+    ports = ",".join(map(str, _free_ports(2)))
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(index), ports, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for index in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert "PerReplica" not in outputs[0][1], "the upstream failure (keras-team/keras issue 20585)"
+    assert [worker.returncode for worker in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert all(out.split() == ["finished"] for out, _ in outputs)
+    model = keras.saving.load_model(tmp_path / "worker0" / "best.keras")
+    assert keras.ops.convert_to_numpy(model(np.zeros((1, 2, 16, 16, 1), np.float32))).shape == (1, 2, 16, 16, 1)
