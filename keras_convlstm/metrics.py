@@ -99,7 +99,9 @@ def _as_pair(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.
     prediction = _as_unit_float(prediction, "prediction")
     truth = _as_unit_float(truth, "truth")
     if prediction.shape != truth.shape:
-        raise ValueError(f"expected prediction and truth of the same shape, got {prediction.shape} and {truth.shape}")
+        raise ValueError(
+            f"expected prediction and truth of the same shape, got {prediction.shape} and {truth.shape}"
+        )
     return prediction, truth
 
 
@@ -187,7 +189,9 @@ def _ssim_frames(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     var_p = covariance_norm * (_window_means(prediction * prediction, size) - mean_p * mean_p)
     var_t = covariance_norm * (_window_means(truth * truth, size) - mean_t * mean_t)
     cov = covariance_norm * (_window_means(prediction * truth, size) - mean_p * mean_t)
-    ssim_map = ((2 * mean_p * mean_t + c1) * (2 * cov + c2)) / ((mean_p**2 + mean_t**2 + c1) * (var_p + var_t + c2))
+    ssim_map = ((2 * mean_p * mean_t + c1) * (2 * cov + c2)) / (
+        (mean_p**2 + mean_t**2 + c1) * (var_p + var_t + c2)
+    )
     return ssim_map.mean(axis=(1, 2, 3))
 
 
@@ -215,7 +219,9 @@ def ssim(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     flat_truth = truth.reshape(batch * horizon, height, width, channels)
     values = np.concatenate(
         [
-            _ssim_frames(flat_prediction[start : start + _SSIM_BLOCK], flat_truth[start : start + _SSIM_BLOCK])
+            _ssim_frames(
+                flat_prediction[start : start + _SSIM_BLOCK], flat_truth[start : start + _SSIM_BLOCK]
+            )
             for start in range(0, batch * horizon, _SSIM_BLOCK)
         ]
     )
@@ -277,7 +283,9 @@ def bce_per_sequence(prediction: np.ndarray, truth: np.ndarray, eps: float = BCE
     return float(bce_per_frame(prediction, truth, eps).sum())
 
 
-def contingency_counts(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+def contingency_counts(
+    prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5
+) -> dict[str, np.ndarray]:
     """Counts hits, misses, false alarms and correct negatives per step, pooled over the batch.
 
     A pixel is "on" when its value is ``>= threshold`` (values on the [0, 1] scale).
@@ -494,7 +502,9 @@ class MetricTable:
             if reference_names is None:
                 reference_names = names
             if names != reference_names:
-                raise ValueError(f"expected every system to have metrics {reference_names}, got {names} for {system!r}")
+                raise ValueError(
+                    f"expected every system to have metrics {reference_names}, got {names} for {system!r}"
+                )
             converted[system] = {}
             for name, values in values_by_metric.items():
                 values = np.asarray(values, dtype=np.float64)
@@ -522,7 +532,10 @@ class MetricTable:
         """
         truth = _as_unit_float(truth, "truth")
         return cls(
-            {system: frame_metrics(prediction, truth, threshold) for system, prediction in predictions.items()},
+            {
+                system: frame_metrics(prediction, truth, threshold)
+                for system, prediction in predictions.items()
+            },
             threshold=threshold,
         )
 
@@ -566,7 +579,10 @@ class MetricTable:
             "Mean over the predicted frames",
             _format_table(
                 ["system", *names],
-                [[system, *(_format_value(means[system][name]) for name in names)] for system in self.systems],
+                [
+                    [system, *(_format_value(means[system][name]) for name in names)]
+                    for system in self.systems
+                ],
             ),
         ]
         for name in step_metrics:

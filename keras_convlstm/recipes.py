@@ -80,7 +80,9 @@ def _number(value: float, digits: int = 6) -> float | None:
 
 def _means(table: metrics.MetricTable, names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
     """``{system: {metric: mean over the horizon}}`` for the chosen metrics, rounded for the summary."""
-    return {system: {name: _number(values[name]) for name in names} for system, values in table.means().items()}
+    return {
+        system: {name: _number(values[name]) for name in names} for system, values in table.means().items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -467,7 +469,9 @@ def shi2015(
         keras.utils.set_random_seed(seed)
         model = build_model(preset, **overrides)
         if preset == "shi2015":
-            train_set = data.GeneratedMovingMNIST(sequences_per_epoch, batch_size, seed=seed, digits=train_digits)
+            train_set = data.GeneratedMovingMNIST(
+                sequences_per_epoch, batch_size, seed=seed, digits=train_digits
+            )
             val_data = validation
         else:
             train_set = ContextHorizonMovingMNIST(
@@ -594,7 +598,9 @@ def write_action_folder(
             digits=np.ascontiguousarray(digits[person::num_people]),
         )
         for index, (clip, label) in enumerate(zip(clips, labels, strict=True)):
-            viz.save_gif(clip, root / names[label] / f"person{person + 1:02d}_{names[label]}_{index}.gif", 100)
+            viz.save_gif(
+                clip, root / names[label] / f"person{person + 1:02d}_{names[label]}_{index}.gif", 100
+            )
     return root
 
 
@@ -687,7 +693,9 @@ def actions(
     predicted = model.predict(test_clips, batch_size=32, verbose=0).argmax(axis=-1)
     counts = videos.confusion_matrix(labels[test_idx], predicted, num_classes)
     accuracy = float(np.trace(counts) / counts.sum())
-    viz.plot_confusion_matrix(counts, directions, title="Held-out people", path=out_dir / "confusion_matrix.png")
+    viz.plot_confusion_matrix(
+        counts, directions, title="Held-out people", path=out_dir / "confusion_matrix.png"
+    )
     first = test_idx[0]
     viz.plot_frames(
         folder.clips[first],

@@ -98,8 +98,12 @@ def video_plugin(path: str | os.PathLike) -> str | None:
 
 def _check_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in size):
-        raise ValueError(f"image_size must be a positive integer or a (height, width) pair, got {image_size!r}")
+    if len(size) != 2 or not all(
+        isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in size
+    ):
+        raise ValueError(
+            f"image_size must be a positive integer or a (height, width) pair, got {image_size!r}"
+        )
     return size
 
 
@@ -164,7 +168,9 @@ def read_video(
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             frames.append(np.asarray(image))
     except (OSError, RuntimeError, ValueError) as error:
-        raise ValueError(f"could not decode the video {path} with the imageio {plugin!r} plugin: {error}") from error
+        raise ValueError(
+            f"could not decode the video {path} with the imageio {plugin!r} plugin: {error}"
+        ) from error
     if not frames:
         raise ValueError(f"the video {path} holds no frame")
     video = np.stack(frames)
@@ -258,7 +264,9 @@ def load_video_folder(
     num_frames = _check_positive(num_frames, "num_frames")
     if max_clips_per_video is not None:
         max_clips_per_video = _check_positive(max_clips_per_video, "max_clips_per_video")
-    class_dirs = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    class_dirs = sorted(
+        entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+    )
     if not class_dirs:
         raise ValueError(
             f"expected one sub-folder per class in {root} (e.g. {root}/boxing/person01_boxing_d1.avi), "
@@ -272,7 +280,9 @@ def load_video_folder(
             if entry.is_file() and entry.suffix.lower() in VIDEO_EXTENSIONS and not entry.name.startswith(".")
         )
         if not files:
-            raise ValueError(f"the class folder {class_dir} holds no video file ending in one of {VIDEO_EXTENSIONS}")
+            raise ValueError(
+                f"the class folder {class_dir} holds no video file ending in one of {VIDEO_EXTENSIONS}"
+            )
         count = 0
         for path in files:
             video_clips = cut_clips(read_video(path, image_size, grayscale, frame_step), num_frames, stride)
@@ -289,10 +299,14 @@ def load_video_folder(
         if verbose:
             print(f"{class_dir.name}: {len(files)} videos, {count} clips")
     if not clips:
-        raise ValueError(f"no video in {root} has the {num_frames} frames of one clip ({len(skipped)} videos skipped)")
+        raise ValueError(
+            f"no video in {root} has the {num_frames} frames of one clip ({len(skipped)} videos skipped)"
+        )
     shapes = sorted({part.shape[2:] for part in clips})
     if len(shapes) > 1:
-        raise ValueError(f"expected videos of one frame size, got sizes {shapes}; pass image_size to resize them")
+        raise ValueError(
+            f"expected videos of one frame size, got sizes {shapes}; pass image_size to resize them"
+        )
     return VideoClips(
         np.concatenate(clips),
         np.asarray(labels, dtype=np.int64),
@@ -365,11 +379,14 @@ def confusion_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray, num_
     num_classes = _check_positive(num_classes, "num_classes")
     if true_labels.shape != predicted_labels.shape or true_labels.ndim != 1:
         raise ValueError(
-            f"expected true and predicted labels of one 1-D shape, got {true_labels.shape} and {predicted_labels.shape}"
+            "expected true and predicted labels of one 1-D shape, "
+            f"got {true_labels.shape} and {predicted_labels.shape}"
         )
     for name, values in (("true_labels", true_labels), ("predicted_labels", predicted_labels)):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must be in [0, {num_classes}), got values {values.min()} to {values.max()}")
+            raise ValueError(
+                f"{name} must be in [0, {num_classes}), got values {values.min()} to {values.max()}"
+            )
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(counts, (true_labels.astype(np.intp), predicted_labels.astype(np.intp)), 1)
     return counts
