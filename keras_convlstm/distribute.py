@@ -157,18 +157,19 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return layers
 
 
-class CopyWeightsTo(keras.callbacks.Callback):
-    """Copies the fitted replica's weights into ``model`` at the end of every epoch and of training.
+class CopyWeights(keras.callbacks.Callback):
+    """Copies the weights of ``source`` (a replica being fitted) into ``target`` after every epoch and at the end.
 
-    The checkpoints then save ``model``: a plain model that loads and predicts without any distribution.
+    The checkpoints then save ``target``: a plain model that loads and predicts without any distribution.
     """
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, source: keras.Model, target: keras.Model):
         super().__init__()
-        self.target = model
+        self.source = source
+        self.target = target
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.target.set_weights(self.model.get_weights())
+        self.target.set_weights(self.source.get_weights())
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self.target.set_weights(self.model.get_weights())
+        self.target.set_weights(self.source.get_weights())

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
 from keras_convlstm.distribute import (
-    CopyWeightsTo,
+    CopyWeights,
     Distribution,
     replica_count,
     replicate,
@@ -326,7 +326,7 @@ def train(
         )
     all_callbacks = [
         EpochSync([train_set] if val_set is None else [train_set, val_set]),
-        *([] if fitted is model else [CopyWeightsTo(model)]),
+        *([] if fitted is model else [CopyWeights(fitted, model)]),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),

@@ -57,3 +57,15 @@ def test_flops_quick_run(tmp_path):
         assert entry["training_gflop_per_sequence"] == pytest.approx(3 * forward / 1e9)
         assert entry["achieved_gflops"] == pytest.approx(3 * forward * entry["sequences_per_s"] / 1e9)
         assert entry["fraction_of_matmul"] == pytest.approx(entry["achieved_gflops"] / peak["matmul_gflops"])
+
+
+def test_replicas_quick_mode_times_one_and_two_replicas(tmp_path):
+    results = run_quick("replicas", tmp_path / "replicas.json")["results"]
+    systems = results["systems"]
+    assert sorted(systems) == sorted(
+        f"{label}, {count} replica(s)" for label in ("cpu-fast", "official network") for count in (1, 2)
+    )
+    for label, ratio in results["two_over_one_replica"].items():
+        one, two = systems[f"{label}, 1 replica(s)"], systems[f"{label}, 2 replica(s)"]
+        assert one["batch_size"] == two["batch_size"] and two["replicas"] == 2
+        assert ratio == pytest.approx(two["sequences_per_s"] / one["sequences_per_s"])
