@@ -3,7 +3,8 @@
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
 against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``layers``, ``models``, ``rollout``,
-``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
+``training``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``precision``, ``recipes``,
+``cli``.
 """
 
 from keras_convlstm import (
@@ -14,6 +15,7 @@ from keras_convlstm import (
     losses,
     metrics,
     models,
+    precision,
     pretrained,
     rollout,
     synthetic,
@@ -28,6 +30,7 @@ from keras_convlstm.data import (
 )
 from keras_convlstm.evaluation import evaluate
 from keras_convlstm.models import ModelConfig, build_model, get_preset, list_presets
+from keras_convlstm.precision import resolve_precision
 from keras_convlstm.pretrained import list_pretrained, load_pretrained
 from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames
 from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits
@@ -58,8 +61,10 @@ __all__ = [
     "models",
     "official_rollout",
     "predict_frames",
+    "precision",
     "predict_next_frames",
     "pretrained",
+    "resolve_precision",
     "rollout",
     "split_dataset",
     "synthetic",

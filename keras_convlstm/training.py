@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_convlstm.data import ArrayDataset, SequenceDataset
+from keras_convlstm.precision import describe_hardware
 from keras_convlstm.rollout import frame_stepper
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -250,7 +251,8 @@ def train(
         callbacks: extra Keras callbacks.
         scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
             :class:`ScheduledSampling`); None trains with teacher forcing, as the official example does.
-        verbose: ``model.fit`` verbosity (2: one line per epoch).
+        verbose: ``model.fit`` verbosity (2: one line per epoch); when non-zero, the compute precision of a
+            :class:`~keras_convlstm.models.ConvLSTMModel` and the hardware it was chosen for are printed first.
 
     Returns:
         The Keras ``History`` of the epochs run in this call.
@@ -283,6 +285,8 @@ def train(
     if scheduled_sampling is not None:
         _check_scheduled_sampling(model, scheduled_sampling)
     model.scheduled_sampling = scheduled_sampling
+    if verbose and hasattr(model, "config"):
+        print(f"training {model.name} in {model.config.precision} on {describe_hardware()}", flush=True)
     try:
         return model.fit(
             train_set,

@@ -11,3 +11,19 @@ import pytest  # noqa: E402
 def private_keras_home(tmp_path_factory, monkeypatch):
     """Points KERAS_HOME at an empty folder so no test reads or writes the user's ~/.keras cache."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
+
+
+@pytest.fixture
+def fake_hardware(monkeypatch):
+    """Makes ``precision="auto"`` see the given CPU flags and GPU instead of this machine's.
+
+    Call it as ``fake_hardware(cpu_flags={"avx2"}, gpu_compute_capability=None)``.
+    """
+    from keras_convlstm import precision
+
+    def fake(cpu_flags=None, gpu_compute_capability=None):
+        monkeypatch.setattr(precision, "cpu_flags", lambda: None if cpu_flags is None else frozenset(cpu_flags))
+        monkeypatch.setattr(precision, "gpu_compute_capability", lambda: gpu_compute_capability)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+    return fake
