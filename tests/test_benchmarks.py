@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks import flops
+from keras_convlstm import precision
 from keras_convlstm.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
+PRECISIONS = ("float32", "bfloat16")
 
 
 def run_quick(name: str, out: Path) -> dict:
@@ -57,3 +59,26 @@ def test_flops_quick_run(tmp_path):
         assert entry["training_gflop_per_sequence"] == pytest.approx(3 * forward / 1e9)
         assert entry["achieved_gflops"] == pytest.approx(3 * forward * entry["sequences_per_s"] / 1e9)
         assert entry["fraction_of_matmul"] == pytest.approx(entry["achieved_gflops"] / peak["matmul_gflops"])
+
+
+def test_precision_isa_quick_run_measures_every_limit_in_its_own_process(tmp_path):
+    record = run_quick("precision_isa", tmp_path / "precision_isa.json")
+    limits = record["results"]["limits"]
+    assert list(limits) == ["default", "AVX512_CORE", "AVX2"]
+    for label, measured in limits.items():
+        machine = measured["machine"]
+        assert machine["onednn_max_cpu_isa"] == (None if label == "default" else label)
+        assert machine["cpu_flags"] == record["machine"]["cpu_flags"]
+        systems = [f"{preset}, {precision}" for preset in ("cpu-fast", "keras-example") for precision in PRECISIONS]
+        assert list(measured["systems"]) == systems
+        # float32 runs under every limit; bfloat16 runs, or fails with oneDNN's error.
+        for name, entry in measured["systems"].items():
+            assert entry.get("sequences_per_s", 0) > 0 or (name.endswith("bfloat16") and entry["error"])
+    # "auto" follows the limit: below the bfloat16 instructions it chooses float32.
+    assert limits["AVX512_CORE"]["machine"]["auto_precision"] == limits["AVX2"]["machine"]["auto_precision"]
+    assert limits["AVX2"]["machine"]["auto_precision"] == "float32"
+    hardware = precision.choose_precision(precision.cpu_flags(), precision.gpu_compute_capability())
+    assert limits["default"]["machine"]["auto_precision"] == hardware
+    fast = limits["default"]["systems"]
+    expected = fast["cpu-fast, bfloat16"]["sequences_per_s"] / fast["cpu-fast, float32"]["sequences_per_s"]
+    assert record["results"]["ratios"]["default: cpu-fast bfloat16 / float32"] == pytest.approx(expected)
