@@ -6,6 +6,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+# ONEDNN_MAX_CPU_ISA limits under which oneDNN has no bfloat16 convolution: TensorFlow then fails bfloat16 models
+# (a real AVX2-only CPU emulates them instead). The limit makes a newer CPU time the suite like an AVX2-only one.
+NO_BFLOAT16_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips tests marked ``bfloat16`` when oneDNN is limited below the instructions its bfloat16 kernels need."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if limit not in NO_BFLOAT16_ISAS:
+        return
+    skip = pytest.mark.skip(reason=f"oneDNN has no bfloat16 convolution under ONEDNN_MAX_CPU_ISA={limit}")
+    for item in items:
+        if item.get_closest_marker("bfloat16") is not None:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def private_keras_home(tmp_path_factory, monkeypatch):
