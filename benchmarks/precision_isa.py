@@ -39,6 +39,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 # (label, ONEDNN_MAX_CPU_ISA value or None for the default)
 LIMITS = (("default", None), ("AVX512_CORE", "AVX512_CORE"), ("AVX2", "AVX2"))
 PRECISIONS = ("float32", "bfloat16")
+ABORTED = {"error": "the process aborted"}
 FULL = {
     "stride": 1,
     "num_frames": 20,
@@ -51,23 +52,26 @@ FULL = {
 QUICK = {
     "stride": 4,
     "num_frames": 6,
-    "matmul_size": 256,
-    "matmul_repeats": 2,
-    "systems": {"cpu-fast": (4, 1, 1), "keras-example": (2, 1, 1)},
+    "matmul_size": 128,
+    "matmul_repeats": 1,
+    "systems": {"cpu-fast": (2, 1, 1)},
     "seed": 0,
 }
 
 
-def measure_limit(settings: dict) -> dict:
-    """Everything measured under the oneDNN limit of this process: matmul rates and each system's training."""
-    record = {"machine": common.machine_info(), "matmul_gflops": {}, "systems": {}}
-    for precision, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
-        try:
-            record["matmul_gflops"][precision] = flops.matmul_gflops(
-                settings["matmul_size"], settings["matmul_repeats"], dtype
-            )
-        except tf.errors.OpError as error:
-            record["matmul_gflops"][precision] = {"error": error.message.strip().splitlines()[0]}
+def measure_limit(settings: dict, out: Path) -> None:
+    """Measures under the oneDNN limit of this process; rewrites ``out`` after every figure.
+
+    Each system's training comes first, then the float32 and the bfloat16 matmul: oneDNN aborts the whole process
+    (a C++ exception) when it has no bfloat16 matmul under the limit, and the figures already written survive.
+    """
+    # Every figure starts as ABORTED, so one that kills the process is recorded as such.
+    record = {
+        "machine": common.machine_info(),
+        "systems": {f"{preset}, {precision}": ABORTED for preset in settings["systems"] for precision in PRECISIONS},
+        "matmul": {precision: ABORTED for precision in PRECISIONS},
+    }
+    out.write_text(json.dumps(record))
     frames = {"num_frames": settings["num_frames"], "stride": settings["stride"]}
     largest = max(batch * (warmup + timed) for batch, warmup, timed in settings["systems"].values())
     inputs, targets = common.shifted_float_pairs(common.moving_mnist(largest, seed=1, **frames))
@@ -90,12 +94,19 @@ def measure_limit(settings: dict) -> dict:
             except tf.errors.OpError as error:
                 entry = {"batch_size": batch_size, "error": error.message.strip().splitlines()[0]}
             record["systems"][f"{preset}, {precision}"] = entry
+            out.write_text(json.dumps(record))
             keras.backend.clear_session()
-    return record
+    for precision, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+        gflops = flops.matmul_gflops(settings["matmul_size"], settings["matmul_repeats"], dtype)
+        record["matmul"][precision] = {"size": settings["matmul_size"], "gflops": gflops}
+        out.write_text(json.dumps(record))
 
 
 def run_child(limit: str | None, quick: bool) -> dict:
-    """Runs :func:`measure_limit` in a fresh process with ``ONEDNN_MAX_CPU_ISA=limit`` (unset for None)."""
+    """Runs :func:`measure_limit` in a fresh process with ``ONEDNN_MAX_CPU_ISA=limit`` (unset for None).
+
+    A figure that aborted the process is recorded with oneDNN's message (the last line the process printed).
+    """
     environment = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
     environment["TF_CPP_MIN_LOG_LEVEL"] = environment.get("TF_CPP_MIN_LOG_LEVEL", "3")
     if limit is not None:
@@ -103,8 +114,15 @@ def run_child(limit: str | None, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "limit.json"
         command = [sys.executable, "-m", f"benchmarks.{NAME}", "--child-out", str(out), *(["--quick"] if quick else [])]
-        subprocess.run(command, cwd=REPOSITORY, env=environment, check=True)
-        return json.loads(out.read_text())
+        finished = subprocess.run(command, cwd=REPOSITORY, env=environment, stderr=subprocess.PIPE, text=True)
+        record = json.loads(out.read_text())
+    if finished.returncode != 0:
+        lines = [line.strip() for line in finished.stderr.splitlines() if "what()" in line] or ["(no message)"]
+        for figures in (record["systems"], record["matmul"]):
+            for name, entry in figures.items():
+                if entry == ABORTED:
+                    figures[name] = {"error": f"{ABORTED['error']} (exit {finished.returncode}): {lines[-1]}"}
+    return record
 
 
 def ratios(limits: dict) -> dict:
@@ -132,8 +150,9 @@ def report(results: dict) -> str:
         for system, entry in record["systems"].items():
             speed = entry.get("sequences_per_s", "failed")
             step = entry.get("seconds_per_step", entry.get("error", "")[:60])
-            rows.append([label, flags, machine["auto_precision"], system, entry["batch_size"], speed, step])
-        for precision, rate in record["matmul_gflops"].items():
+            rows.append([label, flags, machine["auto_precision"], system, entry.get("batch_size", ""), speed, step])
+        for precision, entry in record["matmul"].items():
+            rate = entry["gflops"] if "gflops" in entry else entry["error"][:60]
             rows.append([label, flags, machine["auto_precision"], f"matmul, {precision}", "", "", rate])
     header = ["ONEDNN_MAX_CPU_ISA", "CPU flags", "auto", "system", "batch", "seq/s", "s/step (matmul: GFLOP/s)"]
     lines = [common.table(header, rows), ""]
@@ -149,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.child_out is not None:
-        args.child_out.write_text(json.dumps(measure_limit(settings), default=str))
+        measure_limit(settings, args.child_out)
         return None
     print(common.describe_machine(common.machine_info()), flush=True)
     limits = {}

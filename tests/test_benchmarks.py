@@ -70,11 +70,15 @@ def test_precision_isa_quick_run_measures_every_limit_in_its_own_process(tmp_pat
         machine = measured["machine"]
         assert machine["onednn_max_cpu_isa"] == (None if label == "default" else label)
         assert machine["cpu_flags"] == record["machine"]["cpu_flags"]
-        systems = [f"{preset}, {precision}" for preset in ("cpu-fast", "keras-example") for precision in PRECISIONS]
+        systems = [f"{preset}, {precision}" for preset in record["settings"]["systems"] for precision in PRECISIONS]
         assert list(measured["systems"]) == systems
         # float32 runs under every limit; bfloat16 runs, or fails with oneDNN's error.
         for name, entry in measured["systems"].items():
             assert entry.get("sequences_per_s", 0) > 0 or (name.endswith("bfloat16") and entry["error"])
+        assert measured["matmul"]["float32"]["gflops"] > 0
+        assert (
+            measured["matmul"]["bfloat16"].get("gflops", 0) > 0 or "aborted" in measured["matmul"]["bfloat16"]["error"]
+        )
     # "auto" follows the limit: below the bfloat16 instructions it chooses float32.
     assert limits["AVX512_CORE"]["machine"]["auto_precision"] == limits["AVX2"]["machine"]["auto_precision"]
     assert limits["AVX2"]["machine"]["auto_precision"] == "float32"
