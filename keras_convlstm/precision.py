@@ -2,9 +2,10 @@
 
 bfloat16 halves the memory traffic of every activation, but it only runs faster where the hardware multiplies
 bfloat16 natively: a CPU with the AVX512_BF16 or AMX instructions, or a GPU of compute capability 8.0 or newer.
-Elsewhere each bfloat16 product is emulated with conversions, and training on an AVX2-only CPU ran about 6x
-slower than in float32 (BENCHMARKS.md, "(g) Precision and CPU instructions"). Older GPUs (a T4 is 7.5) multiply
-float16 natively; float16 has a narrow range, so it trains with loss scaling (``keras.optimizers.LossScaleOptimizer``).
+Elsewhere each bfloat16 product is emulated with conversions: without those instructions cpu-fast trained 3.4x
+slower in bfloat16 than in float32, with them 1.7x faster (BENCHMARKS.md, section (g)). Older GPUs (a T4 is 7.5)
+multiply float16 natively; float16 has a narrow range, so it trains with loss scaling
+(``keras.optimizers.LossScaleOptimizer``).
 
 :func:`choose_precision` is the rule; :func:`resolve_precision` applies it to this machine:
 
