@@ -6,19 +6,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-# ONEDNN_MAX_CPU_ISA limits under which oneDNN has no bfloat16 convolution: TensorFlow then fails bfloat16 models
-# (a real AVX2-only CPU emulates them instead). The limit makes a newer CPU time the suite like an AVX2-only one.
-NO_BFLOAT16_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
+# ONEDNN_MAX_CPU_ISA limits under which oneDNN has no bfloat16 or float16 convolution: TensorFlow then fails such
+# models (a real AVX2-only CPU emulates them instead). The limit makes a newer CPU time the suite like an AVX2 one.
+NO_HALF_PRECISION_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skips tests marked ``bfloat16`` when oneDNN is limited below the instructions its bfloat16 kernels need."""
+    """Skips tests marked ``half_precision`` when oneDNN is limited below the instructions of those kernels."""
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if limit not in NO_BFLOAT16_ISAS:
+    if limit not in NO_HALF_PRECISION_ISAS:
         return
-    skip = pytest.mark.skip(reason=f"oneDNN has no bfloat16 convolution under ONEDNN_MAX_CPU_ISA={limit}")
+    skip = pytest.mark.skip(reason=f"oneDNN has no bfloat16 or float16 convolution under ONEDNN_MAX_CPU_ISA={limit}")
     for item in items:
-        if item.get_closest_marker("bfloat16") is not None:
+        if item.get_closest_marker("half_precision") is not None:
             item.add_marker(skip)
 
 

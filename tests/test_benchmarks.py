@@ -48,7 +48,7 @@ def test_rollout_speed_quick_run(tmp_path):
     )
 
 
-@pytest.mark.bfloat16
+@pytest.mark.half_precision
 def test_flops_quick_run(tmp_path):
     record = run_quick("flops", tmp_path / "flops.json")
     peak = record["results"]["peak"]

@@ -174,7 +174,10 @@ def test_encoder_forecaster_states_carry_the_input():
     assert np.abs(first[0] - first[1]).max() > 1e-4  # different inputs give different forecasts
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=pytest.mark.bfloat16), "float16"])
+@pytest.mark.parametrize(
+    "precision",
+    ["float32", *(pytest.param(name, marks=pytest.mark.half_precision) for name in ("bfloat16", "float16"))],
+)
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_output_shape_and_dtype(name, precision):
     model = build_model(name, **tiny(name, precision=precision))
@@ -302,7 +305,7 @@ def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.
     return frames
 
 
-@pytest.mark.bfloat16
+@pytest.mark.half_precision
 def test_bfloat16_model_learns_a_tiny_problem():
     model = build_model(
         "cpu-fast", image_size=16, filters=(8, 8), kernel_sizes=(3, 3), learning_rate=0.01, precision="bfloat16"

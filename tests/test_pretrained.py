@@ -45,7 +45,7 @@ def test_loading_does_not_warn_about_the_optimizer_state_left_out(recwarn):
     assert not [w for w in recwarn if "Skipping variable loading" in str(w.message)]
 
 
-@pytest.mark.bfloat16
+@pytest.mark.half_precision
 def test_a_shipped_model_rebuilt_in_float32_predicts_the_stored_frames_within_bfloat16_rounding():
     stored = pretrained.load_pretrained(NAME, precision="bfloat16")
     rebuilt = pretrained.load_pretrained(NAME, precision="float32")

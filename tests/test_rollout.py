@@ -42,7 +42,7 @@ def test_rollout_equals_official_loop(preset):
     np.testing.assert_allclose(fast, reference, atol=1e-5, rtol=0)
 
 
-@pytest.mark.bfloat16
+@pytest.mark.half_precision
 def test_bfloat16_rollout_stays_close_to_official_loop():
     keras.utils.set_random_seed(0)
     model = build_model("cpu-fast", image_size=16, precision="bfloat16")
