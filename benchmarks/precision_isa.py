@@ -135,8 +135,8 @@ def ratios(limits: dict) -> dict:
             result[f"{label}: {preset} bfloat16 / float32"] = bf16 / fp32 if bf16 and fp32 else None
             for precision in PRECISIONS:
                 mine = record["systems"][f"{preset}, {precision}"].get("sequences_per_s")
-                default = limits["default"]["systems"][f"{preset}, {precision}"].get("sequences_per_s")
-                if label != "default":
+                if label != "default" and "default" in limits:
+                    default = limits["default"]["systems"][f"{preset}, {precision}"].get("sequences_per_s")
                     result[f"{label}: {preset} {precision} / default"] = mine / default if mine and default else None
     return result
 
@@ -163,6 +163,9 @@ def report(results: dict) -> str:
 def main(argv: list[str] | None = None) -> dict | None:
     argv = sys.argv[1:] if argv is None else argv
     parser = common.argument_parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--limits", nargs="+", choices=[label for label, _ in LIMITS], default=[label for label, _ in LIMITS]
+    )
     # Internal: the parent asks a child for the figures of its limit, written as JSON to this path.
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(common.describe_machine(common.machine_info()), flush=True)
     limits = {}
     for label, limit in LIMITS:
+        if label not in args.limits:
+            continue
         print(f"ONEDNN_MAX_CPU_ISA={limit or '(unset)'} in a child process ...", flush=True)
         limits[label] = run_child(limit, args.quick)
     results = {"limits": limits, "ratios": ratios(limits)}
