@@ -16,7 +16,7 @@ from AVX-512 to AVX2.
 
 Usage (from the repository root)::
 
-    nice -n 19 python -m benchmarks.precision_isa [--quick]
+    nice -n 19 python -m benchmarks.precision_isa [--quick] [--limits default AVX512_CORE AVX2]
 """
 
 from __future__ import annotations
@@ -164,7 +164,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     argv = sys.argv[1:] if argv is None else argv
     parser = common.argument_parser(__doc__.splitlines()[0])
     parser.add_argument(
-        "--limits", nargs="+", choices=[label for label, _ in LIMITS], default=[label for label, _ in LIMITS]
+        "--limits",
+        nargs="+",
+        choices=[label for label, _ in LIMITS],
+        default=[label for label, _ in LIMITS],
+        help="the oneDNN limits to measure (default: all)",
     )
     # Internal: the parent asks a child for the figures of its limit, written as JSON to this path.
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
