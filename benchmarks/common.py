@@ -16,9 +16,12 @@ import tensorflow as tf
 
 from keras_convlstm import models, synthetic
 from keras_convlstm.metrics import _format_table, _format_value
+from keras_convlstm.precision import cpu_flags, cpu_info, onednn_max_cpu_isa, resolve_precision
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SHARED_MACHINE_NOTE = "Figures depend on the machine and on what else runs on it (see the load average)."
+# The CPU flags that decide float32 and bfloat16 speed, recorded beside every figure.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -26,31 +29,18 @@ SHARED_MACHINE_NOTE = "Figures depend on the machine and on what else runs on it
 # ---------------------------------------------------------------------------------------------------------
 
 
-def cpuinfo() -> dict[str, str]:
-    """The fields of the first processor in /proc/cpuinfo (empty on systems without that file)."""
-    fields: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return fields
-    for line in text.splitlines():
-        if not line.strip():
-            if fields:
-                break
-            continue
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return fields
-
-
 def machine_info() -> dict[str, object]:
-    """CPU model, core count, library versions, date and load average, as plain JSON data."""
-    cpu = cpuinfo()
+    """CPU model and speed flags, oneDNN limit, core count, library versions, date and load average, as JSON data."""
+    cpu = cpu_info()
+    flags = cpu_flags()
     return {
         "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
         "cpu_vendor": cpu.get("vendor_id", "unknown"),
         "cpu_family": cpu.get("cpu family", "unknown"),
         "cpu_mhz": float(cpu["cpu MHz"]) if "cpu MHz" in cpu else None,
+        "cpu_flags": None if flags is None else [flag for flag in SPEED_FLAGS if flag in flags],
+        "onednn_max_cpu_isa": onednn_max_cpu_isa(),
+        "auto_precision": resolve_precision("auto"),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -62,10 +52,12 @@ def machine_info() -> dict[str, object]:
 
 
 def describe_machine(info: dict[str, object]) -> str:
-    """Two lines naming the machine and the software, for the head of a report."""
+    """Three lines naming the machine, its speed flags and the software, for the head of a report."""
     return (
         f"Machine: {info['cpu_model']} ({info['cpu_vendor']}, family {info['cpu_family']}, "
         f"{info['cpu_mhz']} MHz), {info['cores']} cores, load average {info['load_average_1_5_15_min']}\n"
+        f"CPU flags: {' '.join(info['cpu_flags'] or ['unknown'])}; ONEDNN_MAX_CPU_ISA={info['onednn_max_cpu_isa']}; "
+        f"precision 'auto' = {info['auto_precision']}\n"
         f"Software: Python {info['python']}, NumPy {info['numpy']}, TensorFlow {info['tensorflow']}, "
         f"Keras {info['keras']}; {info['date']}"
     )

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ghz", type=float, default=None, help="clock in GHz used for the peak")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    ceiling = peak(common.cpuinfo(), args.flops_per_cycle, args.ghz)
+    ceiling = peak(common.cpu_info(), args.flops_per_cycle, args.ghz)
     print(common.describe_machine(common.machine_info()), flush=True)
     ceiling["matmul_gflops"] = matmul_gflops(settings["matmul_size"], settings["matmul_repeats"])
     ceiling["matmul_bf16_gflops"] = matmul_gflops(settings["matmul_size"], settings["matmul_repeats"], tf.bfloat16)

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Frames run through the network: official {official_steps}, ours {ours_steps} "
         f"(ratio {official_steps / ours_steps:.3g}: the speed-up of compute-bound work with equal per-frame cost)"
     )
-    ceiling = flops.peak(common.cpuinfo())
+    ceiling = flops.peak(common.cpu_info())
     print(
         "GFLOP/s: forward convolution FLOPs of the frames each path runs (benchmarks.flops counts) per steady "
         f"second; {flops.describe_peak(ceiling)}"

@@ -20,6 +20,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parent.parent
 BENCHMARKS = (
     "train_throughput",
+    "precision_isa",
     "rollout_speed",
     "generation_speed",
     "loading_memory",

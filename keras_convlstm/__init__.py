@@ -3,7 +3,8 @@
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
 against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``layers``, ``models``, ``rollout``,
-``training``, ``distribute``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``recipes``, ``cli``.
+``training``, ``distribute``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``precision``,
+``recipes``, ``cli``.
 """
 
 import contextlib
@@ -44,6 +45,7 @@ from keras_convlstm import (  # noqa: E402
     losses,
     metrics,
     models,
+    precision,
     pretrained,
     rollout,
     synthetic,
@@ -59,6 +61,7 @@ from keras_convlstm.data import (  # noqa: E402
 )
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.models import ModelConfig, build_model, get_preset, list_presets  # noqa: E402
+from keras_convlstm.precision import resolve_precision  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
 from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames  # noqa: E402
 from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits  # noqa: E402
@@ -91,8 +94,10 @@ __all__ = [
     "models",
     "official_rollout",
     "predict_frames",
+    "precision",
     "predict_next_frames",
     "pretrained",
+    "resolve_precision",
     "rollout",
     "split_dataset",
     "synthetic",

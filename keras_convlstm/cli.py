@@ -24,6 +24,7 @@ from keras_convlstm.distribute import data_parallel, replica_count  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
 from keras_convlstm.models import build_model, check_input, list_presets  # noqa: E402
+from keras_convlstm.precision import AUTO, PRECISIONS, resolve_precision  # noqa: E402
 from keras_convlstm.pretrained import list_pretrained, load_pretrained, pretrained_info  # noqa: E402
 from keras_convlstm.recipes import RECIPES  # noqa: E402
 from keras_convlstm.rollout import predict_frames  # noqa: E402
@@ -136,7 +137,10 @@ def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
     keys += ("epochs", "steps_per_epoch", "max_minutes", "devices", "multi_worker", "sync_batchnorm")
     keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
-    return {key: getattr(args, key) for key in keys}
+    settings = {key: getattr(args, key) for key in keys}
+    # What "auto" chose here; a run resumed on another machine must compute in the same precision.
+    settings["compute_precision"] = resolve_precision(args.precision)
+    return settings
 
 
 def _initial_weights(source: str) -> list[np.ndarray]:
@@ -347,7 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train a preset; rerun with --resume after an interruption")
     p.add_argument("--preset", default="keras-example-causal", choices=list_presets())
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--precision",
+        default=AUTO,
+        choices=[AUTO, *PRECISIONS],
+        help="compute precision; auto: bfloat16 where the CPU or GPU computes it natively, float16 on older GPUs, "
+        "float32 elsewhere",
+    )
     p.add_argument(
         "--data",
         default=GENERATED,

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 from keras_convlstm.losses import get_loss
+from keras_convlstm.precision import AUTO, resolve_precision
 
 KINDS = ("seq2seq", "many_to_one", "encoder_forecaster", "classifier")
 OUTPUTS = ("conv3d", "causal_conv3d", "conv1x1")
@@ -83,7 +84,9 @@ class ModelConfig:
         optimizer: ``"adam"``, ``"rmsprop"`` or ``"adadelta"`` (Keras defaults apart from the learning rate).
         learning_rate: optimizer learning rate.
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` compute dtype of the inner layers (weights
-            stay float32; outputs and loss are float32; float16 trains with loss scaling).
+            stay float32; outputs and loss are float32; float16 trains with loss scaling), or ``"auto"``: the one
+            the machine computes fastest (:func:`keras_convlstm.precision.resolve_precision`), resolved when the
+            model is built, so ``model.config.precision`` and a saved model name the precision it computes in.
     """
 
     name: str
@@ -173,8 +176,8 @@ class ModelConfig:
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             fail("learning_rate", "a positive number")
-        if self.precision not in PRECISION_POLICIES:
-            fail("precision", f"one of {tuple(PRECISION_POLICIES)}")
+        if self.precision not in (AUTO, *PRECISION_POLICIES):
+            fail("precision", f"one of {(AUTO, *PRECISION_POLICIES)}")
 
 
 _OFFICIAL = ModelConfig(
@@ -210,16 +213,17 @@ _NOISY_SQUARES = ModelConfig(
     learning_rate=1.0,
 )
 
-# Trains at 27.6 sequences/s on 2 idle CPU cores (model.fit, batch 16, bfloat16, 20-frame 64x64 Moving MNIST;
-# `python -m benchmarks.train_throughput`, see BENCHMARKS.md), 52x the official network in float32.
+# Trains at 27.6 sequences/s on 2 idle CPU cores with bfloat16 instructions (model.fit, batch 16, bfloat16,
+# 20-frame 64x64 Moving MNIST; `python -m benchmarks.train_throughput`, see BENCHMARKS.md), 52x the official
+# network in float32. "auto" keeps float32 on CPUs that would emulate bfloat16 (BENCHMARKS.md, section (g)).
 _CPU_FAST = ModelConfig(
     name="cpu-fast",
-    description="Causal 4x4-patch model, 2 x ConvLSTM2D 32 (5x5), bfloat16: trains on 2 CPU cores.",
+    description="Causal 4x4-patch model, 2 x ConvLSTM2D 32 (5x5), auto precision: trains on 2 CPU cores.",
     patch_size=4,
     filters=(32, 32),
     kernel_sizes=(5, 5),
     output="causal_conv3d",
-    precision="bfloat16",
+    precision=AUTO,
 )
 
 PRESETS: dict[str, ModelConfig] = {
@@ -432,6 +436,7 @@ class ConvLSTMModel(keras.Model):
             config = ModelConfig(**config)
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig or a dict of its fields, got {type(config).__name__}")
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision))
         inputs = keras.Input((config.input_frames, *config.frame_shape), name="frames")
         if config.kind == "encoder_forecaster":
             outputs = _encoder_forecaster(config, inputs)
@@ -471,7 +476,8 @@ def build_model(preset: str | ModelConfig = "keras-example-causal", **overrides)
     """Builds and compiles a model from a preset name or a :class:`ModelConfig`, with optional field overrides.
 
     XLA compilation is off on CPU (it made ConvLSTM training about 60x slower there) and "auto" when a GPU is
-    visible. The global Keras dtype policy is left untouched.
+    visible. The global Keras dtype policy is left untouched. A ``precision="auto"`` config is resolved for this
+    machine (bfloat16 only where the hardware computes it natively); ``model.config`` holds the answer.
 
     Args:
         preset: a name from :func:`list_presets`, or a :class:`ModelConfig`.
@@ -497,7 +503,7 @@ def build_model(preset: str | ModelConfig = "keras-example-causal", **overrides)
     config = dataclasses.replace(config, **overrides)
     model = ConvLSTMModel(config)
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(model.config),
         loss=get_loss(config.loss),
         metrics=["accuracy"] if config.kind == "classifier" else None,
         jit_compile="auto" if tf.config.list_physical_devices("GPU") else False,

@@ -38,6 +38,7 @@ from keras_convlstm.distribute import (
     steps_without_empty_replicas,
 )
 from keras_convlstm.files import atomic_path, write_json, write_text
+from keras_convlstm.precision import describe_hardware
 from keras_convlstm.rollout import frame_stepper
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -282,7 +283,8 @@ def train(
             the checkpoints are plain models. ``batch_size`` stays the global batch, split across devices.
         synchronized_batchnorm: under a distribution, all-reduce BatchNormalization statistics across replicas
             (TensorFlow only); False normalises each replica's share of the batch with its own statistics.
-        verbose: ``model.fit`` verbosity (2: one line per epoch).
+        verbose: ``model.fit`` verbosity (2: one line per epoch); when non-zero, the compute precision of a
+            :class:`~keras_convlstm.models.ConvLSTMModel` and the hardware it was chosen for are printed first.
 
     Returns:
         The Keras ``History`` of the epochs run in this call.
@@ -340,6 +342,8 @@ def train(
     all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     all_callbacks += list(callbacks)
     fitted.scheduled_sampling = scheduled_sampling
+    if verbose and hasattr(model, "config"):
+        print(f"training {model.name} in {model.config.precision} on {describe_hardware()}", flush=True)
     try:
         with contextlib.nullcontext() if distribution is None else distribution.scope():
             history = fitted.fit(

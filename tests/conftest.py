@@ -6,8 +6,39 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+# ONEDNN_MAX_CPU_ISA limits under which oneDNN has no bfloat16 or float16 convolution: TensorFlow then fails such
+# models (a real AVX2-only CPU emulates them instead). The limit makes a newer CPU time the suite like an AVX2 one.
+NO_HALF_PRECISION_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips tests marked ``half_precision`` when oneDNN is limited below the instructions of those kernels."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if limit not in NO_HALF_PRECISION_ISAS:
+        return
+    skip = pytest.mark.skip(reason=f"oneDNN has no bfloat16 or float16 convolution under ONEDNN_MAX_CPU_ISA={limit}")
+    for item in items:
+        if item.get_closest_marker("half_precision") is not None:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def private_keras_home(tmp_path_factory, monkeypatch):
     """Points KERAS_HOME at an empty folder so no test reads or writes the user's ~/.keras cache."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
+
+
+@pytest.fixture
+def fake_hardware(monkeypatch):
+    """Makes ``precision="auto"`` see the given CPU flags and GPU instead of this machine's.
+
+    Call it as ``fake_hardware(cpu_flags={"avx2"}, gpu_compute_capability=None)``.
+    """
+    from keras_convlstm import precision
+
+    def fake(cpu_flags=None, gpu_compute_capability=None):
+        monkeypatch.setattr(precision, "cpu_flags", lambda: None if cpu_flags is None else frozenset(cpu_flags))
+        monkeypatch.setattr(precision, "gpu_compute_capability", lambda: gpu_compute_capability)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+    return fake

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks import flops
+from keras_convlstm import precision
 from keras_convlstm.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
+PRECISIONS = ("float32", "bfloat16")
 
 
-def run_quick(name: str, out: Path) -> dict:
-    command = [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out)]
+def run_quick(name: str, out: Path, *options: str) -> dict:
+    command = [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out), *options]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=600)
     return json.loads(out.read_text())
 
@@ -46,6 +48,7 @@ def test_rollout_speed_quick_run(tmp_path):
     )
 
 
+@pytest.mark.half_precision
 def test_flops_quick_run(tmp_path):
     record = run_quick("flops", tmp_path / "flops.json")
     peak = record["results"]["peak"]
@@ -69,3 +72,27 @@ def test_replicas_quick_mode_times_one_and_two_replicas(tmp_path):
         one, two = systems[f"{label}, 1 replica(s)"], systems[f"{label}, 2 replica(s)"]
         assert one["batch_size"] == two["batch_size"] and two["replicas"] == 2
         assert ratio == pytest.approx(two["sequences_per_s"] / one["sequences_per_s"])
+
+
+def test_precision_isa_quick_run_measures_under_the_avx2_limit_in_its_own_process(tmp_path):
+    record = run_quick("precision_isa", tmp_path / "precision_isa.json", "--limits", "AVX2")
+    assert list(record["results"]["limits"]) == ["AVX2"]
+    measured = record["results"]["limits"]["AVX2"]
+    machine = measured["machine"]
+    assert machine["onednn_max_cpu_isa"] == "AVX2" and machine["cpu_flags"] == record["machine"]["cpu_flags"]
+    assert machine["auto_precision"] == precision.choose_precision(
+        precision.cpu_flags(), precision.gpu_compute_capability(), "AVX2"
+    )
+    assert list(measured["systems"]) == [f"cpu-fast, {name}" for name in PRECISIONS]
+    assert measured["systems"]["cpu-fast, float32"]["sequences_per_s"] > 0
+    assert measured["matmul"]["float32"]["gflops"] > 0
+    # bfloat16 runs (emulated), or fails with oneDNN's error: a graph error in training, an abort in the matmul.
+    bfloat16 = measured["systems"]["cpu-fast, bfloat16"]
+    assert bfloat16.get("sequences_per_s", 0) > 0 or bfloat16["error"]
+    assert measured["matmul"]["bfloat16"].get("gflops", 0) > 0 or "aborted" in measured["matmul"]["bfloat16"]["error"]
+    ratio = record["results"]["ratios"]["AVX2: cpu-fast bfloat16 / float32"]
+    if "sequences_per_s" in bfloat16:
+        float32 = measured["systems"]["cpu-fast, float32"]["sequences_per_s"]
+        assert ratio == pytest.approx(bfloat16["sequences_per_s"] / float32)
+    else:
+        assert ratio is None

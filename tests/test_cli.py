@@ -142,13 +142,16 @@ def test_fine_tuning_with_scheduled_sampling_starts_from_the_given_weights(seque
         np.testing.assert_allclose(after, before, atol=1e-6)
 
 
-def test_layer_overrides_build_and_record_a_deeper_model(sequences_file, tmp_path, capsys):
+def test_layer_overrides_build_and_record_a_deeper_model(sequences_file, tmp_path, capsys, fake_hardware):
+    fake_hardware(cpu_flags={"avx2", "fma"})  # a CPU without bfloat16 instructions: "auto" trains in float32
     args = ["train", "--preset", "cpu-fast", "--data", str(sequences_file), "--num-sequences", "4"]
     args += ["--val-fraction", "0.5", "--batch-size", "2", "--epochs", "1"]
     run_dir = tmp_path / "deep"
     assert main([*args, "--filters", "4", "6", "8", "--kernel-sizes", "3", "5", "3", "--out-dir", str(run_dir)]) == 0
+    assert "in float32 on" in capsys.readouterr().out
     settings = json.loads((run_dir / "run.json").read_text())
     assert settings["filters"] == [4, 6, 8] and settings["kernel_sizes"] == [3, 5, 3]
+    assert settings["precision"] == "auto" and settings["compute_precision"] == "float32"
     model = keras.saving.load_model(run_dir / "model.keras")
     assert model.config.filters == (4, 6, 8) and model.config.kernel_sizes == (3, 5, 3)
     assert model.config.patch_size == 4 and model.config.precision == "float32"

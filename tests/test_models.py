@@ -174,7 +174,10 @@ def test_encoder_forecaster_states_carry_the_input():
     assert np.abs(first[0] - first[1]).max() > 1e-4  # different inputs give different forecasts
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize(
+    "precision",
+    ["float32", *(pytest.param(name, marks=pytest.mark.half_precision) for name in ("bfloat16", "float16"))],
+)
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_output_shape_and_dtype(name, precision):
     model = build_model(name, **tiny(name, precision=precision))
@@ -302,9 +305,11 @@ def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.
     return frames
 
 
+@pytest.mark.half_precision
 def test_bfloat16_model_learns_a_tiny_problem():
-    model = build_model("cpu-fast", image_size=16, filters=(8, 8), kernel_sizes=(3, 3), learning_rate=0.01)
-    assert model.config.precision == "bfloat16"
+    model = build_model(
+        "cpu-fast", image_size=16, filters=(8, 8), kernel_sizes=(3, 3), learning_rate=0.01, precision="bfloat16"
+    )
     sequences = _moving_square_sequences(16, 8, 16, seed=0)
     inputs, targets = sequences[:, :-1], sequences[:, 1:]
     history = model.fit(inputs, targets, batch_size=8, epochs=20, shuffle=False, verbose=0)
@@ -381,7 +386,7 @@ def test_saved_models_reload_in_a_fresh_process(tmp_path):
         ("shi2015", {"filters": (8, 8)}, r"one kernel size per ConvLSTM2D layer: filters=\(8, 8\) has 2 layers"),
         ("shi2015", {"image_size": 30}, r"image_size must be divisible by patch_size=4, got 30x30 frames"),
         ("keras-example", {"image_size": (64, 0)}, r"image_size must be a positive integer or .*got \(64, 0\)"),
-        ("keras-example", {"precision": "float64"}, r"precision must be one of .*'bfloat16'.*got 'float64'"),
+        ("keras-example", {"precision": "float64"}, r"precision must be one of \('auto', .*'bfloat16'.*got 'float64'"),
         ("keras-example", {"kind": "gan"}, r"kind must be one of .*got 'gan'"),
         ("keras-example", {"output": "dense"}, r"output must be one of .*got 'dense'"),
         ("keras-example", {"optimizer": "sgd"}, r"optimizer must be one of .*got 'sgd'"),

@@ -42,10 +42,10 @@ def test_rollout_equals_official_loop(preset):
     np.testing.assert_allclose(fast, reference, atol=1e-5, rtol=0)
 
 
+@pytest.mark.half_precision
 def test_bfloat16_rollout_stays_close_to_official_loop():
     keras.utils.set_random_seed(0)
-    model = build_model("cpu-fast", image_size=16)
-    assert model.config.precision == "bfloat16"
+    model = build_model("cpu-fast", image_size=16, precision="bfloat16")
     context = random_frames(model, batch=2, time=4)
     fast = predict_frames(model, context, horizon=3)
     np.testing.assert_allclose(fast, official_rollout(model, context, horizon=3), atol=2e-3, rtol=0)
