@@ -99,24 +99,27 @@ def replica_count(distribution: Distribution) -> int:
 
 
 def steps_without_empty_replicas(dataset: keras.utils.PyDataset, replicas: int, name: str = "data") -> int | None:
-    """Batches of ``dataset`` to use so that every replica gets at least one example of each batch.
+    """Batches of ``dataset`` to use so that every batch splits across the replicas.
 
-    A last batch smaller than the number of replicas would leave a replica with nothing to compute, which
-    recurrent layers cannot do; it is skipped (it comes back in a later epoch's order when data is shuffled).
+    ``tf.distribute`` splits a batch unevenly but cannot leave a replica empty (recurrent layers fail on an empty
+    batch); JAX shards a batch only in equal parts. A last batch that does not split is skipped (with shuffled
+    data its sequences come back in other epochs' batches).
 
     Returns:
-        ``len(dataset) - 1`` when the last batch is too small, else None (every batch).
+        ``len(dataset) - 1`` when the last batch does not split, else None (every batch).
 
     Raises:
-        ValueError: even the first batch is smaller than ``replicas``.
+        ValueError: the only batch does not split.
     """
     last = len(dataset[len(dataset) - 1][0])
-    if last >= replicas:
+    equal_parts = keras.backend.backend() == "jax"
+    if (last % replicas == 0) if equal_parts else (last >= replicas):
         return None
     if len(dataset) == 1:
+        needed = f"a multiple of {replicas}" if equal_parts else f"at least {replicas}"
         raise ValueError(
             f"the {name} has one batch of {last} sequence(s), which cannot be split across {replicas} replicas: "
-            f"give it at least {replicas} sequences, or use fewer devices"
+            f"give it {needed} sequences, or use fewer devices"
         )
     return len(dataset) - 1
 
