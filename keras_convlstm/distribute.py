@@ -109,10 +109,13 @@ def steps_without_empty_replicas(dataset: keras.utils.PyDataset, replicas: int, 
         ``len(dataset) - 1`` when the last batch does not split, else None (every batch).
 
     Raises:
-        ValueError: the only batch does not split.
+        ValueError: the only batch does not split, or (JAX) the batch size is not a multiple of ``replicas``.
     """
     last = len(dataset[len(dataset) - 1][0])
     equal_parts = keras.backend.backend() == "jax"
+    first = len(dataset[0][0])
+    if equal_parts and len(dataset) > 1 and first % replicas:
+        raise ValueError(f"the {name}'s batch of {first} must be a multiple of the {replicas} replicas on JAX")
     if (last % replicas == 0) if equal_parts else (last >= replicas):
         return None
     if len(dataset) == 1:
