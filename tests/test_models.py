@@ -174,7 +174,7 @@ def test_encoder_forecaster_states_carry_the_input():
     assert np.abs(first[0] - first[1]).max() > 1e-4  # different inputs give different forecasts
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("precision", [pytest.param("float32", marks=pytest.mark.backends), "bfloat16", "float16"])
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_output_shape_and_dtype(name, precision):
     model = build_model(name, **tiny(name, precision=precision))
@@ -279,6 +279,7 @@ def test_config_is_plain_frozen_data():
     assert built.config == dataclasses.replace(copy, image_size=8)
 
 
+@pytest.mark.backends
 def test_one_training_step_lowers_the_loss():
     for name in ("shi2015", "moving-square"):
         model = build_model(name, **tiny(name, learning_rate=0.01))
