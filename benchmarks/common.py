@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_convlstm import models, synthetic
 from keras_convlstm.metrics import _format_table, _format_value
@@ -43,8 +43,16 @@ def cpuinfo() -> dict[str, str]:
     return fields
 
 
+def _installed_version(package: str) -> str | None:
+    """The installed version of ``package``, read without importing it (None when it is not installed)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict[str, object]:
-    """CPU model, core count, library versions, date and load average, as plain JSON data."""
+    """CPU model, core count, Keras backend, library versions, date and load average, as plain JSON data."""
     cpu = cpuinfo()
     return {
         "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
@@ -54,8 +62,10 @@ def machine_info() -> dict[str, object]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "tensorflow": tf.__version__,
+        "tensorflow": _installed_version("tensorflow"),
+        "jax": _installed_version("jax"),
         "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_average_1_5_15_min": [round(value, 2) for value in os.getloadavg()],
     }
@@ -67,7 +77,7 @@ def describe_machine(info: dict[str, object]) -> str:
         f"Machine: {info['cpu_model']} ({info['cpu_vendor']}, family {info['cpu_family']}, "
         f"{info['cpu_mhz']} MHz), {info['cores']} cores, load average {info['load_average_1_5_15_min']}\n"
         f"Software: Python {info['python']}, NumPy {info['numpy']}, TensorFlow {info['tensorflow']}, "
-        f"Keras {info['keras']}; {info['date']}"
+        f"JAX {info['jax']}, Keras {info['keras']} on {info['keras_backend']}; {info['date']}"
     )
 
 
