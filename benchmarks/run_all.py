@@ -18,7 +18,15 @@ import time
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("train_throughput", "rollout_speed", "generation_speed", "loading_memory", "flops", "time_to_quality")
+BENCHMARKS = (
+    "train_throughput",
+    "rollout_speed",
+    "generation_speed",
+    "loading_memory",
+    "flops",
+    "time_to_quality",
+    "backends",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
