@@ -1,6 +1,7 @@
 """Files cross backends: a ``.keras`` saved on TensorFlow loads on JAX and back, predicting the same frames.
 
-Each backend runs in a fresh process (``KERAS_BACKEND`` is read once, at ``import keras``).
+Each backend runs in a fresh process (``KERAS_BACKEND`` is read once, at ``import keras``). Outside TensorFlow
+the process cannot import TensorFlow at all, as on a machine that lacks it.
 """
 
 import json
@@ -14,15 +15,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Builds (or loads, with safe_mode) a model, then writes its teacher-forced outputs and a 3-frame rollout.
+# Builds and trains one step (or loads, with safe_mode) a model, then writes its outputs and a 3-frame rollout.
 SCRIPT = """
 import json, sys
+if sys.argv[4] != "tensorflow":
+    sys.modules["tensorflow"] = None  # any import of TensorFlow fails from here on
 import keras, numpy as np
 from keras_convlstm import pretrained
 from keras_convlstm.models import build_model
 from keras_convlstm.rollout import predict_frames
 
 source, frames_file, out_file = sys.argv[1:4]
+frames = np.load(frames_file)
 if source.endswith(".keras"):
     model = keras.saving.load_model(source, safe_mode=True)
 elif source.startswith("pretrained:"):
@@ -30,8 +34,8 @@ elif source.startswith("pretrained:"):
 else:
     keras.utils.set_random_seed(0)
     model = build_model(**json.loads(source))
+    model.fit(frames[:, :-1], frames[:, 1:], epochs=1, verbose=0)
     model.save(out_file.replace(".npz", ".keras"))
-frames = np.load(frames_file)
 outputs = keras.ops.convert_to_numpy(model(frames, training=False))
 np.savez(out_file, outputs=outputs, rollout=predict_frames(model, frames, 3), backend=keras.backend.backend())
 """
@@ -40,7 +44,7 @@ np.savez(out_file, outputs=outputs, rollout=predict_frames(model, frames, 3), ba
 def run(backend: str, source: str, frames_file: Path, out_file: Path) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, source, str(frames_file), str(out_file)],
+        [sys.executable, "-c", SCRIPT, source, str(frames_file), str(out_file), backend],
         capture_output=True,
         text=True,
         env=env,
@@ -60,8 +64,9 @@ MODELS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("saved_on, loaded_on", [("tensorflow", "jax"), ("jax", "tensorflow")])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(
+    "name, saved_on, loaded_on", [("keras-example", "tensorflow", "jax"), ("cpu-fast", "jax", "tensorflow")]
+)
 def test_a_file_saved_on_one_backend_predicts_the_same_frames_on_another(tmp_path, name, saved_on, loaded_on):
     frames = np.random.default_rng(0).random((2, 4, 16, 16, 1), dtype=np.float32)
     np.save(tmp_path / "frames.npy", frames)
