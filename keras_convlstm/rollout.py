@@ -29,12 +29,12 @@ _STEPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compile_step(function: Callable, variables: Sequence[keras.Variable]) -> Callable:
-    """Compiles ``function`` the way the active Keras backend runs a step of a layer fastest.
+    """Compiles ``function`` for the active Keras backend.
 
     TensorFlow: ``tf.function`` (variables are read live from the graph). JAX: ``jax.jit`` of a stateless
     version that receives the current values of ``variables`` as an argument at every call, so the compiled step
-    always sees the latest weights instead of the values frozen at trace time. PyTorch and NumPy: eager.
-    In each case the Python body runs once per new input signature (a trace), never once per call.
+    always sees the latest weights instead of the values frozen at trace time. PyTorch and NumPy: left eager.
+    Compiled, the Python body runs once per new input signature (a trace), never once per call.
 
     Args:
         function: ``function(*tensors)`` built from Keras layers and ``keras.ops``.
