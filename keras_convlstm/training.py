@@ -226,7 +226,7 @@ class ScheduledSamplingModel(keras.Model):
         self.frame_model = model
         self.schedule = schedule
         self.stepper = FrameStepper(model)
-        first_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
+        first_step = int(model.optimizer.iterations)
         self.training_step = self.add_weight(
             shape=(), dtype="int32", initializer=keras.initializers.Constant(first_step), trainable=False, name="step"
         )
