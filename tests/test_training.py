@@ -277,6 +277,7 @@ class InterruptAfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.backends
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # the interrupted fit leaves history.csv open, as a kill would
 def test_resumed_scheduled_sampling_run_draws_what_the_straight_run_drew(tmp_path):
     sequences = np.random.default_rng(0).integers(0, 256, size=(4, 5, 16, 16, 1), dtype=np.uint8)
