@@ -1,6 +1,6 @@
 # Two commands: `make demo` and `make test`. Each creates the virtualenv and installs on first use.
 # `make test` runs the whole suite on TensorFlow, then the tests marked `backends` on JAX; `make test-torch` installs
-# PyTorch (CPU wheels from PyPI pull several GB of CUDA libraries, so it is not part of `make test`) and runs them there.
+# PyTorch (PyPI's Linux wheel depends on the CUDA libraries, so it is not part of `make test`) and runs them there.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
