@@ -1,12 +1,15 @@
 # Two commands: `make demo` and `make test`. Each creates the virtualenv and installs on first use.
 # `make docs` executes every notebook (quick parameters) and renders it with its figures into docs/.
+# `make test` runs the whole suite on TensorFlow, then the tests marked `backends` on JAX; `make test-torch` installs
+# PyTorch (PyPI's Linux wheel depends on the CUDA libraries, so it is not part of `make test`) and runs them there.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.14.1
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench docs clean
+.PHONY: install demo test test-torch lint bench docs clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +24,15 @@ demo: install
 	$(PY) -m keras_convlstm demo --out-dir outputs
 
 test: install lint
-	$(PY) -m pytest
+	@echo "== Keras backend: tensorflow (the whole suite) =="
+	KERAS_BACKEND=tensorflow $(PY) -m pytest
+	@echo "== Keras backend: jax (tests marked backends) =="
+	KERAS_BACKEND=jax $(PY) -m pytest -m backends
+
+test-torch: install
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	@echo "== Keras backend: torch (tests marked backends) =="
+	KERAS_BACKEND=torch $(PY) -m pytest -m backends
 
 lint: install
 	$(PY) -m ruff check keras_convlstm tests benchmarks docs notebooks/solutions

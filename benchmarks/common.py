@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_convlstm import models, synthetic
 from keras_convlstm.metrics import _format_table, _format_value
@@ -27,6 +27,14 @@ SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 # ---------------------------------------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _installed_version(package: str) -> str | None:
+    """The installed version of ``package``, read without importing it (None when it is not installed)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def machine_info() -> dict[str, object]:
@@ -44,8 +52,10 @@ def machine_info() -> dict[str, object]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "tensorflow": tf.__version__,
+        "tensorflow": _installed_version("tensorflow"),
+        "jax": _installed_version("jax"),
         "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_average_1_5_15_min": [round(value, 2) for value in os.getloadavg()],
     }
@@ -59,7 +69,7 @@ def describe_machine(info: dict[str, object]) -> str:
         f"CPU flags: {' '.join(info['cpu_flags'] or ['unknown'])}; ONEDNN_MAX_CPU_ISA={info['onednn_max_cpu_isa']}; "
         f"precision 'auto' = {info['auto_precision']}\n"
         f"Software: Python {info['python']}, NumPy {info['numpy']}, TensorFlow {info['tensorflow']}, "
-        f"Keras {info['keras']}; {info['date']}"
+        f"JAX {info['jax']}, Keras {info['keras']} on {info['keras_backend']}; {info['date']}"
     )
 
 

@@ -27,6 +27,7 @@ BENCHMARKS = (
     "flops",
     "replicas",
     "time_to_quality",
+    "backends",
 )
 
 

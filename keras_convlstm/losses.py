@@ -5,21 +5,21 @@ digit may be, it predicts a faint grey. That is optimal for the per-pixel loss b
 term over a black window falls to a half for a prediction of 0.01. :class:`BCEPlusSSIM` adds ``1 - SSIM`` to the
 cross-entropy, so the training objective also pays for the haze.
 
-:func:`ssim` is the differentiable TensorFlow twin of :func:`keras_convlstm.metrics.ssim` (7x7 uniform window,
-data range 1, sample covariance, windows inside the frame only), so the loss scores what the evaluation reports.
+:func:`ssim` is the differentiable twin of :func:`keras_convlstm.metrics.ssim` (7x7 uniform window, data range 1,
+sample covariance, windows inside the frame only), written with ``keras.ops`` so it runs on every backend: the loss
+scores what the evaluation reports.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from keras_convlstm.metrics import SSIM_K1, SSIM_K2, SSIM_WINDOW
 
 DEFAULT_SSIM_WEIGHT = 0.5
 
 
-def ssim(prediction: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:
+def ssim(prediction, truth):
     """SSIM of each frame, differentiable.
 
     Args:
@@ -29,15 +29,15 @@ def ssim(prediction: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:
     Returns:
         float32 ``(batch, time)``: each frame's SSIM, averaged over its windows and channels.
     """
-    prediction = tf.convert_to_tensor(prediction, tf.float32)
-    truth = tf.convert_to_tensor(truth, tf.float32)
-    shape = tf.shape(prediction)
-    channels = prediction.shape[-1]
+    prediction = keras.ops.convert_to_tensor(prediction, "float32")
+    truth = keras.ops.convert_to_tensor(truth, "float32")
+    batch, time = keras.ops.shape(prediction)[0], keras.ops.shape(prediction)[1]
+    height, width, channels = prediction.shape[2:]
     # Both stacks in one tensor of frames, prediction channels first: (batch * time, height, width, 2 * channels).
-    images = tf.reshape(tf.concat([prediction, truth], axis=-1), tf.concat([[-1], shape[2:4], [2 * channels]], 0))
+    images = keras.ops.reshape(keras.ops.concatenate([prediction, truth], axis=-1), (-1, height, width, 2 * channels))
 
-    def window_means(values: tf.Tensor) -> tf.Tensor:
-        return tf.nn.avg_pool2d(values, SSIM_WINDOW, strides=1, padding="VALID")
+    def window_means(values):
+        return keras.ops.average_pool(values, SSIM_WINDOW, strides=1, padding="valid")
 
     means = window_means(images)
     mean_p, mean_t = means[..., :channels], means[..., channels:]
@@ -50,7 +50,7 @@ def ssim(prediction: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:
     cov = norm * (products - mean_p * mean_t)
     c1, c2 = SSIM_K1**2, SSIM_K2**2
     ssim_map = ((2 * mean_p * mean_t + c1) * (2 * cov + c2)) / ((mean_p**2 + mean_t**2 + c1) * (var_p + var_t + c2))
-    return tf.reshape(tf.reduce_mean(ssim_map, axis=[1, 2, 3]), shape[:2])
+    return keras.ops.reshape(keras.ops.mean(ssim_map, axis=(1, 2, 3)), (batch, time))
 
 
 @keras.saving.register_keras_serializable(package="keras_convlstm")
@@ -68,12 +68,12 @@ class BCEPlusSSIM(keras.losses.Loss):
             raise ValueError(f"ssim_weight must be >= 0, got {ssim_weight!r}")
         self.ssim_weight = float(ssim_weight)
 
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    def call(self, y_true, y_pred):
         """Per-frame loss ``(batch, time)`` of ``(batch, time, height, width, channels)`` frames."""
-        y_true = tf.cast(y_true, tf.float32)
-        y_pred = tf.cast(y_pred, tf.float32)
+        y_true = keras.ops.cast(y_true, "float32")
+        y_pred = keras.ops.cast(y_pred, "float32")
         bce = keras.losses.binary_crossentropy(y_true, y_pred)  # mean over channels: (batch, time, h, w)
-        return tf.reduce_mean(bce, axis=[2, 3]) + self.ssim_weight * (1.0 - ssim(y_pred, y_true))
+        return keras.ops.mean(bce, axis=(2, 3)) + self.ssim_weight * (1.0 - ssim(y_pred, y_true))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "ssim_weight": self.ssim_weight}

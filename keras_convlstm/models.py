@@ -21,7 +21,6 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 from keras_convlstm.losses import get_loss
@@ -447,13 +446,9 @@ class ConvLSTMModel(keras.Model):
         kwargs.setdefault("name", config.name.replace("-", "_"))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
-        # Set by ``training.train`` while it fits with scheduled sampling; never saved.
-        self.scheduled_sampling = None
 
     def call(self, inputs, training=None, mask=None):
         check_input(self.config, inputs)
-        if self.scheduled_sampling is not None:
-            return self.scheduled_sampling.outputs(self, inputs, training=bool(training))
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self) -> dict:
@@ -475,9 +470,10 @@ def make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
 def build_model(preset: str | ModelConfig = "keras-example-causal", **overrides) -> ConvLSTMModel:
     """Builds and compiles a model from a preset name or a :class:`ModelConfig`, with optional field overrides.
 
-    XLA compilation is off on CPU (it made ConvLSTM training about 60x slower there) and "auto" when a GPU is
-    visible. The global Keras dtype policy is left untouched. A ``precision="auto"`` config is resolved for this
-    machine (bfloat16 only where the hardware computes it natively); ``model.config`` holds the answer.
+    On TensorFlow, XLA compilation is off on CPU (it made ConvLSTM training about 60x slower there) and "auto"
+    when a GPU is visible; other backends get Keras's "auto". The global Keras dtype policy is left untouched. A
+    ``precision="auto"`` config is resolved for this machine (bfloat16 only where the hardware computes it
+    natively); ``model.config`` holds the answer.
 
     Args:
         preset: a name from :func:`list_presets`, or a :class:`ModelConfig`.
@@ -506,6 +502,18 @@ def build_model(preset: str | ModelConfig = "keras-example-causal", **overrides)
         optimizer=make_optimizer(model.config),
         loss=get_loss(config.loss),
         metrics=["accuracy"] if config.kind == "classifier" else None,
-        jit_compile="auto" if tf.config.list_physical_devices("GPU") else False,
+        jit_compile=_jit_compile(),
     )
     return model
+
+
+def _jit_compile() -> bool | str:
+    """XLA off for TensorFlow on a CPU (it made ConvLSTM training about 60x slower there), Keras's "auto" otherwise.
+
+    "auto" compiles with XLA on a TensorFlow GPU and always on JAX (whose uncompiled steps run op by op).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    import tensorflow as tf
+
+    return "auto" if tf.config.list_physical_devices("GPU") else False

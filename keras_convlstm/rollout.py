@@ -4,8 +4,9 @@ The official example predicts frame ``t + 1`` by running ``model.predict`` on th
 keeping the last output frame, so a rollout of ``horizon`` frames re-reads the context ``horizon`` times (quadratic
 cost) and retraces the predict function for every new sequence length. :func:`predict_frames` gives the same frames
 in linear time: it walks the model layer by layer, advances every ConvLSTM2D cell one frame at a time, and keeps
-only the few past frames that a temporal convolution needs. One compiled graph, a loop over that step, runs the
-whole rollout; it is traced once per input signature, never per step or per horizon.
+only the few past frames that a temporal convolution needs. The step is written with Keras layers and
+``keras.ops``; :func:`compile_loop` compiles the loop over it the way each backend allows, traced once per input
+signature, never per step or per horizon.
 
 :func:`official_rollout` keeps the official loop as the reference the fast path is tested and benchmarked against.
 :func:`predict_next_frames` is the one-step-ahead prediction from ground-truth inputs (teacher forcing), which is
@@ -15,10 +16,10 @@ what the official GIF section really displayed.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_convlstm.cell import layer_step, steppable
 from keras_convlstm.data import to_float_frames, validate_frames
@@ -26,6 +27,100 @@ from keras_convlstm.layers import CausalConv3D
 from keras_convlstm.models import check_input
 
 _STEPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compile_step(function: Callable, variables: Sequence[keras.Variable]) -> Callable:
+    """Compiles ``function`` for the active Keras backend.
+
+    TensorFlow: ``tf.function`` (variables are read live from the graph). JAX: ``jax.jit`` of a stateless
+    version that receives the current values of ``variables`` as an argument at every call, so the compiled step
+    always sees the latest weights instead of the values frozen at trace time. PyTorch and NumPy: left eager.
+    Compiled, the Python body runs once per new input signature (a trace), never once per call.
+
+    Args:
+        function: ``function(*tensors)`` built from Keras layers and ``keras.ops``.
+        variables: every Keras variable that ``function`` reads (for example ``model.variables``).
+
+    Returns:
+        A function with the same arguments and results.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # The Python loops in ``function`` are unrolled at trace time, so AutoGraph has nothing to convert.
+        return tf.function(function, reduce_retracing=True, autograph=False)
+    if backend == "jax":
+        import jax
+
+        variables = list(variables)
+
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return function(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([variable.value for variable in variables], *args)
+    return function
+
+
+def compile_loop(step: Callable, initial_state: Callable, variables: Sequence[keras.Variable]) -> Callable:
+    """The rollout loop ``roll(frames, extra_steps)``, compiled the way the active Keras backend allows.
+
+    ``roll`` reads every frame of ``frames`` ``(batch, time, height, width, channels)``, then feeds back
+    ``extra_steps`` predictions, and returns every prediction as a float32 NumPy array
+    ``(batch, time + extra_steps, height, width, channels)``.
+
+    - TensorFlow: the whole loop is one graph (``tf.while_loop`` with the number of steps as a tensor), traced
+      once per input signature for any horizon. Calling a compiled step from Python once per frame instead costs
+      about 2 ms a call there (see BENCHMARKS.md, "Backends").
+    - JAX: XLA compiles fixed output shapes only, so a compiled whole loop would be traced again for every
+      horizon; the step is compiled once by :func:`compile_step` and called from Python once per frame.
+    - PyTorch: the eager step in a Python loop.
+
+    Args:
+        step: ``step(frame, state) -> (prediction, state)`` for one frame ``(batch, height, width, channels)``,
+            written with Keras layers and ``keras.ops``.
+        initial_state: ``initial_state(batch_size)``, the state before the first frame.
+        variables: every Keras variable that ``step`` reads.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        def whole_loop(frames, extra_steps):
+            time_steps = tf.shape(frames)[1]
+            outputs = tf.TensorArray(tf.float32, size=time_steps + extra_steps)
+
+            def read(t, prediction, outputs, *state):
+                prediction, state = step(frames[:, t], list(state))
+                return (t + 1, prediction, outputs.write(t, prediction), *state)
+
+            def feed_back(t, prediction, outputs, *state):
+                prediction, state = step(prediction, list(state))
+                return (t + 1, prediction, outputs.write(t, prediction), *state)
+
+            first_prediction, state = step(frames[:, 0], initial_state(tf.shape(frames)[0]))
+            loop = (tf.constant(1), first_prediction, outputs.write(0, first_prediction), *state)
+            loop = tf.while_loop(lambda t, *_: t < time_steps, read, loop)
+            loop = tf.while_loop(lambda t, *_: t < time_steps + extra_steps, feed_back, loop)
+            return tf.transpose(loop[2].stack(), [1, 0, 2, 3, 4])
+
+        graph = tf.function(whole_loop, reduce_retracing=True, autograph=False)
+        return lambda frames, extra_steps: graph(tf.constant(frames, tf.float32), tf.constant(extra_steps)).numpy()
+
+    compiled_step = compile_step(step, variables)
+
+    def python_loop(frames, extra_steps):
+        frames = keras.ops.convert_to_tensor(frames, "float32")
+        time_steps = frames.shape[1]
+        state = initial_state(frames.shape[0])
+        outputs = []
+        for t in range(time_steps + extra_steps):
+            prediction, state = compiled_step(frames[:, t] if t < time_steps else outputs[-1], state)
+            outputs.append(prediction)
+        return np.stack([keras.ops.convert_to_numpy(output) for output in outputs], axis=1)
+
+    return python_loop
 
 
 def _model_kind(model: keras.Model) -> str:
@@ -62,6 +157,8 @@ class FrameStepper:
 
     The model's layers must form one chain of ConvLSTM2D layers, temporal convolutions (Conv3D with 'same'
     padding or CausalConv3D) and frame-wise layers (BatchNormalization, SpaceToDepth, TimeDistributed, ...).
+    Works on every Keras backend: the step is written with Keras layers and ``keras.ops``; :meth:`step` is compiled
+    by :func:`compile_step` and :meth:`roll` by :func:`compile_loop`.
 
     Args:
         model: a built Keras model, for example from ``build_model``.
@@ -76,28 +173,25 @@ class FrameStepper:
             if isinstance(layer, keras.layers.Conv3D):
                 _temporal_window(layer)  # validates the padding
         self.trace_count = 0
-        # The loop over layers is plain Python unrolled at trace time, so AutoGraph has nothing to convert.
-        self._step = tf.function(self._step_eager, reduce_retracing=True, autograph=False)
-        self._roll = tf.function(self._roll_eager, reduce_retracing=True, autograph=False)
+        self._step = compile_step(self._step_eager, model.variables)
+        self._roll = compile_loop(self._step_eager, self.initial_state, model.variables)
 
-    def initial_state(self, batch_size: int | tf.Tensor) -> list[tf.Tensor]:
+    def initial_state(self, batch_size: int) -> list:
         """Zero states: ``(h, c)`` per ConvLSTM2D and a frame history per temporal convolution."""
         state = []
         for layer in self.layers:
             dtype = layer.compute_dtype
             if isinstance(layer, keras.layers.ConvLSTM2D):
                 shape = (batch_size, *layer.output.shape[-3:])
-                state += [tf.zeros(shape, dtype), tf.zeros(shape, dtype)]
+                state += [keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)]
             elif (window := _temporal_window(layer)) is not None:
                 history, _ = window
-                state.append(tf.zeros((batch_size, history, *layer.input.shape[-3:]), dtype))
+                state.append(keras.ops.zeros((batch_size, history, *layer.input.shape[-3:]), dtype))
         return state
 
-    def _step_eager(
-        self, frame: tf.Tensor, state: list[tf.Tensor], training: bool = False
-    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        self.trace_count += 1  # Python side effect: runs once per trace, never per compiled call.
-        x = frame[:, None]  # (batch, 1, height, width, channels)
+    def _step_eager(self, frame, state: list, training: bool = False) -> tuple:
+        self.trace_count += 1  # Python side effect: runs once per trace when compiled, once per call when eager.
+        x = keras.ops.expand_dims(frame, 1)  # (batch, 1, height, width, channels)
         new_state = []
         position = 0
         for layer in self.layers:
@@ -107,45 +201,27 @@ class FrameStepper:
                 if steppable(layer):
                     h, c = layer_step(layer, x[:, 0], h, c)
                 else:
-                    h, (h, c) = layer.cell(tf.cast(x[:, 0], layer.compute_dtype), [h, c], training=training)
+                    h, (h, c) = layer.cell(keras.ops.cast(x[:, 0], layer.compute_dtype), [h, c], training=training)
                 new_state += [h, c]
-                x = h[:, None] if layer.return_sequences else h
+                x = keras.ops.expand_dims(h, 1) if layer.return_sequences else h
             elif (window := _temporal_window(layer)) is not None:
                 history, future = window
                 frames = state[position]
                 position += 1
-                frames = tf.concat([frames[:, 1:], tf.cast(x, frames.dtype)], axis=1)
+                frames = keras.ops.concatenate([frames[:, 1:], keras.ops.cast(x, frames.dtype)], axis=1)
                 new_state.append(frames)
                 if future:
-                    frames = tf.concat([frames, tf.zeros_like(frames[:, :future])], axis=1)
+                    frames = keras.ops.concatenate([frames, keras.ops.zeros_like(frames[:, :future])], axis=1)
                 x = layer(frames, training=training)[:, history - 1 : history]
             else:
                 x = layer(x, training=training)
-        prediction = x[:, 0] if x.shape.rank == 5 else x
-        return tf.cast(prediction, tf.float32), new_state
+        prediction = x[:, 0] if len(x.shape) == 5 else x
+        return keras.ops.cast(prediction, "float32"), new_state
 
-    def _roll_eager(self, frames: tf.Tensor, extra_steps: tf.Tensor) -> tf.Tensor:
-        time_steps = tf.shape(frames)[1]
-        state = self.initial_state(tf.shape(frames)[0])
-        outputs = tf.TensorArray(tf.float32, size=time_steps + extra_steps)
-
-        def read(t, prediction, outputs, *state):
-            prediction, state = self._step_eager(frames[:, t], list(state))
-            return (t + 1, prediction, outputs.write(t, prediction), *state)
-
-        def feed_back(t, prediction, outputs, *state):
-            prediction, state = self._step_eager(prediction, list(state))
-            return (t + 1, prediction, outputs.write(t, prediction), *state)
-
-        first_prediction, state = self._step_eager(frames[:, 0], state)
-        outputs = outputs.write(0, first_prediction)
-        loop = (tf.constant(1), first_prediction, outputs, *state)
-        loop = tf.while_loop(lambda t, *_: t < time_steps, read, loop)
-        loop = tf.while_loop(lambda t, *_: t < time_steps + extra_steps, feed_back, loop)
-        return tf.transpose(loop[2].stack(), [1, 0, 2, 3, 4])
-
-    def unroll(self, frames: tf.Tensor, feed_back: tf.Tensor, *, training: bool = False) -> tf.Tensor:
+    def unroll(self, frames, feed_back, *, training: bool = False):
         """Differentiable pass over ``frames`` in which chosen inputs are replaced by the model's own predictions.
+
+        Written with Keras layers and ``keras.ops`` only, so it runs inside any backend's compiled train step.
 
         Args:
             frames: true inputs ``(batch, time, height, width, channels)``; ``time`` must be static.
@@ -159,30 +235,31 @@ class FrameStepper:
         Returns:
             float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
         """
-        frames = tf.convert_to_tensor(frames, tf.float32)
-        if frames.shape.rank != 5 or frames.shape[1] is None:
+        frames = keras.ops.convert_to_tensor(frames, "float32")
+        if len(frames.shape) != 5 or frames.shape[1] is None:
             raise ValueError(
                 "unroll needs frames (batch, time, height, width, channels) with a fixed number of frames, got "
-                f"shape {frames.shape}"
+                f"shape {tuple(frames.shape)}"
             )
-        state = self.initial_state(tf.shape(frames)[0])
+        feed_back = keras.ops.convert_to_tensor(feed_back, "bool")
+        state = self.initial_state(keras.ops.shape(frames)[0])
         prediction, state = self._step_eager(frames[:, 0], state, training)
         outputs = [prediction]
         for t in range(1, frames.shape[1]):
-            own = tf.reshape(feed_back[:, t], (-1, 1, 1, 1))
-            prediction, state = self._step_eager(tf.where(own, prediction, frames[:, t]), state, training)
+            own = keras.ops.reshape(feed_back[:, t], (-1, 1, 1, 1))
+            prediction, state = self._step_eager(keras.ops.where(own, prediction, frames[:, t]), state, training)
             outputs.append(prediction)
-        return tf.stack(outputs, axis=1)
+        return keras.ops.stack(outputs, axis=1)
 
-    def roll(self, frames: tf.Tensor, extra_steps: int) -> tf.Tensor:
+    def roll(self, frames, extra_steps: int) -> np.ndarray:
         """Reads ``frames`` ``(batch, time, height, width, channels)``, then feeds back ``extra_steps`` predictions.
 
-        One compiled graph runs the whole loop. Returns every step's prediction,
+        The loop is compiled by :func:`compile_loop`. Returns every step's prediction as a float32 array
         ``(batch, time + extra_steps, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
         """
-        return self._roll(frames, tf.constant(extra_steps, tf.int32))
+        return self._roll(frames, extra_steps)
 
-    def step(self, frame: tf.Tensor, state: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def step(self, frame, state: list) -> tuple:
         """Reads one frame ``(batch, height, width, channels)``; returns the next-frame prediction and state."""
         return self._step(frame, state)
 
@@ -205,7 +282,7 @@ def _batches(frames: np.ndarray, batch_size: int | None):
 
 def _roll(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
     """Reads the true ``frames``, then feeds back ``horizon - 1`` predictions; returns every step's output."""
-    return stepper.roll(tf.constant(frames), horizon - 1).numpy()
+    return stepper.roll(frames, horizon - 1)
 
 
 def predict_frames(
@@ -234,7 +311,10 @@ def predict_frames(
         output_frames = model.config.output_frames
         if horizon > output_frames:
             raise ValueError(f"this encoder-forecaster emits {output_frames} frames at once; got horizon={horizon}")
-        outputs = [np.asarray(model(batch, training=False))[:, :horizon] for batch in _batches(context, batch_size)]
+        outputs = [
+            keras.ops.convert_to_numpy(model(batch, training=False))[:, :horizon]
+            for batch in _batches(context, batch_size)
+        ]
         return np.concatenate(outputs).astype(np.float32)
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"a {kind!r} model does not predict frames; expected a frame-prediction model")

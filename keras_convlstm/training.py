@@ -27,7 +27,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
 from keras_convlstm.distribute import (
@@ -39,7 +38,7 @@ from keras_convlstm.distribute import (
 )
 from keras_convlstm.files import atomic_path, write_json, write_text
 from keras_convlstm.precision import describe_hardware
-from keras_convlstm.rollout import frame_stepper
+from keras_convlstm.rollout import FrameStepper
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
 
@@ -102,8 +101,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         path: destination ``.keras`` file.
         monitor: the log entry to minimise.
         resume: continue from the best value recorded beside ``path`` (False: start from infinity).
-        saved_model: the model to save (None: the model being fitted), for example the plain model whose
-            replica is fitted under a distribution.
+        saved_model: the model to save (None: the model being fitted), for example the frame model inside a
+            :class:`ScheduledSamplingModel`, or the plain model whose replica is fitted under a distribution.
     """
 
     def __init__(
@@ -159,8 +158,8 @@ class ScheduledSampling:
     Sampling"; PredRNN trains the same way). ``p`` grows linearly with the optimizer step from 0 at ``start_step``
     to 1 at ``ramp_end_step``, then stays 1: the model then trains exactly as it is evaluated, 10 true frames in
     and its own predictions after. Gradients flow through the fed-back predictions. Validation always feeds back
-    (``p = 1``), so ``val_loss`` measures the rollout. The draws are a function of ``seed`` and the optimizer step,
-    so a resumed run draws the same inputs.
+    (``p = 1``), so ``val_loss`` measures the rollout. :func:`train` fits a :class:`ScheduledSamplingModel`, whose
+    draws at each step are seeded by ``seed`` and the step, so a resumed run draws the same inputs.
 
     Args:
         context: true frames read before feeding back starts.
@@ -185,30 +184,80 @@ class ScheduledSampling:
                 f"ramp_end_step={self.ramp_end_step}"
             )
 
-    def probability(self, step: int | tf.Tensor) -> tf.Tensor:
-        """The feed-back probability ``p`` at optimizer step ``step`` (float32 scalar)."""
-        step = tf.cast(step, tf.float32)
+    def probability(self, step):
+        """The feed-back probability ``p`` at optimizer step ``step`` (an integer or a scalar tensor): float32."""
+        step = keras.ops.cast(step, "float32")
         if self.ramp_end_step == self.start_step:
-            return tf.where(step >= self.start_step, 1.0, 0.0)
-        return tf.clip_by_value((step - self.start_step) / (self.ramp_end_step - self.start_step), 0.0, 1.0)
+            return keras.ops.where(step >= self.start_step, 1.0, 0.0)
+        return keras.ops.clip((step - self.start_step) / (self.ramp_end_step - self.start_step), 0.0, 1.0)
 
-    def feed_back_mask(self, batch_size: int | tf.Tensor, time: int, step: int | tf.Tensor | None) -> tf.Tensor:
+    def feed_back_mask(self, batch_size, time: int, step=None, seed: int | keras.random.SeedGenerator | None = None):
         """``(batch, time)`` booleans, true where input ``t`` is the model's own prediction.
 
-        ``step=None`` feeds back every frame after the context (validation, rollout).
+        Args:
+            batch_size: sequences in the batch (an integer or a scalar tensor).
+            time: input frames per sequence.
+            step: the optimizer step, which sets ``p``; None feeds back every frame after the context
+                (validation, rollout) and draws nothing.
+            seed: seed of the uniform draws, as ``keras.random`` takes it (None: ``self.seed``).
         """
-        after_context = tf.range(time)[None, :] >= self.context
+        after_context = keras.ops.expand_dims(keras.ops.arange(time) >= self.context, 0)
         if step is None:
-            return tf.broadcast_to(after_context, (batch_size, time))
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        draws = tf.random.stateless_uniform((batch_size, time), seed=seed)
-        return after_context & (draws < self.probability(step))
+            return keras.ops.broadcast_to(after_context, (batch_size, time))
+        draws = keras.random.uniform((batch_size, time), seed=self.seed if seed is None else seed)
+        return keras.ops.logical_and(after_context, draws < self.probability(step))
 
-    def outputs(self, model: keras.Model, frames: tf.Tensor, *, training: bool) -> tf.Tensor:
-        """The model's outputs ``(batch, time, height, width, channels)`` with fed-back inputs."""
-        step = model.optimizer.iterations if training else None
-        feed_back = self.feed_back_mask(tf.shape(frames)[0], frames.shape[1], step)
-        return frame_stepper(model).unroll(frames, feed_back, training=training)
+
+class ScheduledSamplingModel(keras.Model):
+    """The model that :func:`train` fits for scheduled sampling: ``model`` unrolled on its own predictions.
+
+    Its ``call`` runs the shared ``model`` frame by frame (:meth:`FrameStepper.unroll`) and, in training, reads
+    the model's own prediction instead of the true frame wherever ``schedule`` draws it; in inference (validation)
+    it feeds back every frame after the context. It has no weights of its own besides a step counter: training it
+    trains ``model``'s weights with ``model``'s optimizer, and ``model`` itself stays a plain Keras model that
+    saves and reloads as usual. The counter (a non-trainable variable, so ``BackupAndRestore`` saves and restores
+    it) starts at the optimizer's step, sets ``p`` and seeds each step's draws: ``keras.random.uniform`` seeded
+    with ``(schedule.seed, step)``, so a resumed run draws what the interrupted run would have drawn.
+
+    Args:
+        model: a compiled sequence-to-sequence model from ``build_model``.
+        schedule: the :class:`ScheduledSampling` settings.
+        **kwargs: ``keras.Model`` arguments (``name``).
+
+    Input shape:
+        ``(batch, time, height, width, channels)`` float32 frames in [0, 1], ``time`` fixed.
+
+    Output shape:
+        float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
+    """
+
+    def __init__(self, model: keras.Model, schedule: ScheduledSampling, **kwargs):
+        _check_scheduled_sampling(model, schedule)
+        kwargs.setdefault("name", f"{model.name}_on_its_predictions")
+        super().__init__(**kwargs)
+        self.frame_model = model
+        self.schedule = schedule
+        self.stepper = FrameStepper(model)
+        first_step = int(model.optimizer.iterations)
+        self.training_step = self.add_weight(
+            shape=(), dtype="int32", initializer=keras.initializers.Constant(first_step), trainable=False, name="step"
+        )
+        self.seed_generator = keras.random.SeedGenerator(schedule.seed)
+        self.built = True  # every weight exists: the frame model's and the counter
+
+    def call(self, frames, training=None):
+        frames = keras.ops.convert_to_tensor(frames, "float32")
+        batch_size, time = keras.ops.shape(frames)[0], frames.shape[1]
+        if not training:
+            feed_back = self.schedule.feed_back_mask(batch_size, time)
+        else:
+            state = self.seed_generator.state
+            state.assign(keras.ops.cast(keras.ops.stack([self.schedule.seed, self.training_step.value]), state.dtype))
+            feed_back = self.schedule.feed_back_mask(
+                batch_size, time, self.training_step.value, seed=self.seed_generator
+            )
+            self.training_step.assign(self.training_step.value + 1)
+        return self.stepper.unroll(frames, feed_back, training=bool(training))
 
 
 def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) -> keras.utils.PyDataset:
@@ -276,7 +325,9 @@ def train(
         loss_threshold: stop once the epoch's training loss is below it (None: never).
         callbacks: extra Keras callbacks.
         scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
-            :class:`ScheduledSampling`); None trains with teacher forcing, as the official example does.
+            :class:`ScheduledSampling`): ``fit`` then runs on a :class:`ScheduledSamplingModel` around ``model``,
+            which trains ``model``'s weights and leaves ``model`` itself unchanged; None trains with teacher
+            forcing, as the official example does.
         distribution: data-parallel training, from :func:`keras_convlstm.distribute.data_parallel` (a
             ``tf.distribute`` strategy on TensorFlow, a ``keras.distribution.DataParallel`` on JAX). A replica
             of ``model`` is created and fitted under it; ``model`` receives its weights after every epoch, and
@@ -318,17 +369,23 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
     monitor = "loss" if val_set is None else "val_loss"
-    fitted, validation_steps = model, None
+    scope = contextlib.nullcontext if distribution is None else distribution.scope
+    trained, validation_steps = model, None  # trained: the frame model whose weights fit updates
     if distribution is not None:
-        fitted = replicate(model, distribution, synchronized_batchnorm=synchronized_batchnorm)
+        trained = replicate(model, distribution, synchronized_batchnorm=synchronized_batchnorm)
         replicas = replica_count(distribution)
         steps_per_epoch = steps_per_epoch or steps_without_empty_replicas(train_set, replicas, "training data")
         validation_steps = (
             None if val_set is None else steps_without_empty_replicas(val_set, replicas, "validation data")
         )
+    fitted = trained
+    if scheduled_sampling is not None:
+        with scope():
+            fitted = ScheduledSamplingModel(trained, scheduled_sampling)
+            fitted.compile(optimizer=trained.optimizer, loss=trained.loss, jit_compile=trained.jit_compile)
     all_callbacks = [
         EpochSync([train_set] if val_set is None else [train_set, val_set]),
-        *([] if fitted is model else [CopyWeights(fitted, model)]),
+        *([] if trained is model else [CopyWeights(trained, model)]),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
@@ -341,29 +398,22 @@ def train(
     # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
     all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     all_callbacks += list(callbacks)
-    fitted.scheduled_sampling = scheduled_sampling
     if verbose and hasattr(model, "config"):
         print(f"training {model.name} in {model.config.precision} on {describe_hardware()}", flush=True)
-    try:
-        with contextlib.nullcontext() if distribution is None else distribution.scope():
-            history = fitted.fit(
-                train_set,
-                validation_data=val_set,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                validation_steps=validation_steps,
-                shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
-                callbacks=all_callbacks,
-                verbose=verbose,
-            )
-        if not backup_dir.exists():  # finished: nothing left to resume
-            (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
-        return history
-    finally:
-        if scheduled_sampling is not None:
-            fitted.scheduled_sampling = None
-            # The compiled train/test/predict functions were traced with fed-back inputs: trace them again.
-            fitted.train_function = fitted.test_function = fitted.predict_function = None
+    with scope():
+        history = fitted.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    if not backup_dir.exists():  # finished: nothing left to resume
+        (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
+    return history
 
 
 RESUME_SETTINGS = "resume.json"
@@ -448,7 +498,7 @@ def _check_scheduled_sampling(model: keras.Model, scheduled_sampling: ScheduledS
     if not isinstance(scheduled_sampling, ScheduledSampling):
         raise TypeError(f"scheduled_sampling must be a ScheduledSampling, got {type(scheduled_sampling).__name__}")
     kind = getattr(getattr(model, "config", None), "kind", None)
-    if kind != "seq2seq" or not hasattr(model, "scheduled_sampling"):
+    if kind != "seq2seq":
         raise ValueError(
             "scheduled sampling trains a sequence-to-sequence ConvLSTMModel (from build_model) on its own "
             f"predictions; got a {kind or type(model).__name__!r} model"

@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, no network, a private Keras home."""
+"""Shared test set-up: quiet TensorFlow, no network, a private Keras home, the Keras backend in the header."""
 
 import os
 
@@ -42,3 +42,9 @@ def fake_hardware(monkeypatch):
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
 
     return fake
+
+
+def pytest_report_header(config) -> str:
+    import keras
+
+    return f"keras {keras.__version__}, backend: {keras.backend.backend()}"

@@ -22,4 +22,3 @@ def test_readme_library_example_runs(tmp_path):
     assert namespace["x"].shape == (2, 19, 64, 64, 1)
     assert sorted(namespace["table"].systems) == ["blank", "copy-last-frame", "model"]
     assert (tmp_path / "best.keras").is_file() and (tmp_path / "ss" / "best.keras").is_file()
-    assert namespace["model"].scheduled_sampling is None

@@ -1,0 +1,159 @@
+"""The same training and rollout on each Keras backend: first-step (compile) time, sequences/s, rollout time.
+
+For every backend that is installed (TensorFlow, JAX, PyTorch), each measurement runs in a fresh process with
+``KERAS_BACKEND`` set (Keras reads it once, at import) and a hard time limit, so a backend that compiles for
+minutes reports that it did not finish instead of stalling the run:
+
+- training: ``model.fit`` on generated 20-frame 64x64 Moving MNIST sequences (inputs frames 0..18, targets
+  1..19) for ``cpu-fast`` (batch 16) and the official network in float32 (``keras-example``, batch 5), timed by
+  ``common.time_fit``: the first step (tracing and compiling included) and the sequences/s of the steps after the
+  warm-up;
+- rollout: ``rollout.predict_frames`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
+  first call (compiling included) and the median of the calls after it.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.backends [--quick] [--backends tensorflow jax]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks import common
+
+NAME = "backends"
+BACKENDS = ("tensorflow", "jax", "torch")
+FULL = {
+    "stride": 1,
+    "num_frames": 20,
+    "time_limit_s": 600,
+    "systems": {
+        "cpu-fast": {"preset": "cpu-fast", "batch_size": 16, "warmup_steps": 2, "timed_steps": 4},
+        "official network, float32": {"preset": "keras-example", "batch_size": 5, "warmup_steps": 1, "timed_steps": 2},
+    },
+    "rollout": {"batch_size": 8, "context": 10, "horizon": 10, "repeats": 2},
+    "seed": 0,
+}
+QUICK = {
+    "stride": 4,
+    "num_frames": 6,
+    "time_limit_s": 300,
+    "systems": {
+        "cpu-fast": {"preset": "cpu-fast", "batch_size": 2, "warmup_steps": 1, "timed_steps": 1},
+        "official network, float32": {"preset": "keras-example", "batch_size": 2, "warmup_steps": 1, "timed_steps": 1},
+    },
+    "rollout": {"batch_size": 2, "context": 3, "horizon": 2, "repeats": 1},
+    "seed": 0,
+}
+
+
+def measure(system: dict, settings: dict) -> dict:
+    """Times training and rollout of one system on the backend of this process."""
+    import keras
+
+    from keras_convlstm import models, rollout
+
+    steps = system["warmup_steps"] + system["timed_steps"]
+    count = steps * system["batch_size"]
+    sequences = common.moving_mnist(
+        count, seed=settings["seed"], num_frames=settings["num_frames"], stride=settings["stride"]
+    )
+    inputs, targets = common.shifted_float_pairs(sequences)
+    image_size = 64 // settings["stride"]
+    _, training = common.timed_training(
+        system["preset"],
+        inputs,
+        targets,
+        batch_size=system["batch_size"],
+        warmup_steps=system["warmup_steps"],
+        seed=settings["seed"],
+        image_size=image_size,
+    )
+    keras.utils.set_random_seed(settings["seed"])
+    model = models.build_model(system["preset"], image_size=image_size)
+    plan = settings["rollout"]
+    context = inputs[: plan["batch_size"], : plan["context"]]
+    seconds = []
+    for _ in range(1 + plan["repeats"]):
+        started = time.perf_counter()
+        rollout.predict_frames(model, context, plan["horizon"])
+        seconds.append(time.perf_counter() - started)
+    return {
+        **training,
+        "rollout_first_s": seconds[0],
+        "rollout_steady_s": statistics.median(seconds[1:]),
+        "backend": keras.backend.backend(),
+    }
+
+
+def run_in_fresh_process(backend: str, name: str, settings: dict) -> dict:
+    """Runs :func:`measure` for system ``name`` under ``backend`` in a new process, within the time limit."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "benchmarks.backends", "--measure", json.dumps([name, settings])]
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=settings["time_limit_s"], check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish within {settings['time_limit_s']} s"}
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    record["process_s"] = time.perf_counter() - started
+    return record
+
+
+def report(results: dict) -> str:
+    header = ["backend", "system", "first step s", "sequences/s", "rollout first s", "rollout steady s"]
+    rows = []
+    for backend, systems in results.items():
+        for name, entry in systems.items():
+            if "error" in entry:
+                rows.append([backend, name, entry["error"], "", "", ""])
+                continue
+            rows.append(
+                [
+                    backend,
+                    name,
+                    entry["first_step_s"],
+                    entry["sequences_per_s"],
+                    entry["rollout_first_s"],
+                    entry["rollout_steady_s"],
+                ]
+            )
+    return common.table(header, rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--measure"]:
+        name, settings = json.loads(argv[1])
+        print(json.dumps(measure(settings["systems"][name], settings)))
+        return {}
+    parser = common.argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=None, help="default: every installed one")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    backends = args.backends or [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    print(common.describe_machine(common.machine_info()))
+    results: dict = {}
+    for backend in backends:
+        results[backend] = {}
+        for name in settings["systems"]:
+            results[backend][name] = run_in_fresh_process(backend, name, settings)
+            print(f"{backend} / {name}: {results[backend][name]}", flush=True)
+    print(report(results))
+    common.finish(NAME, args, argv, settings, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
