@@ -200,3 +200,40 @@ def test_two_worker_processes_train_and_the_chiefs_checkpoint_reloads(tmp_path):
     assert all(out.split() == ["finished"] for out, _ in outputs)
     model = keras.saving.load_model(tmp_path / "worker0" / "best.keras")
     assert keras.ops.convert_to_numpy(model(np.zeros((1, 2, 16, 16, 1), np.float32))).shape == (1, 2, 16, 16, 1)
+
+
+# The same comparison on the JAX backend: keras.distribution.DataParallel over 2 CPU devices.
+JAX_COMPARE = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    from keras_convlstm import distribute
+    from keras_convlstm.models import build_model
+    from keras_convlstm.training import ScheduledSampling, train
+
+    out = sys.argv[1]
+    distribution = distribute.data_parallel(2)
+    sequences = np.random.default_rng(0).integers(0, 256, size=(10, 5, 16, 16, 1), dtype=np.uint8)
+    curves = {"replicas": distribute.replica_count(distribution), "type": type(distribution).__name__}
+    schedule = ScheduledSampling(context=2, start_step=0, ramp_end_step=2, seed=1)
+    for name, used in (("one", None), ("two", distribution)):
+        keras.utils.set_random_seed(7)
+        model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
+        history = train(model, sequences[:8], sequences[8:], epochs=2, batch_size=4, seed=1, out_dir=f"{out}/{name}",
+                        distribution=used, scheduled_sampling=schedule, verbose=0)
+        curves[name] = history.history["loss"] + history.history["val_loss"]
+    print(json.dumps(curves))
+    """
+)
+
+
+def test_jax_data_parallel_over_two_cpu_devices_follows_one_device(tmp_path):
+    env = {**ENV, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    result = _python(JAX_COMPARE, str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    curves = json.loads(result.stdout.strip().splitlines()[-1])
+    assert curves["replicas"] == 2 and curves["type"] == "DataParallel"
+    # Scheduled sampling on top: the wrapper unrolls the replica; its draws are the same on 1 and 2 devices.
+    np.testing.assert_allclose(curves["two"], curves["one"], rtol=1e-4)
+    model = keras.saving.load_model(tmp_path / "two" / "best.keras")  # saved on JAX, loaded here on TensorFlow
+    assert keras.ops.convert_to_numpy(model(np.zeros((1, 2, 16, 16, 1), np.float32))).shape == (1, 2, 16, 16, 1)
