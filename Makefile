@@ -1,11 +1,14 @@
 # Two commands: `make demo` and `make test`. Each creates the virtualenv and installs on first use.
 # `make docs` executes every notebook (quick parameters) and renders it with its figures into docs/.
-# `make test` runs the whole suite on TensorFlow, then the tests marked `backends` on JAX; `make test-torch` installs
-# PyTorch (PyPI's Linux wheel depends on the CUDA libraries, so it is not part of `make test`) and runs them there.
+# `make test` runs the whole suite on TensorFlow, then the tests marked `backends` on JAX, in TEST_WORKERS parallel
+# pytest processes (pytest-xdist; a test file stays in one process, so its module fixtures run once). `make test-torch`
+# installs PyTorch (PyPI's Linux wheel depends on the CUDA libraries, so it is not part of `make test`) and runs them.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.14.1
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONUNBUFFERED := 1
 
@@ -25,14 +28,14 @@ demo: install
 
 test: install lint
 	@echo "== Keras backend: tensorflow (the whole suite) =="
-	KERAS_BACKEND=tensorflow $(PY) -m pytest
+	KERAS_BACKEND=tensorflow $(PY) -m pytest $(PARALLEL)
 	@echo "== Keras backend: jax (tests marked backends) =="
-	KERAS_BACKEND=jax $(PY) -m pytest -m backends
+	KERAS_BACKEND=jax $(PY) -m pytest $(PARALLEL) -m backends
 
 test-torch: install
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
 	@echo "== Keras backend: torch (tests marked backends) =="
-	KERAS_BACKEND=torch $(PY) -m pytest -m backends
+	KERAS_BACKEND=torch $(PY) -m pytest $(PARALLEL) -m backends
 
 lint: install
 	$(PY) -m ruff check keras_convlstm tests benchmarks docs notebooks/solutions
