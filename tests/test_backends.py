@@ -1,7 +1,8 @@
 """Files cross backends: a ``.keras`` saved on TensorFlow loads on JAX and back, predicting the same frames.
 
-Each backend runs in a fresh process (``KERAS_BACKEND`` is read once, at ``import keras``). Outside TensorFlow
-the process cannot import TensorFlow at all, as on a machine that lacks it.
+The other backend runs in a fresh process (``KERAS_BACKEND`` is read once, at ``import keras``), the test's own
+backend in the test process. Outside TensorFlow the fresh process cannot import TensorFlow at all, as on a machine
+that lacks it.
 """
 
 import json
@@ -10,47 +11,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import backend_probe
+import keras
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Builds and trains one step (or loads, with safe_mode) a model, then writes its outputs and a 3-frame rollout.
-SCRIPT = """
-import json, sys
-if sys.argv[4] != "tensorflow":
-    sys.modules["tensorflow"] = None  # any import of TensorFlow fails from here on
-import keras, numpy as np
-from keras_convlstm import pretrained
-from keras_convlstm.models import build_model
-from keras_convlstm.rollout import predict_frames
-
-source, frames_file, out_file = sys.argv[1:4]
-frames = np.load(frames_file)
-if source.endswith(".keras"):
-    model = keras.saving.load_model(source, safe_mode=True)
-elif source.startswith("pretrained:"):
-    model = pretrained.load_pretrained(source.split(":", 1)[1])
-else:
-    keras.utils.set_random_seed(0)
-    model = build_model(**json.loads(source))
-    model.fit(frames[:, :-1], frames[:, 1:], epochs=1, verbose=0)
-    model.save(out_file.replace(".npz", ".keras"))
-outputs = keras.ops.convert_to_numpy(model(frames, training=False))
-np.savez(out_file, outputs=outputs, rollout=predict_frames(model, frames, 3), backend=keras.backend.backend())
-"""
+PROBE = Path(backend_probe.__file__)
 
 
 def run(backend: str, source: str, frames_file: Path, out_file: Path) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, source, str(frames_file), str(out_file), backend],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    """Runs ``backend_probe.predict`` on ``backend``: in this process if it already runs that backend (a fresh
+    process gives the same frames: the model is built, seeded or loaded anew), else in a fresh process."""
+    if backend == keras.backend.backend():
+        backend_probe.predict(source, str(frames_file), str(out_file))
+    else:
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [sys.executable, str(PROBE), source, str(frames_file), str(out_file), backend]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
     saved = np.load(out_file)
     assert str(saved["backend"]) == backend
     return {name: saved[name] for name in ("outputs", "rollout")}

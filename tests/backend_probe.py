@@ -1,0 +1,42 @@
+"""Predicts frames with a model built, loaded or shipped on the current Keras backend (used by test_backends.py).
+
+Run as a script (``python tests/backend_probe.py SOURCE FRAMES OUT BACKEND``) it is a fresh process on the backend
+named by ``KERAS_BACKEND``; outside TensorFlow it cannot import TensorFlow at all, as on a machine that lacks it.
+"""
+
+import json
+import sys
+
+
+def predict(source: str, frames_file: str, out_file: str) -> None:
+    """Writes ``outputs`` (one pass) and ``rollout`` (3 frames) of a model to ``out_file`` (.npz).
+
+    ``source`` is a ``.keras`` file (loaded with ``safe_mode=True``), ``pretrained:NAME``, or the JSON keyword
+    arguments of ``build_model``; a built model trains one epoch on the frames and is saved beside ``out_file``.
+    """
+    import keras
+    import numpy as np
+
+    from keras_convlstm import pretrained
+    from keras_convlstm.models import build_model
+    from keras_convlstm.rollout import predict_frames
+
+    frames = np.load(frames_file)
+    if source.endswith(".keras"):
+        model = keras.saving.load_model(source, safe_mode=True)
+    elif source.startswith("pretrained:"):
+        model = pretrained.load_pretrained(source.split(":", 1)[1])
+    else:
+        keras.utils.set_random_seed(0)
+        model = build_model(**json.loads(source))
+        model.fit(frames[:, :-1], frames[:, 1:], epochs=1, verbose=0)
+        model.save(out_file.replace(".npz", ".keras"))
+    outputs = keras.ops.convert_to_numpy(model(frames, training=False))
+    rollout = predict_frames(model, frames, 3)
+    np.savez(out_file, outputs=outputs, rollout=rollout, backend=keras.backend.backend())
+
+
+if __name__ == "__main__":
+    if sys.argv[4] != "tensorflow":
+        sys.modules["tensorflow"] = None  # any import of TensorFlow fails from here on
+    predict(*sys.argv[1:4])
