@@ -74,7 +74,7 @@ FULL = MovingSquareSettings(image_size=64, max_steps=100)
 QUICK = MovingSquareSettings(image_size=16, max_steps=300)
 
 
-def choose_settings(quick: bool = False, **overrides: int | float | None) -> MovingSquareSettings:
+def choose_settings(quick: bool = False, **overrides: object) -> MovingSquareSettings:
     """:data:`QUICK` or :data:`FULL` with the overrides that are not None (fields of :class:`MovingSquareSettings`)."""
     return common.choose(QUICK, FULL, quick, **overrides)
 
@@ -83,8 +83,8 @@ def build_data(settings: MovingSquareSettings, seed: int = 0) -> tuple[data.Movi
     """The training batches and the held-out sequences.
 
     Returns:
-        ``(batches, held_out)``: :class:`~keras_convlstm.data.MovingSquareBatches` serving 8 fresh sequences per
-        step from ``seed``, and uint8 ``(held_out_sequences, 10, image_size, image_size, 1)`` squares from seed
+        ``(batches, held_out)``: :class:`~keras_convlstm.data.MovingSquareBatches` serving ``batch_size`` fresh
+        sequences per step from ``seed``, and uint8 ``(held_out_sequences, 10, image_size, image_size, 1)`` squares from seed
         ``synthetic.HELD_OUT_SEED + seed``, values 0 or 255.
     """
     batches = data.MovingSquareBatches(
