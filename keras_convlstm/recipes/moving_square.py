@@ -84,8 +84,8 @@ def build_data(settings: MovingSquareSettings, seed: int = 0) -> tuple[data.Movi
 
     Returns:
         ``(batches, held_out)``: :class:`~keras_convlstm.data.MovingSquareBatches` serving ``batch_size`` fresh
-        sequences per step from ``seed``, and uint8 ``(held_out_sequences, 10, image_size, image_size, 1)`` squares from seed
-        ``synthetic.HELD_OUT_SEED + seed``, values 0 or 255.
+        sequences per step from ``seed``, and uint8 ``(held_out_sequences, 10, image_size, image_size, 1)``
+        squares from seed ``synthetic.HELD_OUT_SEED + seed``, values 0 or 255.
     """
     batches = data.MovingSquareBatches(
         settings.steps_per_epoch, settings.batch_size, settings.image_size, NUM_FRAMES, seed=seed
