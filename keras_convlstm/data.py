@@ -6,6 +6,11 @@ header) before it is used, and it is read memory-mapped: :func:`load_moving_mnis
 shape ``(sequence, time, height, width, 1)`` without copying, and the float32 conversion happens per batch in
 :class:`SequenceDataset` (dividing the whole file by 255 in float64, as the example does, takes ~6.5 GB).
 
+The datasets (``keras.utils.PyDataset``) serve batches that are a pure function of (seed, epoch, batch index):
+stored sequences (:class:`SequenceDataset`), given arrays (:class:`ArrayDataset`), and generated data: Moving
+MNIST as shifted frames (:class:`GeneratedMovingMNIST`) or as given and future frames
+(:class:`ContextHorizonMovingMNIST`), and moving squares (:class:`MovingSquareBatches`).
+
 Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
 float in [0, 1]; :func:`validate_frames` checks that and :func:`to_float_frames` converts to float32 in
 [0, 1].
@@ -542,9 +547,12 @@ class _EpochDataset(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
 
-    def _batch_bounds(self, index: int, total: int) -> tuple[int, int]:
+    def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self):
             raise IndexError(f"batch index must be in [0, {len(self)}), got {index}")
+
+    def _batch_bounds(self, index: int, total: int) -> tuple[int, int]:
+        self._check_index(index)
         return index * self.batch_size, min((index + 1) * self.batch_size, total)
 
     def _permutation(self, count: int) -> np.ndarray:
@@ -710,6 +718,85 @@ class GeneratedMovingMNIST(_EpochDataset):
         start, stop = self._batch_bounds(index, self.sequences_per_epoch)
         frames = _as_float32(self._generate(index, stop - start))
         return frames[:, :-1], frames[:, 1:]
+
+
+class ContextHorizonMovingMNIST(GeneratedMovingMNIST):
+    """Fresh Moving MNIST batches split into given and future frames, for an encoder-forecaster.
+
+    The sequences are exactly those of :class:`GeneratedMovingMNIST` with the same arguments (a pure function
+    of seed, epoch and batch index; call ``set_epoch`` at each epoch begin).
+
+    Args:
+        sequences_per_epoch: sequences per epoch.
+        batch_size: sequences per batch.
+        context: frames given; the other ``num_frames - context`` frames are the targets.
+        **kwargs: the other arguments of :class:`GeneratedMovingMNIST` (``seed``, ``num_frames``,
+            ``image_size``, ``num_digits``, ``digits``, ...).
+
+    Batches:
+        ``(x, y)``: float32 ``(batch, context, 64, 64, 1)`` and ``(batch, num_frames - context, 64, 64, 1)``
+        in [0, 1].
+    """
+
+    def __init__(self, sequences_per_epoch: int = 1000, batch_size: int = 5, *, context: int = 10, **kwargs):
+        super().__init__(sequences_per_epoch, batch_size, **kwargs)
+        if not 1 <= context < self.num_frames:
+            raise ValueError(
+                f"context must be in [1, {self.num_frames - 1}] for {self.num_frames} frames, got {context}"
+            )
+        self.context = context
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs, shifted = super().__getitem__(index)  # frames 0..T-2 and 1..T-1
+        return inputs[:, : self.context], shifted[:, self.context - 1 :]
+
+
+class MovingSquareBatches(_EpochDataset):
+    """Fresh moving-square batches: frames ``0..T-2`` of each sequence as input, frame ``T-1`` as target.
+
+    Batch ``i`` of epoch ``e`` is :func:`keras_convlstm.synthetic.generate_moving_squares` with seed
+    ``np.random.SeedSequence([seed, e, i])``, so every step sees new squares and a run can be repeated exactly.
+
+    Args:
+        batches_per_epoch: batches per epoch.
+        batch_size: sequences per batch.
+        image_size: canvas side in pixels.
+        num_frames: frames per sequence (``T``); the last is the target.
+        seed: base seed.
+        **kwargs: ``keras.utils.PyDataset`` arguments.
+
+    Batches:
+        ``(x, y)``: float32 ``(batch, num_frames - 1, image_size, image_size, 1)`` and
+        ``(batch, image_size, image_size, 1)``, values 0 or 1.
+    """
+
+    def __init__(
+        self,
+        batches_per_epoch: int,
+        batch_size: int = 8,
+        image_size: int = 64,
+        num_frames: int = 10,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        self.batches_per_epoch = synthetic._check_count(batches_per_epoch, "batches_per_epoch")
+        self.image_size = image_size
+        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        self._check_index(index)
+        squares = synthetic.generate_moving_squares(
+            self.batch_size,
+            self.num_frames,
+            image_size=self.image_size,
+            seed=np.random.SeedSequence([self.seed, self.epoch, index]),
+        )
+        frames = to_float_frames(squares)
+        return frames[:, :-1], frames[:, -1]
 
 
 def _is_uint8_frames(array: np.ndarray) -> bool:

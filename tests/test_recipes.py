@@ -1,5 +1,6 @@
 """Recipes, each run once in quick mode (some with smaller data still) into a temporary folder."""
 
+import dataclasses
 import json
 import math
 
@@ -7,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from keras_convlstm import cli, recipes
+from keras_convlstm import cli, data, recipes
 
 
 def _png_ok(path) -> None:
@@ -103,8 +104,8 @@ def test_shi2015(tmp_path_factory):
 
 def test_context_horizon_dataset_matches_generated_sequences():
     digits = np.full((3, 28, 28), 200, dtype=np.uint8)
-    pairs = recipes.ContextHorizonMovingMNIST(6, 3, context=10, seed=5, digits=digits)
-    shifted = recipes.data.GeneratedMovingMNIST(6, 3, seed=5, digits=digits)
+    pairs = data.ContextHorizonMovingMNIST(6, 3, context=10, seed=5, digits=digits)
+    shifted = data.GeneratedMovingMNIST(6, 3, seed=5, digits=digits)
     pairs.set_epoch(2)
     shifted.set_epoch(2)
     x, y = pairs[1]
@@ -115,11 +116,11 @@ def test_context_horizon_dataset_matches_generated_sequences():
     pairs.set_epoch(3)
     assert not np.array_equal(pairs[1][0], x)
     with pytest.raises(ValueError, match="context must be in"):
-        recipes.ContextHorizonMovingMNIST(6, 3, context=20, digits=digits)
+        data.ContextHorizonMovingMNIST(6, 3, context=20, digits=digits)
 
 
 def test_moving_square_batches_are_seeded_and_fresh():
-    batches = recipes.MovingSquareBatches(2, batch_size=4, image_size=12, seed=1)
+    batches = data.MovingSquareBatches(2, batch_size=4, image_size=12, seed=1)
     x, y = batches[0]
     assert x.shape == (4, 9, 12, 12, 1) and y.shape == (4, 12, 12, 1) and x.dtype == np.float32
     assert set(np.unique(x)) <= {0.0, 1.0} and (x.sum(axis=(2, 3, 4)) == 25).all()
@@ -154,3 +155,25 @@ def test_registry_and_command_line():
     assert (args.name, args.quick, args.seed) == ("shi2015", True, 3)
     with pytest.raises(SystemExit):
         parser.parse_args(["recipe", "unknown"])
+
+
+def test_settings_are_frozen_data_chosen_by_mode_and_overrides():
+    square = recipes.moving_square
+    assert (square.QUICK.image_size, square.QUICK.max_steps, square.QUICK.epochs) == (16, 300, 30)
+    assert (square.FULL.image_size, square.FULL.max_steps, square.FULL.epochs) == (64, 100, 10)
+    assert square.choose_settings(True, max_steps=155, image_size=None).epochs == 16  # whole epochs of 10 steps
+    noisy = recipes.noisy_squares
+    chosen = noisy.choose_settings(True, num_train=20, epochs=None, filters=[4])
+    assert chosen == dataclasses.replace(noisy.QUICK, num_train=20, filters=(4,)) and chosen.epochs == 3
+    assert (chosen.test_movie, chosen.num_movies) == (24, 25)
+    assert (noisy.FULL.test_movie, noisy.FULL.num_movies, noisy.FULL.filters) == (1004, 1200, (40, 40, 40, 40))
+    assert recipes.shi2015.choose_settings(False).filters is None
+    assert recipes.shi2015.choose_settings(True).predicted_frames == 10
+    assert recipes.actions.choose_settings(True).frame_size == (32, 32)
+    assert recipes.actions.choose_settings(False).learning_rate is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        chosen.epochs = 2
+    with pytest.raises(ValueError, match=r"max_steps must be a positive integer, got 0 \(MovingSquareSettings\)"):
+        square.choose_settings(True, max_steps=0)
+    with pytest.raises(TypeError, match="unknown"):
+        recipes.shi2015.choose_settings(True, unknown=1)
