@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from keras_convlstm import models, synthetic
-from keras_convlstm.metrics import _format_table, _format_value
+from keras_convlstm.evaluation import format_table, format_value
 from keras_convlstm.precision import cpu_flags, cpu_info, onednn_max_cpu_isa, resolve_precision
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -95,9 +95,9 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     """A plain-text table; floats are printed with four significant digits (no exponent above 1000)."""
 
     def cell(value: object) -> str:
-        return _format_value(value) if isinstance(value, float) else str(value)
+        return format_value(value) if isinstance(value, float) else str(value)
 
-    return _format_table(header, [[cell(value) for value in row] for row in rows])
+    return format_table(header, [[cell(value) for value in row] for row in rows])
 
 
 def result_path(name: str, quick: bool, out: Path | None) -> Path:

@@ -20,6 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_convlstm import data, files, synthetic  # noqa: E402
+from keras_convlstm.checks import validate_frames  # noqa: E402
 from keras_convlstm.distribute import data_parallel, replica_count  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
@@ -100,7 +101,7 @@ def load_sequences(path: str | os.PathLike) -> np.ndarray:
     if problem is not None:
         raise CommandError(f"{problem} (expected a .npy file of sequences written by `data` or np.save)")
     sequences = np.load(path, mmap_mode="r", allow_pickle=False)
-    data.validate_frames(sequences, name=str(path))
+    validate_frames(sequences, name=str(path))
     return sequences
 
 

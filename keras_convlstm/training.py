@@ -28,7 +28,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.data import ArrayDataset, SequenceDataset
 from keras_convlstm.distribute import (
     CopyWeights,
     Distribution,
@@ -174,8 +175,7 @@ class ScheduledSampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.context, int) or self.context < 1:
-            raise ValueError(f"context must be a positive integer, got {self.context!r}")
+        check_integer(self.context, "context")
         if not (isinstance(self.start_step, int) and isinstance(self.ramp_end_step, int)):
             raise ValueError("start_step and ramp_end_step must be integers")
         if not 0 <= self.start_step <= self.ramp_end_step:
@@ -340,10 +340,7 @@ def train(
     Returns:
         The Keras ``History`` of the epochs run in this call.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
     out_dir = Path(out_dir)
     backup_dir = out_dir / "backup"
     history_csv = out_dir / "history.csv"
