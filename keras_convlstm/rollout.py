@@ -174,8 +174,8 @@ class FrameStepper:
             if isinstance(layer, keras.layers.Conv3D):
                 _temporal_window(layer)  # validates the padding
         self.trace_count = 0
-        self._step = compile_step(self._step_eager, model.variables)
-        self._roll = compile_loop(self._step_eager, self.initial_state, model.variables)
+        self._compiled_step = compile_step(self._step_body, model.variables)
+        self._compiled_roll = compile_loop(self._step_body, self.initial_state, model.variables)
 
     def initial_state(self, batch_size: int) -> list:
         """Zero states: ``(h, c)`` per ConvLSTM2D and a frame history per temporal convolution."""
@@ -190,7 +190,8 @@ class FrameStepper:
                 state.append(keras.ops.zeros((batch_size, history, *layer.input.shape[-3:]), dtype))
         return state
 
-    def _step_eager(self, frame, state: list, training: bool = False) -> tuple:
+    def _step_body(self, frame, state: list, training: bool = False) -> tuple:
+        """One frame through every layer, in Keras ops: traced by the compiled step and loop, unrolled by unroll."""
         self.trace_count += 1  # Python side effect: runs once per trace when compiled, once per call when eager.
         x = keras.ops.expand_dims(frame, 1)  # (batch, 1, height, width, channels)
         new_state = []
@@ -244,11 +245,11 @@ class FrameStepper:
             )
         feed_back = keras.ops.convert_to_tensor(feed_back, "bool")
         state = self.initial_state(keras.ops.shape(frames)[0])
-        prediction, state = self._step_eager(frames[:, 0], state, training)
+        prediction, state = self._step_body(frames[:, 0], state, training)
         outputs = [prediction]
         for t in range(1, frames.shape[1]):
             own = keras.ops.reshape(feed_back[:, t], (-1, 1, 1, 1))
-            prediction, state = self._step_eager(keras.ops.where(own, prediction, frames[:, t]), state, training)
+            prediction, state = self._step_body(keras.ops.where(own, prediction, frames[:, t]), state, training)
             outputs.append(prediction)
         return keras.ops.stack(outputs, axis=1)
 
@@ -258,11 +259,11 @@ class FrameStepper:
         The loop is compiled by :func:`compile_loop`. Returns every step's prediction as a float32 array
         ``(batch, time + extra_steps, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
         """
-        return self._roll(frames, extra_steps)
+        return self._compiled_roll(frames, extra_steps)
 
     def step(self, frame, state: list) -> tuple:
         """Reads one frame ``(batch, height, width, channels)``; returns the next-frame prediction and state."""
-        return self._step(frame, state)
+        return self._compiled_step(frame, state)
 
 
 def frame_stepper(model: keras.Model) -> FrameStepper:
@@ -279,7 +280,7 @@ def _batches(frames: np.ndarray, batch_size: int | None):
         yield to_float_frames(frames[start : start + size])
 
 
-def _roll(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
+def _roll_horizon(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
     """Reads the true ``frames``, then feeds back ``horizon - 1`` predictions; returns every step's output."""
     return stepper.roll(frames, horizon - 1)
 
@@ -317,7 +318,7 @@ def predict_frames(
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"a {kind!r} model does not predict frames; expected a frame-prediction model")
     stepper = frame_stepper(model)
-    outputs = [_roll(stepper, batch, horizon)[:, -horizon:] for batch in _batches(context, batch_size)]
+    outputs = [_roll_horizon(stepper, batch, horizon)[:, -horizon:] for batch in _batches(context, batch_size)]
     return np.concatenate(outputs)
 
 
@@ -367,4 +368,4 @@ def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size:
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"one-step-ahead prediction needs a frame-by-frame model, got a {kind!r} model")
     stepper = frame_stepper(model)
-    return np.concatenate([_roll(stepper, batch, 1) for batch in _batches(sequence, batch_size)])
+    return np.concatenate([_roll_horizon(stepper, batch, 1) for batch in _batches(sequence, batch_size)])
