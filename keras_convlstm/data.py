@@ -14,15 +14,19 @@ float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import http.client
+import io
 import math
 import mmap
 import os
+import shutil
 import socket
 import ssl
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -30,7 +34,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from keras_convlstm import synthetic
 from keras_convlstm.checks import check_integer, validate_frames
@@ -143,6 +146,8 @@ def _describe_failure(error: BaseException, timeout: float) -> str:
     """A readable reason for a network failure raised by urllib or http.client."""
     if isinstance(error, urllib.error.HTTPError):
         return f"the server answered HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.ContentTooShortError):
+        return f"the body was truncated ({error.reason})"
     cause = error.reason if isinstance(error, urllib.error.URLError) else error
     if isinstance(cause, socket.gaierror):
         return f"the host name could not be resolved ({cause})"
@@ -161,47 +166,84 @@ class _Rejected(Exception):
     """A download that arrived but is not the expected file."""
 
 
-def _stream_to(response, destination, expected: int | None, verbose: bool) -> int:
-    """Copies the body to ``destination`` in chunks, checking the .npy magic; returns the byte count."""
-    received = 0
-    with tqdm(total=expected, unit="B", unit_scale=True, desc=OFFICIAL_FILENAME, disable=not verbose) as bar:
-        while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
-            if received == 0 and not chunk.startswith(NPY_MAGIC[: len(chunk)]):
-                raise _Rejected(f"the server sent something that is not a .npy file (it starts with {chunk[:20]!r})")
-            destination.write(chunk)
-            received += len(chunk)
-            bar.update(len(chunk))
-    return received
+class _TimeoutAndHeaderChecks(urllib.request.BaseHandler):
+    """The urllib handler that adds to ``keras.utils.get_file`` what it lacks.
+
+    ``get_file`` downloads with ``urllib.request.urlretrieve``, which takes no timeout and hides the response
+    headers. This handler sets ``timeout`` on every request (the connection and each read), names the client, and
+    rejects an HTML page or an announced size other than ``num_bytes`` before any byte of the body is written.
+    """
+
+    handler_order = 400  # before urllib's own HTTP handlers (500), which open the connection with the timeout
+
+    def __init__(self, timeout: float, num_bytes: int | None):
+        self.timeout = timeout
+        self.num_bytes = num_bytes
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        request.timeout = self.timeout
+        request.add_unredirected_header("User-agent", "keras_convlstm")
+        return request
+
+    def http_response(self, request: urllib.request.Request, response):
+        if 200 <= response.status < 300:
+            content_type = response.headers.get("Content-Type", "")
+            length = response.headers.get("Content-Length", "")
+            problem = None
+            if "html" in content_type.lower():
+                problem = f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file"
+            elif self.num_bytes is not None and length.isdigit() and int(length) != self.num_bytes:
+                problem = f"the server announces {int(length):,} bytes, expected {self.num_bytes:,}"
+            if problem is not None:
+                response.close()
+                raise _Rejected(problem)
+        return response
+
+    https_request = http_request
+    https_response = http_response
+
+
+@contextlib.contextmanager
+def _get_file_with(checks: _TimeoutAndHeaderChecks, verbose: bool):
+    """Runs ``keras.utils.get_file`` with ``checks`` installed and its console output on stderr or silenced.
+
+    Both are process-wide while the block runs: urllib's global opener (``urllib.request.install_opener``; urllib's
+    default opener is installed again afterwards, replacing any custom one) and ``sys.stdout``, where Keras writes
+    its "Downloading data from" line and progress bar.
+    """
+    urllib.request.install_opener(urllib.request.build_opener(checks))
+    try:
+        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+            yield
+    finally:
+        urllib.request.install_opener(None)
 
 
 def _fetch(url: str, target: Path, md5: str | None, num_bytes: int | None, timeout: float, verbose: bool) -> None:
-    """Downloads ``url`` into a temporary file next to ``target``, verifies it, then moves it into place."""
-    request = urllib.request.Request(url, headers={"User-Agent": "keras_convlstm"})
-    temporary = None
+    """Downloads ``url`` with ``keras.utils.get_file`` into a staging folder beside ``target``, verifies the file,
+    then moves it into place; the staging folder is removed whatever happens."""
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    staged = staging / target.name
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            content_type = response.headers.get("Content-Type", "")
-            if "html" in content_type.lower():
-                raise _Rejected(f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file")
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else None
-            if num_bytes is not None and expected is not None and expected != num_bytes:
-                raise _Rejected(f"the server announces {expected:,} bytes, expected {num_bytes:,}")
-            with tempfile.NamedTemporaryFile(
-                dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
-            ) as destination:
-                temporary = Path(destination.name)
-                received = _stream_to(response, destination, expected, verbose)
-        if expected is not None and received < expected:
-            raise _Rejected(f"the body was truncated: {received:,} of {expected:,} bytes received")
-        problem = _verify(temporary, md5, num_bytes)
+        with _get_file_with(_TimeoutAndHeaderChecks(timeout, num_bytes), verbose):
+            try:
+                keras.utils.get_file(target.name, url, md5_hash=md5, cache_dir=staging, cache_subdir="")
+            except ValueError:  # get_file's md5 check; name the first check the file fails, md5 included
+                problem = _verify(staged, md5, num_bytes) if staged.is_file() else None
+                if problem is None:
+                    raise
+                raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}") from None
+            except Exception as error:
+                # get_file re-raises a urllib.error.URLError as a bare Exception, with the URLError as its context.
+                if type(error) is Exception and isinstance(error.__context__, urllib.error.URLError):
+                    raise error.__context__ from None
+                raise
+        problem = _verify(staged, None, num_bytes)  # size and .npy header; get_file checked the md5
         if problem is not None:
             raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}")
-        os.replace(temporary, target)
-        temporary = None
+        os.replace(staged, target)
     finally:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def download_moving_mnist(
@@ -218,12 +260,14 @@ def download_moving_mnist(
     A file already cached is used if it passes the checks below (see :func:`find_cached_moving_mnist`: this
     package's ``mnist_test_seq.npy`` or the keras.io example's ``moving_mnist.npy``); a corrupt
     ``mnist_test_seq.npy`` is deleted and downloaded again (an error then says it was deleted, and why; the
-    keras.io copy is left alone). Hidden ``.part`` files left by a download that was killed are removed.
+    keras.io copy is left alone). Hidden ``.part`` folders left by a download that was killed are removed.
 
-    A download is streamed into a temporary file in ``cache_dir`` and
-    moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
-    bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
-    size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
+    The download is ``keras.utils.get_file`` (its progress bar, its md5 check) into a hidden staging folder in
+    ``cache_dir``, with what it lacks added here: a ``timeout``, a look at the headers before the body (no HTML
+    page, the announced size is ``num_bytes``), a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the
+    file size, and the move into place only after every check passed. No partial file is left behind on failure.
+    While it runs, urllib's global opener and ``sys.stdout`` are replaced: the process-wide settings through which
+    a timeout and header checks reach ``get_file`` and its console output is redirected.
 
     Args:
         cache_dir: folder of the cached file; default :func:`default_cache_dir` (Keras' dataset cache).
@@ -231,7 +275,7 @@ def download_moving_mnist(
         md5: expected hex md5 digest; None skips the check (for a smaller file at another ``url``).
         num_bytes: expected file size in bytes; None skips the check.
         timeout: seconds to wait for the connection and for each read.
-        verbose: show a tqdm progress bar and say when a cached file is replaced.
+        verbose: show Keras's progress bar (on stderr) and say when a cached file is replaced.
 
     Returns:
         The path of the verified file (``cache_dir / "moving_mnist.npy"`` when only the keras.io copy is there).
@@ -255,7 +299,12 @@ def download_moving_mnist(
             removed = f" (the file that was there failed its checks, {problem}, and was deleted)"
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob(f".{target.name}.*.part"):  # from a download that was killed
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+        if verbose:
+            print(f"Downloading {target.name} into {directory}", file=sys.stderr)
         _fetch(url, target, md5, num_bytes, timeout, verbose)
     except _Rejected as error:
         cause, reason = error, str(error)
