@@ -58,14 +58,14 @@ def measure(system: dict, settings: dict) -> dict:
     """Times training and rollout of one system on the backend of this process."""
     import keras
 
-    from keras_convlstm import models, rollout
+    from keras_convlstm import data, models, rollout
 
     steps = system["warmup_steps"] + system["timed_steps"]
     count = steps * system["batch_size"]
     sequences = common.moving_mnist(
         count, seed=settings["seed"], num_frames=settings["num_frames"], stride=settings["stride"]
     )
-    inputs, targets = common.shifted_float_pairs(sequences)
+    inputs, targets = data.create_shifted_frames(sequences)
     image_size = 64 // settings["stride"]
     _, training = common.timed_training(
         system["preset"],

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from keras_convlstm import models, synthetic
-from keras_convlstm.metrics import _format_table, _format_value
+from keras_convlstm.evaluation import format_table, format_value
 from keras_convlstm.precision import cpu_flags, cpu_info, onednn_max_cpu_isa, resolve_precision
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -95,9 +95,9 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     """A plain-text table; floats are printed with four significant digits (no exponent above 1000)."""
 
     def cell(value: object) -> str:
-        return _format_value(value) if isinstance(value, float) else str(value)
+        return format_value(value) if isinstance(value, float) else str(value)
 
-    return _format_table(header, [[cell(value) for value in row] for row in rows])
+    return format_table(header, [[cell(value) for value in row] for row in rows])
 
 
 def result_path(name: str, quick: bool, out: Path | None) -> Path:
@@ -151,19 +151,16 @@ def finish(name: str, args: argparse.Namespace, argv: list[str], settings: dict,
 
 
 def moving_mnist(count: int, *, seed: int, split: str = "train", num_frames: int = 20, stride: int = 1) -> np.ndarray:
-    """Moving MNIST sequences from real digits of ``split``, uint8 ``(count, num_frames, 64 / stride, 64 / stride, 1)``.
+    """:func:`keras_convlstm.synthetic.generate_moving_mnist_split`, then every ``stride``-th pixel.
 
-    ``stride > 1`` keeps every ``stride``-th pixel: smaller frames for quick runs, with the same motion.
+    ``stride > 1`` gives smaller frames for quick runs, with the same motion. Held-out sets use ``split="test"``
+    and ``seed=synthetic.HELD_OUT_SEED``.
+
+    Returns:
+        uint8 ``(count, num_frames, 64 / stride, 64 / stride, 1)``.
     """
-    digits, _ = synthetic.load_mnist_digits(split=split, verbose=False)
-    frames = synthetic.generate_moving_mnist(count, num_frames=num_frames, seed=seed, digits=digits)
+    frames = synthetic.generate_moving_mnist_split(count, seed=seed, split=split, num_frames=num_frames)
     return np.ascontiguousarray(frames[:, :, ::stride, ::stride])
-
-
-def shifted_float_pairs(sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (frames ``0..T-2``) and targets (frames ``1..T-1``) as float32 in [0, 1]."""
-    frames = sequences.astype(np.float32) / np.float32(255)
-    return frames[:, :-1], frames[:, 1:]
 
 
 class _StepClock(keras.callbacks.Callback):

@@ -39,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from benchmarks import common
+from keras_convlstm import data
 
 NAME = "flops"
 FULL = {"stride": 1, "num_frames": 20, "matmul_size": 4096, "matmul_repeats": 4}
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs = [{**run, "steps": QUICK_STEPS} for run in runs]
     largest = max(run["batch_size"] * sum(run["steps"]) for run in runs)
     sequences = common.moving_mnist(largest, seed=1, num_frames=settings["num_frames"], stride=settings["stride"])
-    inputs, targets = common.shifted_float_pairs(sequences)
+    inputs, targets = data.create_shifted_frames(sequences)
     frames = inputs.shape[1]
     systems = {}
     for run in runs:

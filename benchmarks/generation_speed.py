@@ -34,24 +34,24 @@ NUM_DIGITS = 2
 
 
 def naive_moving_mnist(
-    n: int, digits: np.ndarray, seed: int, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE
+    num_sequences: int, digits: np.ndarray, seed: int, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE
 ) -> np.ndarray:
-    """Moving MNIST by per-sequence Python loops: uint8 ``(n, num_frames, image_size, image_size, 1)``.
+    """Moving MNIST by per-sequence Python loops: uint8 ``(num_sequences, num_frames, image_size, image_size, 1)``.
 
     Random numbers are drawn in the library's order (start positions, directions, digit choices) so that the
     result can be compared with :func:`keras_convlstm.synthetic.generate_moving_mnist` element by element.
     """
     rng = np.random.default_rng(seed)
-    start = rng.random((n, NUM_DIGITS, 2))
-    theta = rng.uniform(0.0, 2.0 * np.pi, size=(n, NUM_DIGITS))
-    choices = rng.integers(0, len(digits), size=(n, NUM_DIGITS))
+    start = rng.random((num_sequences, NUM_DIGITS, 2))
+    theta = rng.uniform(0.0, 2.0 * np.pi, size=(num_sequences, NUM_DIGITS))
+    choices = rng.integers(0, len(digits), size=(num_sequences, NUM_DIGITS))
     # The trigonometry is evaluated as the library does (numpy's sin and cos); the motion is plain Python.
     step_rows = (synthetic.MOVING_MNIST_STEP * np.sin(theta)).tolist()
     step_cols = (synthetic.MOVING_MNIST_STEP * np.cos(theta)).tolist()
     size = digits.shape[1]
     free = image_size - size
-    movies = np.zeros((n, num_frames, image_size, image_size, 1), dtype=np.uint8)
-    for sequence in range(n):
+    movies = np.zeros((num_sequences, num_frames, image_size, image_size, 1), dtype=np.uint8)
+    for sequence in range(num_sequences):
         for digit_index in range(NUM_DIGITS):
             digit = digits[choices[sequence, digit_index]]
             row, col = start[sequence, digit_index].tolist()

@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from benchmarks import common, flops
+from keras_convlstm import data
 
 NAME = "precision_isa"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -74,7 +75,7 @@ def measure_limit(settings: dict, out: Path) -> None:
     out.write_text(json.dumps(record))
     frames = {"num_frames": settings["num_frames"], "stride": settings["stride"]}
     largest = max(batch * (warmup + timed) for batch, warmup, timed in settings["systems"].values())
-    inputs, targets = common.shifted_float_pairs(common.moving_mnist(largest, seed=1, **frames))
+    inputs, targets = data.create_shifted_frames(common.moving_mnist(largest, seed=1, **frames))
     for preset, (batch_size, warmup, timed) in settings["systems"].items():
         count = batch_size * (warmup + timed)
         for precision in PRECISIONS:

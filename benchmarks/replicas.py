@@ -18,7 +18,7 @@ import sys
 import keras
 
 from benchmarks import common
-from keras_convlstm import distribute
+from keras_convlstm import data, distribute
 from keras_convlstm.models import build_model
 
 NAME = "replicas"
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     strategy = distribute.data_parallel(2)  # before any model: TensorFlow fixes its devices then
     largest = max(size * (warmup + timed) for size, warmup, timed in (settings["fast"], settings["official"]))
     frames = {"num_frames": settings["num_frames"], "stride": settings["stride"]}
-    train = common.shifted_float_pairs(common.moving_mnist(largest, seed=1, **frames))
+    train = data.create_shifted_frames(common.moving_mnist(largest, seed=1, **frames))
     print(common.describe_machine(common.machine_info()), flush=True)
     systems, rows = {}, []
     for label, preset, key in SYSTEMS:

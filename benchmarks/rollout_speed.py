@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from benchmarks import common, flops
-from keras_convlstm import models, rollout
+from keras_convlstm import models, rollout, synthetic
 
 NAME = "rollout_speed"
 FULL = {"stride": 1, "context": 10, "horizon": 10, "batch_sizes": [1, 8], "repeats": 3, "official_repeats": 2}
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = QUICK if args.quick else FULL
     sequences = common.moving_mnist(
         max(settings["batch_sizes"]),
-        seed=3,
+        seed=synthetic.HELD_OUT_SEED,
         split="test",
         num_frames=settings["context"] + settings["horizon"],
         stride=settings["stride"],

@@ -27,14 +27,13 @@ import keras
 from matplotlib.figure import Figure
 
 from benchmarks import common
-from keras_convlstm import data, evaluation, models, training
+from keras_convlstm import data, evaluation, models, synthetic, training
 
 NAME = "time_to_quality"
 FULL = {"minutes": 30.0, "eval_every": 5.0, "eval_sequences": 1000}
 QUICK = {"minutes": 0.25, "eval_every": 0.125, "eval_sequences": 10}
 CONTEXT = 10
 HORIZON = 10
-HELDOUT_SEED = 2015
 BASELINES = ("copy-last-frame", "blank")
 
 
@@ -132,10 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
         "models": args.models,
         "batch_size": args.batch_size,
         "seed": args.seed,
-        "heldout_seed": HELDOUT_SEED,
+        "heldout_seed": synthetic.HELD_OUT_SEED,
     }
     print(common.describe_machine(common.machine_info()), flush=True)
-    heldout = common.moving_mnist(settings["eval_sequences"], seed=HELDOUT_SEED, split="test")
+    heldout = common.moving_mnist(settings["eval_sequences"], seed=synthetic.HELD_OUT_SEED, split="test")
     curves = {}
     for preset in args.models:
         print(f"training {preset} for {settings['minutes']:g} min ...", flush=True)

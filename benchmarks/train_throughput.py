@@ -19,6 +19,7 @@ import sys
 import keras
 
 from benchmarks import common
+from keras_convlstm import data, synthetic
 
 NAME = "train_throughput"
 FULL = {
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
         settings[f"{group}_batch_size"] * (settings[f"{group}_warmup_steps"] + settings[f"{group}_timed_steps"])
         for group in ("official", "fast")
     )
-    train = common.shifted_float_pairs(common.moving_mnist(largest, seed=1, **common_frames))
-    heldout = common.shifted_float_pairs(
-        common.moving_mnist(settings["heldout_sequences"], seed=2, split="test", **common_frames)
+    train = data.create_shifted_frames(common.moving_mnist(largest, seed=1, **common_frames))
+    heldout = data.create_shifted_frames(
+        common.moving_mnist(settings["heldout_sequences"], seed=synthetic.HELD_OUT_SEED, split="test", **common_frames)
     )
     print(common.describe_machine(common.machine_info()), flush=True)
     systems = {}

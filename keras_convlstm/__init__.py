@@ -2,9 +2,14 @@
 
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
-against baselines, and pictures. Modules: ``data``, ``synthetic``, ``cell``, ``layers``, ``models``, ``rollout``,
-``training``, ``distribute``, ``losses``, ``evaluation``, ``metrics``, ``viz``, ``pretrained``, ``precision``,
-``recipes``, ``cli``.
+against baselines, and pictures. Public modules, one concern each (every one but ``cli`` is imported here):
+
+- data: ``data`` (official file, splits, shifted frames, datasets), ``synthetic`` (generated movies, MNIST
+  digits), ``videos`` (labelled video folders), ``checks`` (argument and frame checks), ``files`` (cache folder,
+  atomic writes);
+- models: ``cell``, ``layers``, ``models``, ``losses``, ``precision``, ``pretrained``;
+- running them: ``rollout``, ``training``, ``distribute``, ``metrics``, ``evaluation``, ``viz``, ``colab``,
+  ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
 """
 
 import contextlib
@@ -38,18 +43,23 @@ with _quiet_native_start_up():
 
 from keras_convlstm import (  # noqa: E402
     cell,
+    checks,
+    colab,
     data,
     distribute,
     evaluation,
+    files,
     layers,
     losses,
     metrics,
     models,
     precision,
     pretrained,
+    recipes,
     rollout,
     synthetic,
     training,
+    videos,
     viz,
 )
 from keras_convlstm.data import (  # noqa: E402
@@ -74,12 +84,15 @@ __all__ = [
     "ScheduledSampling",
     "build_model",
     "cell",
+    "checks",
+    "colab",
     "create_shifted_frames",
     "data",
     "distribute",
     "download_moving_mnist",
     "evaluate",
     "evaluation",
+    "files",
     "generate_moving_mnist",
     "get_preset",
     "layers",
@@ -97,11 +110,13 @@ __all__ = [
     "precision",
     "predict_next_frames",
     "pretrained",
+    "recipes",
     "resolve_precision",
     "rollout",
     "split_dataset",
     "synthetic",
     "train",
     "training",
+    "videos",
     "viz",
 ]

@@ -1,4 +1,8 @@
-"""Command line: ``python -m keras_convlstm`` or ``keras-convlstm`` with data, train, predict, evaluate, demo."""
+"""Owns the command line (`python -m keras_convlstm` or `keras-convlstm`): data, train, predict, evaluate, demo, recipe.
+
+Arguments are parsed and checked here. Files named on the command line that cannot be read raise a
+:class:`CommandError`; :func:`main` reports it, a failed download and bad values in one line, without a traceback.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_convlstm import data, files, synthetic  # noqa: E402
+from keras_convlstm.checks import validate_frames  # noqa: E402
 from keras_convlstm.distribute import data_parallel, replica_count  # noqa: E402
 from keras_convlstm.evaluation import evaluate  # noqa: E402
 from keras_convlstm.losses import LOSSES  # noqa: E402
@@ -70,8 +75,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-def load_model(path: str | os.PathLike) -> keras.Model:
-    """Loads a ``.keras`` model saved by this package, with a clear error for a missing or corrupt file."""
+def load_model_argument(path: str | os.PathLike) -> keras.Model:
+    """Loads the ``.keras`` model named on the command line; a missing or corrupt file raises :class:`CommandError`."""
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"model file not found: {path} (expected a .keras file written by `train`)")
@@ -91,8 +96,11 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         ) from error
 
 
-def load_sequences(path: str | os.PathLike) -> np.ndarray:
-    """Loads sequences ``(batch, time, height, width, channels)`` from a ``.npy`` file written by ``data``."""
+def load_sequences_argument(path: str | os.PathLike) -> np.ndarray:
+    """Loads the ``.npy`` sequences ``(batch, time, height, width, channels)`` named on the command line.
+
+    A missing file, or one that is not a complete ``.npy`` file of frames, raises :class:`CommandError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path} (expected a .npy file of sequences)")
@@ -100,7 +108,7 @@ def load_sequences(path: str | os.PathLike) -> np.ndarray:
     if problem is not None:
         raise CommandError(f"{problem} (expected a .npy file of sequences written by `data` or np.save)")
     sequences = np.load(path, mmap_mode="r", allow_pickle=False)
-    data.validate_frames(sequences, name=str(path))
+    validate_frames(sequences, name=str(path))
     return sequences
 
 
@@ -109,7 +117,7 @@ def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> n
         return synthetic.generate_moving_mnist_split(num_sequences, seed=seed, split=split)
     if source == "official":
         return data.load_moving_mnist(num_sequences=num_sequences)
-    return load_sequences(source)[:num_sequences]
+    return load_sequences_argument(source)[:num_sequences]
 
 
 def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
@@ -147,7 +155,7 @@ def _initial_weights(source: str) -> list[np.ndarray]:
     """Weights of a shipped pretrained model (by name) or of a ``.keras`` file."""
     if source in list_pretrained():
         return load_pretrained(source).get_weights()
-    return load_model(source).get_weights()
+    return load_model_argument(source).get_weights()
 
 
 def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
@@ -242,8 +250,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     out_dir = files.check_folder_path(args.out_dir)
-    sequences = load_sequences(args.input)
-    model = load_model(args.model)
+    sequences = load_sequences_argument(args.input)
+    model = load_model_argument(args.model)
     if sequences.shape[1] < args.context:
         raise CommandError(f"{args.input} has {sequences.shape[1]} frames; --context {args.context} needs more")
     context = sequences[:, : args.context]
@@ -261,7 +269,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         files.check_file_path(args.json)
-    model = load_model(args.model)
+    model = load_model_argument(args.model)
     sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
     table = evaluate(model, sequences, args.context, args.horizon, batch_size=args.batch_size)
     print(table.to_text())

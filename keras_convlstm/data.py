@@ -1,4 +1,4 @@
-"""The official Moving MNIST file, frame validation, splits, shifted frames and streaming datasets.
+"""Owns the official Moving MNIST file (download, verification, loading), splits, shifted frames and datasets.
 
 The Keras example reads ``mnist_test_seq.npy``: uint8 frames of shape ``(time, sequence, height, width)`` =
 ``(20, 10000, 64, 64)``. Here the file is downloaded once into the Keras cache and verified (size, md5, .npy
@@ -12,21 +12,26 @@ MNIST as shifted frames (:class:`GeneratedMovingMNIST`) or as given and future f
 (:class:`ContextHorizonMovingMNIST`), and moving squares (:class:`MovingSquareBatches`).
 
 Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
-float in [0, 1]; :func:`validate_frames` checks that and :func:`to_float_frames` converts to float32 in
-[0, 1].
+float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also reachable here as
+``data.validate_frames``) and :func:`to_float_frames` converts to float32 in [0, 1]. The datasets share
+:class:`EpochDataset`, whose batches are a pure function of (seed, epoch, batch index).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import http.client
+import io
 import math
 import mmap
 import os
+import shutil
 import socket
 import ssl
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -34,9 +39,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from keras_convlstm import synthetic
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.files import default_cache_dir
 
 OFFICIAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 OFFICIAL_FILENAME = "mnist_test_seq.npy"
@@ -47,7 +53,6 @@ OFFICIAL_MD5 = "be083ec986bfe91a449d63653c411eb2"
 OFFICIAL_FRAME_SIZE = 64
 NPY_MAGIC = b"\x93NUMPY"
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-FRAMES_LAYOUT = "(batch, time, height, width, channels)"
 FILE_LAYOUT = "(time, sequence, height, width)"
 
 
@@ -58,13 +63,6 @@ FILE_LAYOUT = "(time, sequence, height, width)"
 
 class DownloadError(RuntimeError):
     """The Moving MNIST file could not be downloaded or failed verification."""
-
-
-def default_cache_dir() -> Path:
-    """The dataset cache of ``keras.utils.get_file``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
-    keras_home = os.environ.get("KERAS_HOME")
-    base = Path(keras_home) if keras_home else Path.home() / ".keras"
-    return base / "datasets"
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -153,6 +151,8 @@ def _describe_failure(error: BaseException, timeout: float) -> str:
     """A readable reason for a network failure raised by urllib or http.client."""
     if isinstance(error, urllib.error.HTTPError):
         return f"the server answered HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.ContentTooShortError):
+        return f"the body was truncated ({error.reason})"
     cause = error.reason if isinstance(error, urllib.error.URLError) else error
     if isinstance(cause, socket.gaierror):
         return f"the host name could not be resolved ({cause})"
@@ -171,47 +171,84 @@ class _Rejected(Exception):
     """A download that arrived but is not the expected file."""
 
 
-def _stream_to(response, destination, expected: int | None, verbose: bool) -> int:
-    """Copies the body to ``destination`` in chunks, checking the .npy magic; returns the byte count."""
-    received = 0
-    with tqdm(total=expected, unit="B", unit_scale=True, desc=OFFICIAL_FILENAME, disable=not verbose) as bar:
-        while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
-            if received == 0 and not chunk.startswith(NPY_MAGIC[: len(chunk)]):
-                raise _Rejected(f"the server sent something that is not a .npy file (it starts with {chunk[:20]!r})")
-            destination.write(chunk)
-            received += len(chunk)
-            bar.update(len(chunk))
-    return received
+class _TimeoutAndHeaderChecks(urllib.request.BaseHandler):
+    """The urllib handler that adds to ``keras.utils.get_file`` what it lacks.
+
+    ``get_file`` downloads with ``urllib.request.urlretrieve``, which takes no timeout and hides the response
+    headers. This handler sets ``timeout`` on every request (the connection and each read), names the client, and
+    rejects an HTML page or an announced size other than ``num_bytes`` before any byte of the body is written.
+    """
+
+    handler_order = 400  # before urllib's own HTTP handlers (500), which open the connection with the timeout
+
+    def __init__(self, timeout: float, num_bytes: int | None):
+        self.timeout = timeout
+        self.num_bytes = num_bytes
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        request.timeout = self.timeout
+        request.add_unredirected_header("User-agent", "keras_convlstm")
+        return request
+
+    def http_response(self, request: urllib.request.Request, response):
+        if 200 <= response.status < 300:
+            content_type = response.headers.get("Content-Type", "")
+            length = response.headers.get("Content-Length", "")
+            problem = None
+            if "html" in content_type.lower():
+                problem = f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file"
+            elif self.num_bytes is not None and length.isdigit() and int(length) != self.num_bytes:
+                problem = f"the server announces {int(length):,} bytes, expected {self.num_bytes:,}"
+            if problem is not None:
+                response.close()
+                raise _Rejected(problem)
+        return response
+
+    https_request = http_request
+    https_response = http_response
+
+
+@contextlib.contextmanager
+def _get_file_with(checks: _TimeoutAndHeaderChecks, verbose: bool):
+    """Runs ``keras.utils.get_file`` with ``checks`` installed and its console output on stderr or silenced.
+
+    Both are process-wide while the block runs: urllib's global opener (``urllib.request.install_opener``; urllib's
+    default opener is installed again afterwards, replacing any custom one) and ``sys.stdout``, where Keras writes
+    its "Downloading data from" line and progress bar.
+    """
+    urllib.request.install_opener(urllib.request.build_opener(checks))
+    try:
+        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+            yield
+    finally:
+        urllib.request.install_opener(None)
 
 
 def _fetch(url: str, target: Path, md5: str | None, num_bytes: int | None, timeout: float, verbose: bool) -> None:
-    """Downloads ``url`` into a temporary file next to ``target``, verifies it, then moves it into place."""
-    request = urllib.request.Request(url, headers={"User-Agent": "keras_convlstm"})
-    temporary = None
+    """Downloads ``url`` with ``keras.utils.get_file`` into a staging folder beside ``target``, verifies the file,
+    then moves it into place; the staging folder is removed whatever happens."""
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    staged = staging / target.name
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            content_type = response.headers.get("Content-Type", "")
-            if "html" in content_type.lower():
-                raise _Rejected(f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file")
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else None
-            if num_bytes is not None and expected is not None and expected != num_bytes:
-                raise _Rejected(f"the server announces {expected:,} bytes, expected {num_bytes:,}")
-            with tempfile.NamedTemporaryFile(
-                dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
-            ) as destination:
-                temporary = Path(destination.name)
-                received = _stream_to(response, destination, expected, verbose)
-        if expected is not None and received < expected:
-            raise _Rejected(f"the body was truncated: {received:,} of {expected:,} bytes received")
-        problem = _verify(temporary, md5, num_bytes)
+        with _get_file_with(_TimeoutAndHeaderChecks(timeout, num_bytes), verbose):
+            try:
+                keras.utils.get_file(target.name, url, md5_hash=md5, cache_dir=staging, cache_subdir="")
+            except ValueError:  # get_file's md5 check; name the first check the file fails, md5 included
+                problem = _verify(staged, md5, num_bytes) if staged.is_file() else None
+                if problem is None:
+                    raise
+                raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}") from None
+            except Exception as error:
+                # get_file re-raises a urllib.error.URLError as a bare Exception, with the URLError as its context.
+                if type(error) is Exception and isinstance(error.__context__, urllib.error.URLError):
+                    raise error.__context__ from None
+                raise
+        problem = _verify(staged, None, num_bytes)  # size and .npy header; get_file checked the md5
         if problem is not None:
             raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}")
-        os.replace(temporary, target)
-        temporary = None
+        os.replace(staged, target)
     finally:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def download_moving_mnist(
@@ -228,12 +265,14 @@ def download_moving_mnist(
     A file already cached is used if it passes the checks below (see :func:`find_cached_moving_mnist`: this
     package's ``mnist_test_seq.npy`` or the keras.io example's ``moving_mnist.npy``); a corrupt
     ``mnist_test_seq.npy`` is deleted and downloaded again (an error then says it was deleted, and why; the
-    keras.io copy is left alone). Hidden ``.part`` files left by a download that was killed are removed.
+    keras.io copy is left alone). Hidden ``.part`` folders left by a download that was killed are removed.
 
-    A download is streamed into a temporary file in ``cache_dir`` and
-    moved into place only after every check passed: no HTTP error, complete body (Content-Length), .npy magic
-    bytes rather than an HTML page, a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the file
-    size, ``num_bytes`` bytes and the ``md5`` digest. No partial file is left behind on failure.
+    The download is ``keras.utils.get_file`` (its progress bar, its md5 check) into a hidden staging folder in
+    ``cache_dir``, with what it lacks added here: a ``timeout``, a look at the headers before the body (no HTML
+    page, the announced size is ``num_bytes``), a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the
+    file size, and the move into place only after every check passed. No partial file is left behind on failure.
+    While it runs, urllib's global opener and ``sys.stdout`` are replaced: the process-wide settings through which
+    a timeout and header checks reach ``get_file`` and its console output is redirected.
 
     Args:
         cache_dir: folder of the cached file; default :func:`default_cache_dir` (Keras' dataset cache).
@@ -241,7 +280,7 @@ def download_moving_mnist(
         md5: expected hex md5 digest; None skips the check (for a smaller file at another ``url``).
         num_bytes: expected file size in bytes; None skips the check.
         timeout: seconds to wait for the connection and for each read.
-        verbose: show a tqdm progress bar and say when a cached file is replaced.
+        verbose: show Keras's progress bar (on stderr) and say when a cached file is replaced.
 
     Returns:
         The path of the verified file (``cache_dir / "moving_mnist.npy"`` when only the keras.io copy is there).
@@ -265,7 +304,12 @@ def download_moving_mnist(
             removed = f" (the file that was there failed its checks, {problem}, and was deleted)"
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob(f".{target.name}.*.part"):  # from a download that was killed
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+        if verbose:
+            print(f"Downloading {target.name} into {directory}", file=sys.stderr)
         _fetch(url, target, md5, num_bytes, timeout, verbose)
     except _Rejected as error:
         cause, reason = error, str(error)
@@ -380,57 +424,15 @@ def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int 
         raise ValueError(f"{path} is not a Moving MNIST file: {problem}")
     frames = np.load(path, mmap_mode="r")
     available = frames.shape[1]
-    num_sequences = available if num_sequences is None else synthetic._check_count(num_sequences, "num_sequences")
+    num_sequences = available if num_sequences is None else check_integer(num_sequences, "num_sequences")
     if num_sequences > available:
         raise ValueError(f"num_sequences must be in [1, {available}] for {path}, got {num_sequences}")
     return np.swapaxes(frames[:, :num_sequences], 0, 1)[..., np.newaxis]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Validation and conversion
+# Conversion
 # ---------------------------------------------------------------------------------------------------------
-
-
-def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int = 1) -> None:
-    """Checks that ``frames`` is a channels-last movie batch ``(batch, time, height, width, channels)``.
-
-    Args:
-        frames: uint8 in [0, 255] or floating in [0, 1].
-        name: the argument name used in error messages.
-        min_frames: the smallest acceptable number of time steps.
-
-    Raises:
-        TypeError: dtype neither uint8 nor floating.
-        ValueError: not 5-D, channels-first, an empty axis, fewer than ``min_frames`` frames, NaN or
-            infinite values, or float values outside [0, 1].
-    """
-    frames = np.asarray(frames)
-    shape = frames.shape
-    if frames.ndim != 5:
-        raise ValueError(f"expected {name} of shape {FRAMES_LAYOUT}, got shape {shape} ({frames.ndim}-D)")
-    if shape[2] in (1, 3) and shape[-1] > 4:
-        raise ValueError(
-            f"expected channels-last {name} of shape {FRAMES_LAYOUT}, got shape {shape}, which looks "
-            f"channels-first (batch, time, channels, height, width); use np.moveaxis({name}, 2, -1)"
-        )
-    if 0 in shape:
-        raise ValueError(f"expected non-empty {name} of shape {FRAMES_LAYOUT}, got shape {shape}")
-    if shape[1] < min_frames:
-        raise ValueError(f"expected {name} with at least {min_frames} time steps, got {shape[1]} (shape {shape})")
-    if frames.dtype == np.uint8:
-        return
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {frames.dtype}")
-    non_finite = np.count_nonzero(~np.isfinite(frames))
-    if non_finite:
-        raise ValueError(f"expected finite {name}, found {non_finite:,} NaN or infinite values")
-    low, high = frames.min(), frames.max()
-    if low < 0 or high > 1:
-        outside = np.count_nonzero((frames < 0) | (frames > 1))
-        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
-        raise ValueError(
-            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g}){hint}"
-        )
 
 
 def _as_float32(frames: np.ndarray) -> np.ndarray:
@@ -490,7 +492,7 @@ def split_indices(num_sequences: int, val_fraction: float = 0.1, seed: int = 0) 
     Returns:
         ``(train_idx, val_idx)``: sorted int64 arrays, disjoint, together covering ``range(num_sequences)``.
     """
-    num_sequences = synthetic._check_count(num_sequences, "num_sequences", minimum=2)
+    num_sequences = check_integer(num_sequences, "num_sequences", minimum=2)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     num_val = int(round(num_sequences * val_fraction))
@@ -525,7 +527,7 @@ def split_dataset(data: np.ndarray, val_fraction: float = 0.1, seed: int = 0) ->
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _EpochDataset(keras.utils.PyDataset):
+class EpochDataset(keras.utils.PyDataset):
     """Epoch bookkeeping: the batches of an epoch are a pure function of (seed, epoch, batch index).
 
     ``on_epoch_end`` advances the epoch by one. Keras 3 ``fit`` also calls it once before the first epoch
@@ -535,14 +537,14 @@ class _EpochDataset(keras.utils.PyDataset):
 
     def __init__(self, batch_size: int, seed: int, **kwargs):
         super().__init__(**kwargs)
-        self.batch_size = synthetic._check_count(batch_size, "batch_size")
+        self.batch_size = check_integer(batch_size, "batch_size")
         self.seed = seed
         self.epoch = 0
         self._cached_permutation = (None, None)  # ((epoch, count), permutation)
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose batches are served (call it at each epoch begin: resumed runs match)."""
-        self.epoch = synthetic._check_count(epoch, "epoch", minimum=0)
+        self.epoch = check_integer(epoch, "epoch", minimum=0)
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -591,7 +593,7 @@ def _read_float32(storage: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
     return frames
 
 
-class SequenceDataset(_EpochDataset):
+class SequenceDataset(EpochDataset):
     """Streams shifted-frame batches ``(x, y)`` from stored sequences, converting one batch at a time.
 
     The storage stays in its dtype (typically the uint8 memory map of :func:`load_moving_mnist`); each batch
@@ -656,7 +658,7 @@ class SequenceDataset(_EpochDataset):
         return frames[:, :-1], frames[:, 1:]
 
 
-class GeneratedMovingMNIST(_EpochDataset):
+class GeneratedMovingMNIST(EpochDataset):
     """Fresh Moving MNIST sequences every epoch, as shifted-frame batches ``(x, y)``.
 
     Batch ``i`` of epoch ``e`` is generated by :func:`keras_convlstm.synthetic.generate_moving_mnist` from
@@ -691,8 +693,8 @@ class GeneratedMovingMNIST(_EpochDataset):
         **kwargs,
     ):
         super().__init__(batch_size, seed, **kwargs)
-        self.sequences_per_epoch = synthetic._check_count(sequences_per_epoch, "sequences_per_epoch")
-        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+        self.sequences_per_epoch = check_integer(sequences_per_epoch, "sequences_per_epoch")
+        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
         if digits is None:
             digits, _ = synthetic.load_mnist_digits("auto", "train", verbose=False)
         self.image_size = image_size
@@ -751,7 +753,7 @@ class ContextHorizonMovingMNIST(GeneratedMovingMNIST):
         return inputs[:, : self.context], shifted[:, self.context - 1 :]
 
 
-class MovingSquareBatches(_EpochDataset):
+class MovingSquareBatches(EpochDataset):
     """Fresh moving-square batches: frames ``0..T-2`` of each sequence as input, frame ``T-1`` as target.
 
     Batch ``i`` of epoch ``e`` is :func:`keras_convlstm.synthetic.generate_moving_squares` with seed
@@ -780,9 +782,9 @@ class MovingSquareBatches(_EpochDataset):
         **kwargs,
     ):
         super().__init__(batch_size, seed, **kwargs)
-        self.batches_per_epoch = synthetic._check_count(batches_per_epoch, "batches_per_epoch")
+        self.batches_per_epoch = check_integer(batches_per_epoch, "batches_per_epoch")
         self.image_size = image_size
-        self.num_frames = synthetic._check_count(num_frames, "num_frames", minimum=2)
+        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -803,7 +805,7 @@ def _is_uint8_frames(array: np.ndarray) -> bool:
     return array.dtype == np.uint8 and array.ndim >= 4
 
 
-class ArrayDataset(_EpochDataset):
+class ArrayDataset(EpochDataset):
     """Batches of given ``(inputs, targets)`` pairs, reshuffled every epoch as a pure function of (seed, epoch).
 
     For data that is not a set of sequences to shift: the moving-square pairs (frames ``0..8`` -> frame 9),
@@ -928,7 +930,7 @@ def load_or_generate_moving_mnist(
     """
     source = choose_source(source, verbose=verbose)
     if num_validation is not None:
-        num_validation = synthetic._check_count(num_validation, "num_validation")
+        num_validation = check_integer(num_validation, "num_validation")
     if source == "official":
         sequences = load_moving_mnist(download_moving_mnist(verbose=verbose), num_sequences=num_sequences)
         train_idx, val_idx = split_indices(len(sequences), val_fraction, seed)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_convlstm.checks import check_integer
+
 Distribution = object  # a ``tf.distribute.Strategy`` or a ``keras.distribution.Distribution``
 
 
@@ -30,8 +32,7 @@ def use_local_devices(count: int) -> list[str]:
         ValueError: ``count`` is not a positive integer, or the backend has no data-parallel engine here.
         RuntimeError: it is too late to split the CPU, or there are not enough devices.
     """
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+    count = check_integer(count, "count")
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

@@ -1,13 +1,268 @@
-"""Evaluation: a model's autoregressive rollout scored beside the copy-last-frame and blank-frame baselines."""
+"""Owns evaluation: the baselines, the table of per-step metrics of several systems, and :func:`evaluate`.
+
+- :func:`copy_last_frame` and :func:`blank_frames`: the baselines every model is reported beside.
+- :class:`MetricTable`: per-step values of the :mod:`keras_convlstm.metrics` functions for several named
+  systems, printed as text (:meth:`MetricTable.to_text`) and saved and reloaded as JSON.
+- :func:`evaluate`: a model's autoregressive rollout scored beside both baselines on held-out sequences.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_convlstm.data import to_float_frames, validate_frames
-from keras_convlstm.metrics import MetricTable, blank_frames, copy_last_frame
+from keras_convlstm.checks import FRAMES_LAYOUT, check_integer, validate_frames
+from keras_convlstm.data import to_float_frames
+from keras_convlstm.files import write_json
+from keras_convlstm.metrics import frame_metrics, to_float64_frames
 from keras_convlstm.rollout import predict_frames
+
+
+def _check_context(context: np.ndarray, horizon: int) -> np.ndarray:
+    """``context`` as an array, after checking its layout (any dtype and values) and that ``horizon`` is a count."""
+    context = np.asarray(context)
+    if context.ndim != 5 or context.shape[1] < 1:
+        raise ValueError(f"expected context of shape {FRAMES_LAYOUT} with time >= 1, got shape {context.shape}")
+    check_integer(horizon, "horizon")
+    return context
+
+
+def copy_last_frame(context: np.ndarray, horizon: int) -> np.ndarray:
+    """Baseline that predicts the last context frame for every future step.
+
+    Args:
+        context: ``(batch, time, height, width, channels)``, any dtype (kept).
+        horizon: number of frames to predict, >= 1.
+
+    Returns:
+        ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
+    """
+    context = _check_context(context, horizon)
+    return np.repeat(context[:, -1:], horizon, axis=1)
+
+
+def blank_frames(context: np.ndarray, horizon: int) -> np.ndarray:
+    """Baseline that predicts all-zero (black) frames.
+
+    Args:
+        context: ``(batch, time, height, width, channels)``; only its shape and dtype are used.
+        horizon: number of frames to predict, >= 1.
+
+    Returns:
+        zeros ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
+    """
+    context = _check_context(context, horizon)
+    batch, _, height, width, channels = context.shape
+    return np.zeros((batch, horizon, height, width, channels), dtype=context.dtype)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Aligns a text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def format_value(value: float) -> str:
+    """Four significant digits, but no exponent for large finite values (an MSE of 32998.4, not 3.3e+04)."""
+    if math.isfinite(value) and abs(value) >= 1000:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+@dataclasses.dataclass(eq=False)
+class MetricTable:
+    """Per-step metrics of several named systems scored on the same truth frames.
+
+    Attributes:
+        metrics: ``{system: {metric: values}}`` with ``values`` a float64 array ``(horizon,)``; every system
+            has the same metric names (in the same order) and the same horizon.
+        threshold: binarisation threshold used for CSI, FAR and POD, or None when unknown.
+
+    Example:
+        >>> table = MetricTable.from_predictions(
+        ...     {"model": prediction, "copy-last-frame": copy_last_frame(context, 10)}, truth)
+        >>> print(table)
+    """
+
+    metrics: dict[str, dict[str, np.ndarray]]
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ValueError("expected metrics for at least one system, got an empty mapping")
+        converted: dict[str, dict[str, np.ndarray]] = {}
+        reference_names: list[str] | None = None
+        reference_horizon: int | None = None
+        for system, values_by_metric in self.metrics.items():
+            names = list(values_by_metric)
+            if reference_names is None:
+                reference_names = names
+            if names != reference_names:
+                raise ValueError(
+                    f"expected every system to have metrics {reference_names}, got {names} for {system!r}"
+                )
+            converted[system] = {}
+            for name, values in values_by_metric.items():
+                values = np.asarray(values, dtype=np.float64)
+                if reference_horizon is None:
+                    reference_horizon = values.size
+                if values.shape != (reference_horizon,):
+                    raise ValueError(
+                        f"expected per-step values of shape ({reference_horizon},), "
+                        f"got {values.shape} for {system!r} / {name!r}"
+                    )
+                converted[system][name] = values
+        self.metrics = converted
+
+    @classmethod
+    def from_predictions(
+        cls, predictions: Mapping[str, np.ndarray], truth: np.ndarray, threshold: float = 0.5
+    ) -> MetricTable:
+        """Scores several predictions of the same truth with :func:`keras_convlstm.metrics.frame_metrics`.
+
+        Args:
+            predictions: ``{system: prediction}``, each ``(batch, horizon, height, width, channels)``, float
+                in [0, 1] or uint8 (divided by 255).
+            truth: same shape as each prediction.
+            threshold: binarisation threshold of CSI, FAR and POD.
+        """
+        truth = to_float64_frames(truth, name="truth")
+        return cls(
+            {
+                system: frame_metrics(prediction, truth, threshold)
+                for system, prediction in predictions.items()
+            },
+            threshold=threshold,
+        )
+
+    @property
+    def systems(self) -> list[str]:
+        """System names in insertion order."""
+        return list(self.metrics)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Metric names, in the order of the first system."""
+        return list(next(iter(self.metrics.values())))
+
+    @property
+    def horizon(self) -> int:
+        """Number of predicted frames (steps)."""
+        return next(iter(next(iter(self.metrics.values())).values())).size
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """Mean over the horizon of each metric of each system.
+
+        Steps where a metric is undefined (``nan``, for example FAR when nothing is predicted on) are skipped;
+        a metric undefined at every step stays ``nan``.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {
+                system: {name: float(np.nanmean(values)) for name, values in values_by_metric.items()}
+                for system, values_by_metric in self.metrics.items()
+            }
+
+    def to_text(self, step_metrics: Sequence[str] = ("mse", "ssim")) -> str:
+        """Plain-text report: one row per system with its mean metrics, then per-step tables.
+
+        Args:
+            step_metrics: metrics shown step by step (those the table does not hold are skipped).
+        """
+        names = self.metric_names
+        means = self.means()
+        sections = [
+            "Mean over the predicted frames",
+            format_table(
+                ["system", *names],
+                [
+                    [system, *(format_value(means[system][name]) for name in names)]
+                    for system in self.systems
+                ],
+            ),
+        ]
+        for name in step_metrics:
+            if name not in names:
+                continue
+            sections += [
+                "",
+                f"{name} per predicted frame",
+                format_table(
+                    ["system", *(str(step) for step in range(1, self.horizon + 1))],
+                    [
+                        [system, *(format_value(value) for value in self.metrics[system][name])]
+                        for system in self.systems
+                    ],
+                ),
+            ]
+        if self.threshold is not None:
+            sections += ["", f"csi, far and pod binarise frames at >= {self.threshold:g}"]
+        return "\n".join(sections)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MetricTable):
+            return NotImplemented
+        if self.threshold != other.threshold or self.systems != other.systems:
+            return False
+        return all(
+            list(self.metrics[system]) == list(other.metrics[system])
+            and all(
+                np.array_equal(values, other.metrics[system][name], equal_nan=True)
+                for name, values in self.metrics[system].items()
+            )
+            for system in self.systems
+        )
+
+    __hash__ = None  # mutable and compared by value
+
+    def to_dict(self) -> dict:
+        """Plain Python form: ``{"threshold": float | None, "metrics": {system: {metric: [float, ...]}}}``."""
+        return {
+            "threshold": self.threshold,
+            "metrics": {
+                system: {name: values.tolist() for name, values in values_by_metric.items()}
+                for system, values_by_metric in self.metrics.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> MetricTable:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            {system: dict(values_by_metric) for system, values_by_metric in data["metrics"].items()},
+            threshold=data.get("threshold"),
+        )
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Writes :meth:`to_dict` as JSON and returns the path.
+
+        Undefined and infinite values are written as ``NaN`` and ``Infinity``, which Python's :mod:`json` (and
+        :meth:`from_json`) reads back but strict JSON parsers reject.
+        """
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> MetricTable:
+        """Reads a table written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def evaluate(
@@ -33,12 +288,11 @@ def evaluate(
         threshold: binarisation threshold of CSI, FAR and POD.
 
     Returns:
-        A :class:`~keras_convlstm.metrics.MetricTable` with per-step metrics of "model", "copy-last-frame" and
+        A :class:`MetricTable` with per-step metrics of "model", "copy-last-frame" and
         "blank".
     """
+    context, horizon = check_integer(context, "context"), check_integer(horizon, "horizon")
     validate_frames(sequences, name="sequences", min_frames=context + horizon)
-    if context < 1 or horizon < 1:
-        raise ValueError(f"context and horizon must be >= 1, got context={context}, horizon={horizon}")
     given = sequences[:, :context]
     truth = to_float_frames(sequences[:, context : context + horizon])
     predictions = {

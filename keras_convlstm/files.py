@@ -1,4 +1,6 @@
-"""Writing files so that nothing is half written: every output goes to a temporary file, then an atomic rename.
+"""Owns where files go and how they are written: the Keras dataset cache, path checks, and atomic writes.
+
+Nothing is half written: every output goes to a temporary file, then an atomic rename.
 
 A reader of ``path`` sees either the previous complete file or the new complete file, never a truncated one:
 if the writer fails or the process is killed mid-write, ``path`` keeps its old content (or stays absent) and
@@ -16,6 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+
+def default_cache_dir() -> Path:
+    """The dataset cache of ``keras.utils.get_file``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
+    keras_home = os.environ.get("KERAS_HOME")
+    base = Path(keras_home) if keras_home else Path.home() / ".keras"
+    return base / "datasets"
 
 
 def _temporary_prefix(path: Path) -> str:

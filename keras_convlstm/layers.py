@@ -14,13 +14,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_convlstm.checks import check_integer, check_size
+
 _PACKAGE = "keras_convlstm"
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _check_rank(input_shape: tuple, layer_name: str) -> None:
@@ -38,7 +34,7 @@ class _PatchLayer(keras.layers.Layer):
 
     def __init__(self, patch_size: int, **kwargs):
         super().__init__(**kwargs)
-        self.patch_size = _check_positive_int(patch_size, "patch_size")
+        self.patch_size = check_integer(patch_size, "patch_size")
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -193,13 +189,8 @@ class CausalConv3D(keras.layers.Conv3D):
         bias_constraint=None,
         **kwargs,
     ):
-        _check_positive_int(filters, "filters")
-        sizes = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
-        if len(sizes) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
-            raise ValueError(
-                f"kernel_size must be a positive integer or 3 positive integers (time, height, width), "
-                f"got {kernel_size!r}"
-            )
+        check_integer(filters, "filters")
+        sizes = check_size(kernel_size, "kernel_size", axes=("time", "height", "width"))
         super().__init__(
             filters=filters,
             kernel_size=sizes,

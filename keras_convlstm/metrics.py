@@ -1,4 +1,4 @@
-"""Frame-prediction metrics, each reported per predicted frame (per horizon step).
+"""Owns the frame-prediction metrics and their conventions, each reported per predicted frame (horizon step).
 
 Every metric takes ``prediction`` and ``truth`` of shape ``(batch, horizon, height, width, channels)``:
 float frames in [0, 1], or uint8 frames that are converted explicitly with ``/ 255``. Work is done in
@@ -30,23 +30,17 @@ Conventions
       predicted on) is undefined and returned as ``nan``.
     - ``correlation``: ``sum(P * T) / sqrt(sum(P ** 2) * sum(T ** 2) + 1e-9)`` (Shi et al. 2015), per frame.
 
-:class:`MetricTable` collects these per-step values for several systems, for example a model beside the
-:func:`copy_last_frame` and :func:`blank_frames` baselines, and prints, saves and reloads them.
+This module owns the metric functions and these conventions only; :mod:`keras_convlstm.evaluation` owns the
+baselines and the table that collects these values for several systems.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
-import warnings
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from keras_convlstm.files import write_json
+from keras_convlstm.checks import validate_frames
 
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
@@ -71,33 +65,23 @@ METRIC_NAMES = (
 _SSIM_BLOCK = 512
 
 
-def _as_unit_float(frames: np.ndarray, name: str) -> np.ndarray:
-    """Returns ``frames`` as float64 in [0, 1] scale, checking the 5-D layout and finiteness."""
+def to_float64_frames(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
+    """Validates ``frames`` and returns them as float64 in [0, 1], the scale every metric works on.
+
+    Args:
+        frames: ``(batch, horizon, height, width, channels)``, float in [0, 1] or uint8 (divided by 255).
+        name: the argument name used in error messages.
+    """
+    validate_frames(frames, name=name)
     frames = np.asarray(frames)
-    if frames.ndim != 5:
-        raise ValueError(
-            f"expected {name} of shape (batch, horizon, height, width, channels), got shape {frames.shape}"
-        )
     if frames.dtype == np.uint8:
         return frames.astype(np.float64) / 255.0
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"expected {name} as float in [0, 1] or uint8, got dtype {frames.dtype}")
-    frames = frames.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(frames)):
-        raise ValueError(
-            f"expected finite values in {name}, got {np.size(frames) - np.isfinite(frames).sum()} "
-            "NaN or infinite values"
-        )
-    low, high = frames.min(initial=0), frames.max(initial=0)
-    if low < 0 or high > 1:
-        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
-        raise ValueError(f"expected float {name} in [0, 1], got values from {low:g} to {high:g}{hint}")
-    return frames
+    return frames.astype(np.float64, copy=False)
 
 
 def _as_pair(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    prediction = _as_unit_float(prediction, "prediction")
-    truth = _as_unit_float(truth, "truth")
+    prediction = to_float64_frames(prediction, name="prediction")
+    truth = to_float64_frames(truth, name="truth")
     if prediction.shape != truth.shape:
         raise ValueError(
             f"expected prediction and truth of the same shape, got {prediction.shape} and {truth.shape}"
@@ -410,245 +394,3 @@ def frame_metrics(prediction: np.ndarray, truth: np.ndarray, threshold: float = 
         "pod": pod(prediction, truth, threshold),
         "correlation": correlation(prediction, truth),
     }
-
-
-def _check_context(context: np.ndarray, horizon: int) -> np.ndarray:
-    context = np.asarray(context)
-    if context.ndim != 5 or context.shape[1] < 1:
-        raise ValueError(
-            f"expected context of shape (batch, time, height, width, channels) with time >= 1, "
-            f"got shape {context.shape}"
-        )
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"expected horizon as an integer >= 1, got {horizon!r}")
-    return context
-
-
-def copy_last_frame(context: np.ndarray, horizon: int) -> np.ndarray:
-    """Baseline that predicts the last context frame for every future step.
-
-    Args:
-        context: ``(batch, time, height, width, channels)``, any dtype (kept).
-        horizon: number of frames to predict, >= 1.
-
-    Returns:
-        ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
-    """
-    context = _check_context(context, horizon)
-    return np.repeat(context[:, -1:], horizon, axis=1)
-
-
-def blank_frames(context: np.ndarray, horizon: int) -> np.ndarray:
-    """Baseline that predicts all-zero (black) frames.
-
-    Args:
-        context: ``(batch, time, height, width, channels)``; only its shape and dtype are used.
-        horizon: number of frames to predict, >= 1.
-
-    Returns:
-        zeros ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
-    """
-    context = _check_context(context, horizon)
-    batch, _, height, width, channels = context.shape
-    return np.zeros((batch, horizon, height, width, channels), dtype=context.dtype)
-
-
-def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Aligns a text table: first column left-aligned, the others right-aligned."""
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
-
-
-def _format_value(value: float) -> str:
-    """Four significant digits, but no exponent for large finite values (an MSE of 32998.4, not 3.3e+04)."""
-    if math.isfinite(value) and abs(value) >= 1000:
-        return f"{value:.1f}"
-    return f"{value:.4g}"
-
-
-@dataclasses.dataclass(eq=False)
-class MetricTable:
-    """Per-step metrics of several named systems scored on the same truth frames.
-
-    Attributes:
-        metrics: ``{system: {metric: values}}`` with ``values`` a float64 array ``(horizon,)``; every system
-            has the same metric names (in the same order) and the same horizon.
-        threshold: binarisation threshold used for CSI, FAR and POD, or None when unknown.
-
-    Example:
-        >>> table = MetricTable.from_predictions(
-        ...     {"model": prediction, "copy-last-frame": copy_last_frame(context, 10)}, truth)
-        >>> print(table)
-    """
-
-    metrics: dict[str, dict[str, np.ndarray]]
-    threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.metrics:
-            raise ValueError("expected metrics for at least one system, got an empty mapping")
-        converted: dict[str, dict[str, np.ndarray]] = {}
-        reference_names: list[str] | None = None
-        reference_horizon: int | None = None
-        for system, values_by_metric in self.metrics.items():
-            names = list(values_by_metric)
-            if reference_names is None:
-                reference_names = names
-            if names != reference_names:
-                raise ValueError(
-                    f"expected every system to have metrics {reference_names}, got {names} for {system!r}"
-                )
-            converted[system] = {}
-            for name, values in values_by_metric.items():
-                values = np.asarray(values, dtype=np.float64)
-                if reference_horizon is None:
-                    reference_horizon = values.size
-                if values.shape != (reference_horizon,):
-                    raise ValueError(
-                        f"expected per-step values of shape ({reference_horizon},), "
-                        f"got {values.shape} for {system!r} / {name!r}"
-                    )
-                converted[system][name] = values
-        self.metrics = converted
-
-    @classmethod
-    def from_predictions(
-        cls, predictions: Mapping[str, np.ndarray], truth: np.ndarray, threshold: float = 0.5
-    ) -> MetricTable:
-        """Scores several predictions of the same truth with :func:`frame_metrics`.
-
-        Args:
-            predictions: ``{system: prediction}``, each ``(batch, horizon, height, width, channels)``, float
-                in [0, 1] or uint8 (divided by 255).
-            truth: same shape as each prediction.
-            threshold: binarisation threshold of CSI, FAR and POD.
-        """
-        truth = _as_unit_float(truth, "truth")
-        return cls(
-            {
-                system: frame_metrics(prediction, truth, threshold)
-                for system, prediction in predictions.items()
-            },
-            threshold=threshold,
-        )
-
-    @property
-    def systems(self) -> list[str]:
-        """System names in insertion order."""
-        return list(self.metrics)
-
-    @property
-    def metric_names(self) -> list[str]:
-        """Metric names, in the order of the first system."""
-        return list(next(iter(self.metrics.values())))
-
-    @property
-    def horizon(self) -> int:
-        """Number of predicted frames (steps)."""
-        return next(iter(next(iter(self.metrics.values())).values())).size
-
-    def means(self) -> dict[str, dict[str, float]]:
-        """Mean over the horizon of each metric of each system.
-
-        Steps where a metric is undefined (``nan``, for example FAR when nothing is predicted on) are skipped;
-        a metric undefined at every step stays ``nan``.
-        """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return {
-                system: {name: float(np.nanmean(values)) for name, values in values_by_metric.items()}
-                for system, values_by_metric in self.metrics.items()
-            }
-
-    def to_text(self, step_metrics: Sequence[str] = ("mse", "ssim")) -> str:
-        """Plain-text report: one row per system with its mean metrics, then per-step tables.
-
-        Args:
-            step_metrics: metrics shown step by step (those the table does not hold are skipped).
-        """
-        names = self.metric_names
-        means = self.means()
-        sections = [
-            "Mean over the predicted frames",
-            _format_table(
-                ["system", *names],
-                [
-                    [system, *(_format_value(means[system][name]) for name in names)]
-                    for system in self.systems
-                ],
-            ),
-        ]
-        for name in step_metrics:
-            if name not in names:
-                continue
-            sections += [
-                "",
-                f"{name} per predicted frame",
-                _format_table(
-                    ["system", *(str(step) for step in range(1, self.horizon + 1))],
-                    [
-                        [system, *(_format_value(value) for value in self.metrics[system][name])]
-                        for system in self.systems
-                    ],
-                ),
-            ]
-        if self.threshold is not None:
-            sections += ["", f"csi, far and pod binarise frames at >= {self.threshold:g}"]
-        return "\n".join(sections)
-
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetricTable):
-            return NotImplemented
-        if self.threshold != other.threshold or self.systems != other.systems:
-            return False
-        return all(
-            list(self.metrics[system]) == list(other.metrics[system])
-            and all(
-                np.array_equal(values, other.metrics[system][name], equal_nan=True)
-                for name, values in self.metrics[system].items()
-            )
-            for system in self.systems
-        )
-
-    __hash__ = None  # mutable and compared by value
-
-    def to_dict(self) -> dict:
-        """Plain Python form: ``{"threshold": float | None, "metrics": {system: {metric: [float, ...]}}}``."""
-        return {
-            "threshold": self.threshold,
-            "metrics": {
-                system: {name: values.tolist() for name, values in values_by_metric.items()}
-                for system, values_by_metric in self.metrics.items()
-            },
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> MetricTable:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            {system: dict(values_by_metric) for system, values_by_metric in data["metrics"].items()},
-            threshold=data.get("threshold"),
-        )
-
-    def to_json(self, path: str | os.PathLike) -> Path:
-        """Writes :meth:`to_dict` as JSON and returns the path.
-
-        Undefined and infinite values are written as ``NaN`` and ``Infinity``, which Python's :mod:`json` (and
-        :meth:`from_json`) reads back but strict JSON parsers reject.
-        """
-        return write_json(path, self.to_dict())
-
-    @classmethod
-    def from_json(cls, path: str | os.PathLike) -> MetricTable:
-        """Reads a table written by :meth:`to_json`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -22,6 +22,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from keras_convlstm.checks import is_positive_int
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 from keras_convlstm.losses import get_loss
 from keras_convlstm.precision import AUTO, resolve_precision
@@ -37,10 +38,6 @@ OPTIMIZERS = {
 PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _CLASSIFIER_POOL_SIZE = 5
 _CLASSIFIER_POOL_STRIDES = 2
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _as_tuple(value: object) -> object:
@@ -129,15 +126,15 @@ class ModelConfig:
             fail("kind", f"one of {KINDS}")
         size = self.image_size
         if not (
-            _is_positive_int(size) or (isinstance(size, tuple) and len(size) == 2 and all(map(_is_positive_int, size)))
+            is_positive_int(size) or (isinstance(size, tuple) and len(size) == 2 and all(map(is_positive_int, size)))
         ):
             fail("image_size", "a positive integer or a (height, width) pair of positive integers")
         for field in ("channels", "patch_size"):
-            if not _is_positive_int(getattr(self, field)):
+            if not is_positive_int(getattr(self, field)):
                 fail(field, "a positive integer")
         for field in ("filters", "kernel_sizes"):
             values = getattr(self, field)
-            if not (isinstance(values, tuple) and values and all(map(_is_positive_int, values))):
+            if not (isinstance(values, tuple) and values and all(map(is_positive_int, values))):
                 fail(field, "a non-empty tuple of positive integers")
         if len(self.kernel_sizes) != len(self.filters):
             raise ValueError(
@@ -153,20 +150,20 @@ class ModelConfig:
         if self.output not in OUTPUTS:
             fail("output", f"one of {OUTPUTS}")
         kernel = self.output_kernel_size
-        if not (isinstance(kernel, tuple) and len(kernel) == 3 and all(map(_is_positive_int, kernel))):
+        if not (isinstance(kernel, tuple) and len(kernel) == 3 and all(map(is_positive_int, kernel))):
             fail("output_kernel_size", "3 positive integers (time, height, width)")
         if self.kind == "many_to_one" and self.output != "conv1x1":
             fail("output", "'conv1x1' for a many_to_one model (its output is one frame)")
-        if self.input_frames is not None and not _is_positive_int(self.input_frames):
+        if self.input_frames is not None and not is_positive_int(self.input_frames):
             fail("input_frames", "None or a positive integer")
         if self.kind == "encoder_forecaster":
             for field in ("input_frames", "output_frames"):
-                if not _is_positive_int(getattr(self, field)):
+                if not is_positive_int(getattr(self, field)):
                     fail(field, "a positive integer for an encoder_forecaster")
         elif self.output_frames is not None:
             fail("output_frames", f"None for a {self.kind} model (only encoder_forecaster emits a fixed count)")
         if self.kind == "classifier":
-            if not (_is_positive_int(self.num_classes) and self.num_classes >= 2):
+            if not (is_positive_int(self.num_classes) and self.num_classes >= 2):
                 fail("num_classes", "an integer >= 2 for a classifier")
         elif self.num_classes is not None:
             fail("num_classes", f"None for a {self.kind} model")

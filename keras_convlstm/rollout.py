@@ -22,7 +22,8 @@ import keras
 import numpy as np
 
 from keras_convlstm.cell import layer_step, steppable
-from keras_convlstm.data import to_float_frames, validate_frames
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.data import to_float_frames
 from keras_convlstm.layers import CausalConv3D
 from keras_convlstm.models import check_input
 
@@ -173,8 +174,8 @@ class FrameStepper:
             if isinstance(layer, keras.layers.Conv3D):
                 _temporal_window(layer)  # validates the padding
         self.trace_count = 0
-        self._step = compile_step(self._step_eager, model.variables)
-        self._roll = compile_loop(self._step_eager, self.initial_state, model.variables)
+        self._compiled_step = compile_step(self._step_body, model.variables)
+        self._compiled_roll = compile_loop(self._step_body, self.initial_state, model.variables)
 
     def initial_state(self, batch_size: int) -> list:
         """Zero states: ``(h, c)`` per ConvLSTM2D and a frame history per temporal convolution."""
@@ -189,7 +190,8 @@ class FrameStepper:
                 state.append(keras.ops.zeros((batch_size, history, *layer.input.shape[-3:]), dtype))
         return state
 
-    def _step_eager(self, frame, state: list, training: bool = False) -> tuple:
+    def _step_body(self, frame, state: list, training: bool = False) -> tuple:
+        """One frame through every layer, in Keras ops: traced by the compiled step and loop, unrolled by unroll."""
         self.trace_count += 1  # Python side effect: runs once per trace when compiled, once per call when eager.
         x = keras.ops.expand_dims(frame, 1)  # (batch, 1, height, width, channels)
         new_state = []
@@ -243,11 +245,11 @@ class FrameStepper:
             )
         feed_back = keras.ops.convert_to_tensor(feed_back, "bool")
         state = self.initial_state(keras.ops.shape(frames)[0])
-        prediction, state = self._step_eager(frames[:, 0], state, training)
+        prediction, state = self._step_body(frames[:, 0], state, training)
         outputs = [prediction]
         for t in range(1, frames.shape[1]):
             own = keras.ops.reshape(feed_back[:, t], (-1, 1, 1, 1))
-            prediction, state = self._step_eager(keras.ops.where(own, prediction, frames[:, t]), state, training)
+            prediction, state = self._step_body(keras.ops.where(own, prediction, frames[:, t]), state, training)
             outputs.append(prediction)
         return keras.ops.stack(outputs, axis=1)
 
@@ -257,11 +259,11 @@ class FrameStepper:
         The loop is compiled by :func:`compile_loop`. Returns every step's prediction as a float32 array
         ``(batch, time + extra_steps, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
         """
-        return self._roll(frames, extra_steps)
+        return self._compiled_roll(frames, extra_steps)
 
     def step(self, frame, state: list) -> tuple:
         """Reads one frame ``(batch, height, width, channels)``; returns the next-frame prediction and state."""
-        return self._step(frame, state)
+        return self._compiled_step(frame, state)
 
 
 def frame_stepper(model: keras.Model) -> FrameStepper:
@@ -273,14 +275,12 @@ def frame_stepper(model: keras.Model) -> FrameStepper:
 
 
 def _batches(frames: np.ndarray, batch_size: int | None):
-    size = len(frames) if batch_size is None else batch_size
-    if size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    size = len(frames) if batch_size is None else check_integer(batch_size, "batch_size")
     for start in range(0, len(frames), size):
         yield to_float_frames(frames[start : start + size])
 
 
-def _roll(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
+def _roll_horizon(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
     """Reads the true ``frames``, then feeds back ``horizon - 1`` predictions; returns every step's output."""
     return stepper.roll(frames, horizon - 1)
 
@@ -304,8 +304,7 @@ def predict_frames(
     """
     validate_frames(context, name="context", min_frames=1)
     check_input(model, context, check_time=_model_kind(model) == "encoder_forecaster")
-    if not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    horizon = check_integer(horizon, "horizon")
     kind = _model_kind(model)
     if kind == "encoder_forecaster":
         output_frames = model.config.output_frames
@@ -319,7 +318,7 @@ def predict_frames(
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"a {kind!r} model does not predict frames; expected a frame-prediction model")
     stepper = frame_stepper(model)
-    outputs = [_roll(stepper, batch, horizon)[:, -horizon:] for batch in _batches(context, batch_size)]
+    outputs = [_roll_horizon(stepper, batch, horizon)[:, -horizon:] for batch in _batches(context, batch_size)]
     return np.concatenate(outputs)
 
 
@@ -369,4 +368,4 @@ def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size:
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"one-step-ahead prediction needs a frame-by-frame model, got a {kind!r} model")
     stepper = frame_stepper(model)
-    return np.concatenate([_roll(stepper, batch, 1) for batch in _batches(sequence, batch_size)])
+    return np.concatenate([_roll_horizon(stepper, batch, 1) for batch in _batches(sequence, batch_size)])

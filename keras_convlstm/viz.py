@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from keras_convlstm import colab
+from keras_convlstm.evaluation import MetricTable
 from keras_convlstm.files import atomic_path
-from keras_convlstm.metrics import MetricTable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -256,7 +256,7 @@ def plot_metric_curves(
     """Plots per-step metrics of several systems (a model beside its baselines), one panel per metric.
 
     Args:
-        table_or_dict: a :class:`~keras_convlstm.metrics.MetricTable` or ``{system: {metric: (horizon,)}}``.
+        table_or_dict: a :class:`~keras_convlstm.evaluation.MetricTable` or ``{system: {metric: (horizon,)}}``.
         metrics: metric names to plot.
         path: if given, the figure is also saved there as PNG.
 

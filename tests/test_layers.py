@@ -89,7 +89,7 @@ def test_patch_layers_reject_wrong_rank():
 @pytest.mark.parametrize("layer_class", [SpaceToDepth, DepthToSpace])
 @pytest.mark.parametrize("patch_size", [0, -2, 2.0, True])
 def test_patch_layers_reject_bad_patch_size(layer_class, patch_size):
-    with pytest.raises(ValueError, match=rf"patch_size must be a positive integer, got {patch_size!r}"):
+    with pytest.raises(ValueError, match=rf"patch_size must be an integer >= 1, got {patch_size!r}"):
         layer_class(patch_size)
 
 
@@ -141,7 +141,7 @@ def test_causal_conv3d_accepts_any_number_of_frames():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"filters": 0}, r"filters must be a positive integer, got 0"),
+        ({"filters": 0}, r"filters must be an integer >= 1, got 0"),
         ({"filters": 2, "kernel_size": (3, 3)}, r"kernel_size must be .*got \(3, 3\)"),
         ({"filters": 2, "kernel_size": (3, 0, 3)}, r"kernel_size must be .*got \(3, 0, 3\)"),
     ],

@@ -173,7 +173,7 @@ def test_settings_are_frozen_data_chosen_by_mode_and_overrides():
     assert recipes.actions.choose_settings(False).learning_rate is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         chosen.epochs = 2
-    with pytest.raises(ValueError, match=r"max_steps must be a positive integer, got 0 \(MovingSquareSettings\)"):
+    with pytest.raises(ValueError, match=r"max_steps must be an integer >= 1, got 0 \(MovingSquareSettings\)"):
         square.choose_settings(True, max_steps=0)
     with pytest.raises(TypeError, match="unknown"):
         recipes.shi2015.choose_settings(True, unknown=1)

@@ -199,7 +199,7 @@ def test_encoder_forecaster_emits_its_frames_directly():
 
 def test_bad_arguments_are_explained():
     model = tiny_model("keras-example-causal")
-    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+    with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
         predict_frames(model, random_frames(model, 1, 2), horizon=0)
     with pytest.raises(ValueError, match=r"\(batch, time, height, width, channels\)"):
         predict_frames(model, np.zeros((2, 16, 16, 1), np.float32))

@@ -239,10 +239,10 @@ def test_moving_mnist_speed(digits):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n": 0}, "n must be an integer >= 1, got 0"),
-        ({"n": 2, "num_frames": 0}, "num_frames must be an integer >= 1, got 0"),
-        ({"n": 2, "num_digits": 0}, "num_digits must be an integer >= 1, got 0"),
-        ({"n": 2, "image_size": 28}, r"image_size must be larger than digit_size \(28\), got 28"),
+        ({"num_sequences": 0}, "num_sequences must be an integer >= 1, got 0"),
+        ({"num_sequences": 2, "num_frames": 0}, "num_frames must be an integer >= 1, got 0"),
+        ({"num_sequences": 2, "num_digits": 0}, "num_digits must be an integer >= 1, got 0"),
+        ({"num_sequences": 2, "image_size": 28}, r"image_size must be larger than digit_size \(28\), got 28"),
     ],
 )
 def test_moving_mnist_rejects_bad_sizes(digits, kwargs, match):

@@ -180,7 +180,7 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(tmp_path):
 
 def test_bad_arguments(tmp_path):
     model = tiny_model()
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         train(model, np.zeros((2, 3, 16, 16, 1), np.uint8), epochs=0, out_dir=tmp_path)
     with pytest.raises(TypeError, match="expected a keras.utils.PyDataset"):
         train(model, [1, 2, 3], out_dir=tmp_path)
@@ -297,7 +297,7 @@ def test_resumed_scheduled_sampling_run_draws_what_the_straight_run_drew(tmp_pat
 def test_scheduled_sampling_is_checked(tmp_path):
     with pytest.raises(ValueError, match="start_step <= ramp_end_step"):
         ScheduledSampling(start_step=5, ramp_end_step=2)
-    with pytest.raises(ValueError, match="context must be a positive integer"):
+    with pytest.raises(ValueError, match="context must be an integer >= 1"):
         ScheduledSampling(context=0)
     sequences = np.zeros((2, 3, 16, 16, 1), np.uint8)
     keras.utils.set_random_seed(0)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from keras_convlstm import viz
-from keras_convlstm.metrics import MetricTable
+from keras_convlstm.evaluation import MetricTable
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from keras_convlstm import metrics
+from keras_convlstm import evaluation
+from keras_convlstm.checks import check_integer
 from keras_convlstm.files import write_json
 
 Settings = TypeVar("Settings")
@@ -42,9 +43,10 @@ def check_settings(settings: object, positive_integers: tuple[str, ...]) -> None
         if isinstance(value, list):
             object.__setattr__(settings, field.name, tuple(value))
     for name in positive_integers:
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(settings).__name__})")
+        try:
+            check_integer(getattr(settings, name), name)
+        except ValueError as error:
+            raise ValueError(f"{error} ({type(settings).__name__})") from None
 
 
 def recipe_folder(out_dir: str | os.PathLike) -> Path:
@@ -59,7 +61,7 @@ def summary_number(value: float, digits: int = 6) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
-def summary_means(table: metrics.MetricTable, names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+def summary_means(table: evaluation.MetricTable, names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
     """``{system: {metric: mean over the horizon}}`` for the chosen metrics, rounded for a summary."""
     return {system: {name: summary_number(values[name]) for name in names} for system, values in table.means().items()}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, metrics, synthetic, training, viz
+from keras_convlstm import data, evaluation, synthetic, training, viz
 from keras_convlstm.evaluation import evaluate as evaluate_against_baselines
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
@@ -139,7 +139,7 @@ def train(
     )
 
 
-def evaluate(model: keras.Model, held_out: np.ndarray) -> metrics.MetricTable:
+def evaluate(model: keras.Model, held_out: np.ndarray) -> evaluation.MetricTable:
     """Scores frame 10 predicted from frames 1-9 of ``held_out`` beside copy-last-frame and a blank frame.
 
     Args:
@@ -177,7 +177,7 @@ def summarize(
     model: keras.Model,
     settings: MovingSquareSettings,
     history: keras.callbacks.History,
-    table: metrics.MetricTable,
+    table: evaluation.MetricTable,
 ) -> dict:
     """The recipe's summary: settings, steps trained, final training MSE and held-out means beside the baselines."""
     losses = history.history["loss"]

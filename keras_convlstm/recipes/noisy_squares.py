@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, metrics, synthetic, training, viz
+from keras_convlstm import data, evaluation, synthetic, training, viz
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
 from keras_convlstm.rollout import predict_frames
@@ -164,13 +164,13 @@ def predict(
     """
     horizon = settings.predicted_frames
     predictions = {name: predict_frames(model, movies.context, horizon) for name, model in models.items()}
-    predictions["copy-last-frame"] = metrics.copy_last_frame(movies.context, horizon)
+    predictions["copy-last-frame"] = evaluation.copy_last_frame(movies.context, horizon)
     return predictions
 
 
-def evaluate(predictions: dict[str, np.ndarray], movies: NoisySquaresData) -> metrics.MetricTable:
+def evaluate(predictions: dict[str, np.ndarray], movies: NoisySquaresData) -> evaluation.MetricTable:
     """Per-frame metrics of every rollout against the clean truth (threshold 0.5 for the binary ones)."""
-    return metrics.MetricTable.from_predictions(predictions, movies.truth, threshold=THRESHOLD)
+    return evaluation.MetricTable.from_predictions(predictions, movies.truth, threshold=THRESHOLD)
 
 
 def write_pictures(
@@ -205,7 +205,7 @@ def write_pictures(
     return files
 
 
-def summarize(settings: NoisySquaresSettings, movies: NoisySquaresData, table: metrics.MetricTable) -> dict:
+def summarize(settings: NoisySquaresSettings, movies: NoisySquaresData, table: evaluation.MetricTable) -> dict:
     """The recipe's summary: settings and the rollout's mean MSE, MSE per pixel and SSIM of every system."""
     return {
         "settings": {

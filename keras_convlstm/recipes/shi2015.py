@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, metrics, synthetic, training, viz
+from keras_convlstm import data, evaluation, metrics, synthetic, training, viz
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
 from keras_convlstm.rollout import predict_frames
@@ -145,7 +145,7 @@ class Shi2015Result:
 
     truth: np.ndarray
     predictions: dict[str, np.ndarray]
-    table: metrics.MetricTable
+    table: evaluation.MetricTable
     scores: dict[str, dict[str, float | None]]
 
 
@@ -238,8 +238,8 @@ def evaluate(models: dict[str, keras.Model], sequences: np.ndarray, settings: Sh
     context, horizon = settings.context_frames, settings.predicted_frames
     given, truth = sequences[:, :context], data.to_float_frames(sequences[:, context:])
     predictions = {name: predict_frames(model, given, horizon) for name, model in models.items()}
-    predictions["copy-last-frame"] = metrics.copy_last_frame(data.to_float_frames(given), horizon)
-    table = metrics.MetricTable.from_predictions(predictions, truth, threshold=settings.threshold)
+    predictions["copy-last-frame"] = evaluation.copy_last_frame(data.to_float_frames(given), horizon)
+    table = evaluation.MetricTable.from_predictions(predictions, truth, threshold=settings.threshold)
     scores = common.summary_means(table, ("mse", "ssim", "csi", "far", "pod", "correlation"))
     for name, prediction in predictions.items():
         scores[name]["bce_per_sequence"] = common.summary_number(metrics.bce_per_sequence(prediction, truth), 2)

@@ -1,0 +1,137 @@
+"""The package's layout: no import cycle, no private name used across modules, every public module listed."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import keras_convlstm
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("keras_convlstm", "benchmarks")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sources(package: str) -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted((ROOT / package).rglob("*.py"))}
+
+
+MODULES = {name: path for package in PACKAGES for name, path in _sources(package).items()}
+
+
+def _imports(tree: ast.Module) -> list[tuple[str, str | None, str]]:
+    """Every import of this project's modules, at any depth: ``(module, imported name or None, bound alias)``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PACKAGES:
+                    found.append((alias.name, None, alias.asname or alias.name))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in PACKAGES:
+                found += [(node.module, alias.name, alias.asname or alias.name) for alias in node.names]
+    return found
+
+
+def _target(module: str, name: str | None) -> str:
+    """The module an import reads: ``from package import submodule`` reads the submodule, not the package."""
+    if name is not None and f"{module}.{name}" in MODULES:
+        return f"{module}.{name}"
+    return module
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports (the package's ``__init__``, which imports all, left out)."""
+    graph = {}
+    for name, path in _sources(package).items():
+        if name == package:
+            continue
+        targets = {_target(module, imported) for module, imported, _ in _imports(ast.parse(path.read_text()))}
+        graph[name] = {target for target in targets if target != package and target.startswith(f"{package}.")}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as ``[a, b, ..., a]``, or None."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" after
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for neighbour in sorted(graph.get(node, ())):
+            if state.get(neighbour) == "open":
+                return [*path[path.index(neighbour) :], neighbour]
+            if neighbour not in state and (cycle := visit(neighbour, [*path, neighbour])):
+                return cycle
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node, [node])):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_import_graph_has_no_cycle(package):
+    graph = _graph(package)
+    assert graph, f"no modules found in {package}"
+    assert _cycle(graph) is None
+
+
+def _private_uses(module_name: str, path: Path) -> list[str]:
+    """``module._name`` and ``from module import _name`` where ``module`` is another module of this project."""
+    tree = ast.parse(path.read_text())
+    uses = []
+    aliases = {}  # name bound in this file -> the project module it stands for
+    for module, imported, alias in _imports(tree):
+        target = _target(module, imported)
+        if target != module_name and imported is not None and target == module:  # a name from a module
+            if imported.startswith("_") and not imported.startswith("__"):
+                uses.append(f"from {module} import {imported}")
+        elif target != module_name:
+            aliases[alias] = target
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = ast.unparse(node.value)
+            if owner in aliases:
+                uses.append(f"{owner}.{node.attr}")
+    return uses
+
+
+def test_the_private_name_finder_finds_both_forms(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text(
+        "from keras_convlstm import data\nfrom keras_convlstm.files import _temporary_prefix\ndata._md5\n"
+    )
+    assert _private_uses("example", source) == ["from keras_convlstm.files import _temporary_prefix", "data._md5"]
+
+
+@pytest.mark.parametrize("module_name", sorted(MODULES))
+def test_no_module_uses_another_modules_private_names(module_name):
+    assert _private_uses(module_name, MODULES[module_name]) == []
+
+
+PUBLIC_MODULES = sorted(
+    path.stem
+    for path in (ROOT / "keras_convlstm").iterdir()
+    if (path.suffix == ".py" and not path.stem.startswith("_")) or (path / "__init__.py").is_file()
+)
+
+
+def test_every_public_module_is_in_the_package_api_and_the_readme_table():
+    assert {"data", "evaluation", "checks", "videos"} <= set(PUBLIC_MODULES)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name in PUBLIC_MODULES:
+        if name != "cli":  # the command line is not imported by the package (it sets TensorFlow's log level)
+            assert name in keras_convlstm.__all__ and hasattr(keras_convlstm, name), name
+        assert any(f"`{name}`" in line.split("|")[1] for line in table), name
