@@ -287,16 +287,20 @@ def test_config_is_plain_frozen_data():
 
 @pytest.mark.backends
 def test_one_training_step_lowers_the_loss():
-    """One step on a fixed batch lowers its loss (run eagerly: tracing would cost more than the step)."""
+    """One step on a fixed batch lowers its loss.
+
+    Eager on TensorFlow, where tracing costs more than the step; compiled on JAX, whose op-by-op step is slower.
+    """
     for name in ("shi2015", "moving-square"):
         model = build_model(name, **tiny(name, learning_rate=0.01))
-        model.run_eagerly = True
+        model.run_eagerly = keras.backend.backend() == "tensorflow"
         frames = sample_input(model, time=4)
-        shape = tuple(model(frames).shape)
+        shape = expected_output_shape(model.config, time=4)
         targets = (np.random.default_rng(1).random(shape) > 0.8).astype(np.float32)
-        before = model.test_on_batch(frames, targets)
-        model.train_on_batch(frames, targets)
-        assert model.test_on_batch(frames, targets) < before
+        # train_on_batch reports the loss of the weights it starts from; without dropout or BatchNormalization
+        # in these models, training and inference compute the same loss, so one traced function is enough.
+        before = model.train_on_batch(frames, targets)
+        assert model.train_on_batch(frames, targets) < before
 
 
 def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.ndarray:
