@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 # What the scripts below share: 2 replicas on the split CPU, 10 sequences (8 to train on in 2 global batches of 4,
-# 2 to validate on), small networks, and one training function.
+# 2 to validate on), one training function and two networks of one ConvLSTM2D layer: cpu-fast without and
+# keras-example-causal with BatchNormalization (after its only ConvLSTM2D layer, where the preset has it after
+# every layer but the last).
 SETUP = textwrap.dedent(
     """
     import json, sys
@@ -36,7 +38,7 @@ SETUP = textwrap.dedent(
     strategy = distribute.data_parallel(2)
     sequences = np.random.default_rng(0).integers(0, 256, size=(10, 5, 16, 16, 1), dtype=np.uint8)
     small = {"cpu-fast": dict(filters=(4,), kernel_sizes=(3,)),
-             "keras-example-causal": dict(filters=(3, 3), kernel_sizes=(3, 3))}
+             "keras-example-causal": dict(filters=(3,), kernel_sizes=(3,), batch_norm_last=True)}
 
     class EpochLog(keras.callbacks.Callback):
         def __init__(self, announce=False):
