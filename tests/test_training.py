@@ -357,6 +357,8 @@ def copy_of(run_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(reference, tmp_path):
+    """Killed after the last epoch's checkpoint and history row, before its backup: resuming repeats that epoch
+    once (no second history row) and ends as the reference did."""
     run_dir = copy_of(reference.killed_before_last_backup, tmp_path)
     # The epoch's outputs were written before the backup: its history row exists, the backup says 2 epochs.
     assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0", "1", "2"]
@@ -380,9 +382,9 @@ def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(refe
     if damage == "latest":  # resumed from the copy of epoch 1: epochs 2 and 3 rerun, same result
         assert not list(tmp_path.glob("run/backup.damaged-*"))
         assert_same_training(run_dir, resumed, reference)
-    else:  # nothing readable: set aside and trained again from the first epoch
+    else:  # nothing readable: set aside and trained again from the first epoch, as the reference was
         assert [p.name for p in run_dir.glob("backup.damaged-*")] == ["backup.damaged-1"]
-        assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0", "1", "2"]
+        assert_same_training(run_dir, resumed, reference)
     assert not backup.exists()
 
 
