@@ -23,9 +23,11 @@ import keras_convlstm  # noqa: F401  (registers the package's models for loading
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
-# Trains two small networks on the same data with 1 device and with 2 replicas (same global batch), the one
-# with BatchNormalization both with per-replica and with synchronized statistics.
-COMPARE = textwrap.dedent(
+# What the scripts below share: 2 replicas on the split CPU, 10 sequences (8 to train on in 2 global batches of 4,
+# 2 to validate on), one training function and two networks of one ConvLSTM2D layer: cpu-fast without and
+# keras-example-causal with BatchNormalization (after its only ConvLSTM2D layer, where the preset has it after
+# every layer but the last).
+SETUP = textwrap.dedent(
     """
     import json, sys
     import keras, numpy as np
@@ -33,23 +35,52 @@ COMPARE = textwrap.dedent(
     from keras_convlstm.models import build_model
     from keras_convlstm.training import train
 
-    out = sys.argv[1]
     strategy = distribute.data_parallel(2)
     sequences = np.random.default_rng(0).integers(0, 256, size=(10, 5, 16, 16, 1), dtype=np.uint8)
-    small = {"cpu-fast": dict(filters=(4,), kernel_sizes=(3,)), "keras-example-causal": dict(filters=(3, 3, 3))}
+    small = {"cpu-fast": dict(filters=(4,), kernel_sizes=(3,)),
+             "keras-example-causal": dict(filters=(3,), kernel_sizes=(3,), batch_norm_last=True)}
+
+    class EpochLog(keras.callbacks.Callback):
+        def __init__(self, announce=False):
+            super().__init__()
+            self.announce, self.finished = announce, []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.finished.append(epoch + 1)
+            if self.announce:
+                print(f"finished epoch {epoch + 1}", flush=True)
+
+    def run(preset, out_dir, distribution=None, synchronized=False, callbacks=()):
+        keras.utils.set_random_seed(7)
+        model = build_model(preset, image_size=16, precision="float32", **small[preset])
+        history = train(model, sequences[:8], sequences[8:], epochs=3, batch_size=4, seed=1, out_dir=out_dir,
+                        distribution=distribution, synchronized_batchnorm=synchronized, callbacks=callbacks,
+                        verbose=0)
+        np.save(f"{out_dir}/weights.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
+        return history
+    """
+)
+
+# The 2-replica cpu-fast run, printing a line after each finished (and backed-up) epoch, to be killed.
+KILLABLE = SETUP + 'run("cpu-fast", sys.argv[1], strategy, callbacks=[EpochLog(announce=True)])\n'
+
+# Trains the two small networks with 1 device and with 2 replicas (same global batch), the one with
+# BatchNormalization both with per-replica and with synchronized statistics; then resumes the killed run, whose
+# uninterrupted twin is "cpu-fast/two".
+COMPARE = SETUP + textwrap.dedent(
+    """
+    out, killed = sys.argv[1], sys.argv[2]
     runs = [("cpu-fast", "one", None, False), ("cpu-fast", "two", strategy, False),
             ("keras-example-causal", "one", None, False), ("keras-example-causal", "two-sync", strategy, True),
             ("keras-example-causal", "two-per-replica", strategy, False)]
-    curves = {"replicas": distribute.replica_count(strategy)}
+    results = {"replicas": distribute.replica_count(strategy)}
     for preset, name, distribution, synchronized in runs:
-        keras.utils.set_random_seed(7)
-        model = build_model(preset, image_size=16, precision="float32", **small[preset])
-        history = train(model, sequences[:8], sequences[8:], epochs=3, batch_size=4, seed=1,
-                        out_dir=f"{out}/{preset}/{name}", distribution=distribution,
-                        synchronized_batchnorm=synchronized, verbose=0)
-        curves[f"{preset}/{name}"] = history.history["loss"] + history.history["val_loss"]
-        np.save(f"{out}/{preset}/{name}/weights.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
-    print(json.dumps(curves))
+        history = run(preset, f"{out}/{preset}/{name}", distribution, synchronized)
+        results[f"{preset}/{name}"] = history.history["loss"] + history.history["val_loss"]
+    log = EpochLog()
+    run("cpu-fast", killed, strategy, callbacks=[log])
+    results["resumed epochs"] = log.finished
+    print(json.dumps(results))
     """
 )
 
@@ -60,76 +91,63 @@ def _python(script: str, *args: str, timeout: int = 600, env: dict | None = None
     )
 
 
-def test_two_replicas_follow_the_loss_curve_of_one_device(tmp_path):
-    result = _python(COMPARE, str(tmp_path))
+@pytest.fixture(scope="module")
+def two_replica_runs(tmp_path_factory) -> tuple[Path, int, dict]:
+    """Kills the 2-replica run after its first epoch, then runs COMPARE (which resumes it) in one fresh process.
+
+    Returns:
+        The folder of the runs, the killed process's exit status, and what COMPARE printed.
+    """
+    folder = tmp_path_factory.mktemp("two_replica_runs")
+    command = [sys.executable, "-c", KILLABLE, str(folder / "killed")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+    with process.stdout:
+        for line in process.stdout:
+            if line.strip() == "finished epoch 1":
+                process.send_signal(signal.SIGKILL)
+                break
+    process.wait(timeout=300)
+    result = _python(COMPARE, str(folder), str(folder / "killed"))
     assert result.returncode == 0, result.stderr[-3000:]
-    curves = json.loads(result.stdout.strip().splitlines()[-1])
+    return folder, process.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_two_replicas_follow_the_loss_curve_of_one_device(two_replica_runs):
+    folder, _, curves = two_replica_runs
     assert curves["replicas"] == 2
     # Same global batch: the mean of the two replicas' gradients is the one-device gradient, up to the order
     # of float32 sums; with BatchNormalization only when its statistics are all-reduced.
     for preset, two in (("cpu-fast", "two"), ("keras-example-causal", "two-sync")):
         np.testing.assert_allclose(curves[f"{preset}/{two}"], curves[f"{preset}/one"], rtol=1e-4)
-        weights = {name: np.load(tmp_path / preset / name / "weights.npy") for name in ("one", two)}
+        weights = {name: np.load(folder / preset / name / "weights.npy") for name in ("one", two)}
         np.testing.assert_allclose(weights[two], weights["one"], atol=1e-4)
     # Per-replica statistics: each replica normalises its own 2 sequences, so the curve moves a little.
     per_replica, one = curves["keras-example-causal/two-per-replica"], curves["keras-example-causal/one"]
     assert per_replica[0] != one[0]
     np.testing.assert_allclose(per_replica, one, rtol=0.05)
     # The checkpoint of a 2-replica run is a plain model: it loads and predicts here, with no strategy.
-    model = keras.saving.load_model(tmp_path / "keras-example-causal" / "two-sync" / "best.keras")
+    model = keras.saving.load_model(folder / "keras-example-causal" / "two-sync" / "best.keras")
     frames = np.zeros((1, 3, 16, 16, 1), np.float32)
     assert keras.ops.convert_to_numpy(model(frames)).shape == (1, 3, 16, 16, 1)
 
 
-# One 2-replica run, as a user would write it; prints a line after each finished (and backed-up) epoch.
-RESUMABLE = textwrap.dedent(
-    """
-    import sys
-    import keras, numpy as np
-    from keras_convlstm import distribute
-    from keras_convlstm.models import build_model
-    from keras_convlstm.training import train
-
-    class Announce(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            print(f"finished epoch {epoch + 1}", flush=True)
-
-    strategy = distribute.data_parallel(2)
-    sequences = np.random.default_rng(0).integers(0, 256, size=(8, 5, 16, 16, 1), dtype=np.uint8)
-    keras.utils.set_random_seed(3)
-    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
-    train(model, sequences, epochs=4, batch_size=4, seed=3, out_dir=sys.argv[1], distribution=strategy,
-          callbacks=[Announce()], verbose=0)
-    np.save(sys.argv[2], np.concatenate([w.ravel() for w in model.get_weights()]))
-    """
-)
-
-
-def test_an_interrupted_two_replica_run_resumes_where_it_stopped(tmp_path):
-    straight = _python(RESUMABLE, str(tmp_path / "straight"), str(tmp_path / "straight.npy"))
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
-    command = [sys.executable, "-c", RESUMABLE, str(tmp_path / "resumed"), str(tmp_path / "unused.npy")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
-    with process.stdout:
-        for line in process.stdout:
-            if line.strip() == "finished epoch 2":
-                process.send_signal(signal.SIGKILL)
-                break
-    process.wait(timeout=300)
-    assert process.returncode == -signal.SIGKILL
-    resumed = _python(RESUMABLE, str(tmp_path / "resumed"), str(tmp_path / "resumed.npy"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert resumed.stdout.split() == "finished epoch 3 finished epoch 4".split()
-    np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"))
+def test_an_interrupted_two_replica_run_resumes_where_it_stopped(two_replica_runs):
+    """Killed (SIGKILL) after its first epoch, the run resumes in another process and ends as its uninterrupted twin."""
+    folder, killed_status, results = two_replica_runs
+    assert killed_status == -signal.SIGKILL
+    assert results["resumed epochs"] == [2, 3]
+    straight = np.load(folder / "cpu-fast" / "two" / "weights.npy")
+    np.testing.assert_array_equal(np.load(folder / "killed" / "weights.npy"), straight)
 
 
 def test_train_devices_on_the_command_line_records_them_and_saves_plain_models(tmp_path):
     data_file = tmp_path / "sequences.npy"
-    np.save(data_file, np.random.default_rng(0).integers(0, 256, size=(20, 20, 64, 64, 1), dtype=np.uint8))
+    np.save(data_file, np.random.default_rng(0).integers(0, 256, size=(12, 4, 64, 64, 1), dtype=np.uint8))
     out_dir = tmp_path / "run"
-    # 18 training sequences in batches of 4: the last batch of 2 is split 1 + 1; 2 validation sequences.
-    args = ["--preset", "cpu-fast", "--precision", "float32", "--data", str(data_file), "--num-sequences", "20"]
+    # 10 training sequences in batches of 4: the last batch of 2 is split 1 + 1; 2 validation sequences.
+    # cpu-fast keeps its 64x64 frames and 4x4 patches, with one ConvLSTM2D layer of 4 filters.
+    args = ["--preset", "cpu-fast", "--precision", "float32", "--filters", "4", "--kernel-sizes", "3"]
+    args += ["--data", str(data_file), "--num-sequences", "12", "--val-fraction", "0.2"]
     command = [sys.executable, "-m", "keras_convlstm", "train", *args, "--epochs", "1", "--batch-size", "4"]
     result = subprocess.run(
         [*command, "--devices", "2", "--out-dir", str(out_dir)], capture_output=True, text=True, env=ENV, timeout=300

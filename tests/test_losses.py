@@ -74,8 +74,14 @@ def test_bad_weight_and_name_lookup():
 
 
 def test_model_with_the_loss_reloads_in_a_fresh_process(tmp_path):
-    model = build_model("cpu-fast", filters=(4,), kernel_sizes=(3,), loss="bce_ssim")
-    sequences = np.random.default_rng(3).random((2, 4, 64, 64, 1)).astype(np.float32)
+    """The saved model brings its BCE + SSIM loss and weight back, and evaluates to the same value.
+
+    16x16 frames (cpu-fast's 4x4 patches make 4x4 grids; SSIM's 7x7 window still fits) and eager steps:
+    tracing would cost more than these two sequences.
+    """
+    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), loss="bce_ssim")
+    model.run_eagerly = True
+    sequences = np.random.default_rng(3).random((2, 4, 16, 16, 1)).astype(np.float32)
     model.fit(sequences[:, :-1], sequences[:, 1:], epochs=1, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -84,6 +90,7 @@ def test_model_with_the_loss_reloads_in_a_fresh_process(tmp_path):
     script = (
         "import sys, numpy as np, keras, keras_convlstm\n"
         "model = keras.saving.load_model(sys.argv[1])\n"
+        "model.run_eagerly = True\n"
         "x = np.load(sys.argv[2])\n"
         "print(type(model.loss).__name__, model.loss.ssim_weight, model.evaluate(x[:, :-1], x[:, 1:], verbose=0))\n"
     )

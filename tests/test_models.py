@@ -287,14 +287,20 @@ def test_config_is_plain_frozen_data():
 
 @pytest.mark.backends
 def test_one_training_step_lowers_the_loss():
+    """One step on a fixed batch lowers its loss.
+
+    Eager on TensorFlow, where tracing costs more than the step; compiled on JAX, whose op-by-op step is slower.
+    """
     for name in ("shi2015", "moving-square"):
         model = build_model(name, **tiny(name, learning_rate=0.01))
+        model.run_eagerly = keras.backend.backend() == "tensorflow"
         frames = sample_input(model, time=4)
-        shape = tuple(model(frames).shape)
+        shape = expected_output_shape(model.config, time=4)
         targets = (np.random.default_rng(1).random(shape) > 0.8).astype(np.float32)
-        before = model.test_on_batch(frames, targets)
-        model.train_on_batch(frames, targets)
-        assert model.test_on_batch(frames, targets) < before
+        # train_on_batch reports the loss of the weights it starts from; without dropout or BatchNormalization
+        # in these models, training and inference compute the same loss, so one traced function is enough.
+        before = model.train_on_batch(frames, targets)
+        assert model.train_on_batch(frames, targets) < before
 
 
 def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.ndarray:
@@ -324,8 +330,13 @@ def test_bfloat16_model_learns_a_tiny_problem():
 
 @pytest.mark.slow
 def test_saved_models_reload_in_a_fresh_process(tmp_path):
-    # Fewer layers than the presets keep the traced training graphs small; every custom layer, batch
-    # normalization, bfloat16 and both model kinds outside seq2seq are still covered.
+    """Five kinds of model, trained one step and saved, reload in a fresh process with their config, optimizer
+    step and outputs.
+
+    Fewer layers than the presets keep the models small; every custom layer, batch normalization, the automatic
+    precision and the model kinds outside seq2seq are still covered. The step runs eagerly and the outputs are
+    computed by calling the models, which skips tracing the training and prediction functions.
+    """
     shallow = {
         "keras-example-causal": {"filters": (4, 4), "kernel_sizes": (3, 3)},
         "cpu-fast": {},
@@ -341,9 +352,10 @@ def test_saved_models_reload_in_a_fresh_process(tmp_path):
         targets = np.asarray(model(frames))
         if model.config.kind == "classifier":
             targets = np.array([1, 3])
+        model.run_eagerly = True
         model.fit(frames, targets, epochs=1, verbose=0)
         np.save(tmp_path / f"{name}-input.npy", frames)
-        np.save(tmp_path / f"{name}-output.npy", np.asarray(model.predict(frames, verbose=0)))
+        np.save(tmp_path / f"{name}-output.npy", keras.ops.convert_to_numpy(model(frames)))
         model.save(tmp_path / f"{name}.keras")
         expected[name] = {"config": dataclasses.asdict(model.config), "iterations": int(model.optimizer.iterations)}
     (tmp_path / "expected.json").write_text(json.dumps(expected))
@@ -363,7 +375,7 @@ def test_saved_models_reload_in_a_fresh_process(tmp_path):
             assert int(model.optimizer.iterations) == want["iterations"] == 1, int(model.optimizer.iterations)
             frames = np.load(folder / f"{name}-input.npy")
             reference = np.load(folder / f"{name}-output.npy")
-            np.testing.assert_allclose(model.predict(frames, verbose=0), reference, atol=1e-6)
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(frames)), reference, atol=1e-6)
             print("reloaded", name)
         """
     )

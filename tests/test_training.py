@@ -3,11 +3,13 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -23,56 +25,78 @@ from keras_convlstm.training import (
     train,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+EPOCHS = 3
 
-# One training run, as a user would write it; prints a line after each finished (and backed-up) epoch.
-TRAIN_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import keras
-    import numpy as np
-    from keras_convlstm.models import build_model
-    from keras_convlstm.training import train
 
-    out_dir, weights_file = sys.argv[1], sys.argv[2]
+class EpochLog(keras.callbacks.Callback):
+    """Records each finished (and backed-up) epoch, counted from 1; also prints it when ``announce`` is set."""
 
-    class Announce(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+    def __init__(self, announce: bool = False):
+        super().__init__()
+        self.announce = announce
+        self.finished = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.finished.append(epoch + 1)
+        if self.announce:
             print(f"finished epoch {epoch + 1}", flush=True)
 
-    rng = np.random.default_rng(0)
-    sequences = rng.integers(0, 256, size=(12, 5, 16, 16, 1), dtype=np.uint8)
-    keras.utils.set_random_seed(3)
-    model = build_model("keras-example-causal", image_size=16, filters=(4, 4, 4))
-    train(model, sequences[:9], sequences[9:], epochs=5, batch_size=3, out_dir=out_dir, seed=3,
-          callbacks=[Announce()], verbose=0)
-    np.savez(weights_file, *model.get_weights(), iterations=int(model.optimizer.iterations.numpy()))
+
+def tiny_model(seed: int = 0) -> keras.Model:
+    """The causal official network cut to 2 ConvLSTM2D layers of 4 filters (with its BatchNormalization), 16x16.
+
+    It runs eagerly: tracing the training step would cost more than these few steps, and what the tests check
+    (files, stopping, resumption) does not depend on it.
     """
-)
+    keras.utils.set_random_seed(seed)
+    model = build_model("keras-example-causal", image_size=16, filters=(4, 4), kernel_sizes=(3, 3))
+    model.run_eagerly = True
+    return model
 
 
-def run_training(script: Path, out_dir: Path, weights: Path, kill_after_epoch: int | None = None) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(out_dir), str(weights)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    lines = []
-    with process.stdout:
-        for line in process.stdout:
-            lines.append(line.strip())
-            if kill_after_epoch is not None and line.strip() == f"finished epoch {kill_after_epoch}":
-                process.send_signal(signal.SIGKILL)
-                break
-    process.wait(timeout=300)
-    if kill_after_epoch is None:
-        assert process.returncode == 0, lines
-    else:
-        assert process.returncode == -signal.SIGKILL
-    return lines
+def small_run(out_dir, **settings) -> tuple[keras.Model, keras.callbacks.History]:
+    """Trains :func:`tiny_model` for ``EPOCHS`` epochs: 6 sequences in 2 batches, 2 validation sequences.
+
+    Calling it again on the folder of an interrupted run resumes that run; ``settings`` override ``train``'s.
+    """
+    sequences = np.random.default_rng(0).integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
+    model = tiny_model(seed=2)
+    settings = {"epochs": EPOCHS, "batch_size": 3, "seed": 2, "verbose": 0, **settings}
+    history = train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
+    return model, history
+
+
+class Reference(NamedTuple):
+    """The uninterrupted :func:`small_run` every fault test compares with, and what a kill left on disk."""
+
+    out_dir: Path
+    model: keras.Model
+    history: keras.callbacks.History
+    killed_before_last_backup: Path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Reference:
+    """Runs :func:`small_run` once for the module, copying its folder between the last epoch's outputs and backup.
+
+    The copy holds what a kill at that moment leaves on disk: the last epoch's checkpoint and history row are
+    written, its backup is not (the backups of the two epochs before it are).
+    """
+    folder = tmp_path_factory.mktemp("reference")
+    out_dir, killed = folder / "straight", folder / "killed_before_last_backup"
+    backup_epoch = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def copy_then_back_up(callback, epoch, logs=None):
+        if epoch == EPOCHS - 1:
+            shutil.copytree(out_dir, killed)
+        backup_epoch(callback, epoch, logs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", copy_then_back_up)
+        model, history = small_run(out_dir)
+    return Reference(out_dir, model, history, killed)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -80,27 +104,59 @@ def read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def assert_same_training(run_dir: Path, model: keras.Model, reference: Reference) -> None:
+    """Each epoch once in the history, with the reference's losses, and the reference's weights, bit for bit."""
+    rows, reference_rows = read_history(run_dir / "history.csv"), read_history(reference.out_dir / "history.csv")
+    assert [row["epoch"] for row in rows] == [str(epoch) for epoch in range(EPOCHS)]  # none missing, none twice
+    assert [row["loss"] for row in rows] == [row["loss"] for row in reference_rows]
+    assert int(model.optimizer.iterations) == int(reference.model.optimizer.iterations) == EPOCHS * 2
+    for got, expected in zip(model.get_weights(), reference.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_best_checkpoint_and_history_files(reference):
+    rows = read_history(reference.out_dir / "history.csv")
+    assert [int(row["epoch"]) for row in rows] == list(range(EPOCHS))
+    val_losses = reference.history.history["val_loss"]
+    np.testing.assert_allclose([float(row["val_loss"]) for row in rows], val_losses, rtol=1e-6)
+    record = json.loads((reference.out_dir / "best.json").read_text())
+    assert record["epoch"] == int(np.argmin(val_losses)) + 1
+    assert record["value"] == pytest.approx(min(val_losses))
+    assert sorted(p.name for p in reference.out_dir.iterdir()) == ["best.json", "best.keras", "history.csv"]
+
+
+# A run in a fresh process that prints a line after each finished (and backed-up) epoch, to be killed.
+KILLABLE_RUN = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from test_training import EpochLog, small_run
+
+    small_run(sys.argv[2], callbacks=[EpochLog(announce=True)])
+    """
+)
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_and_matches_uninterrupted_run(tmp_path):
-    script = tmp_path / "train_once.py"
-    script.write_text(TRAIN_SCRIPT)
+def test_killed_run_resumes_and_matches_uninterrupted_run(reference, tmp_path):
+    """SIGKILL after the backup of epoch 2; the resumed run trains epoch 3 only and ends as the reference did."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", KILLABLE_RUN, str(TESTS), str(tmp_path / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    with process.stdout:
+        for line in process.stdout:
+            if line.strip() == "finished epoch 2":
+                process.send_signal(signal.SIGKILL)
+                break
+    process.wait(timeout=300)
+    assert process.returncode == -signal.SIGKILL
+    assert (tmp_path / "run" / "backup").is_dir()
 
-    straight = run_training(script, tmp_path / "straight", tmp_path / "straight.npz")
-    assert straight[-1] == "finished epoch 5"
-
-    run_training(script, tmp_path / "resumed", tmp_path / "unused.npz", kill_after_epoch=2)
-    assert (tmp_path / "resumed" / "backup").is_dir()
-    resumed = run_training(script, tmp_path / "resumed", tmp_path / "resumed.npz")
-    assert resumed == ["finished epoch 3", "finished epoch 4", "finished epoch 5"]
-    assert not (tmp_path / "resumed" / "backup").exists()
-
-    expected = np.load(tmp_path / "straight.npz")
-    got = np.load(tmp_path / "resumed.npz")
-    assert int(got["iterations"]) == int(expected["iterations"]) == 5 * 3
-    for name in expected.files:
-        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-    epochs = [int(row["epoch"]) for row in read_history(tmp_path / "resumed" / "history.csv")]
-    assert epochs == [0, 1, 2, 3, 4]
+    log = EpochLog()
+    resumed, _ = small_run(tmp_path / "run", callbacks=[log])
+    assert log.finished == [3]
+    assert not (tmp_path / "run" / "backup").exists()
+    assert_same_training(tmp_path / "run", resumed, reference)
 
 
 class NaNAfterFirstEpoch(keras.utils.PyDataset):
@@ -125,11 +181,6 @@ class NaNAfterFirstEpoch(keras.utils.PyDataset):
         return batch[:, :-1], batch[:, 1:]
 
 
-def tiny_model():
-    keras.utils.set_random_seed(0)
-    return build_model("keras-example-causal", image_size=16, filters=(4, 4, 4))
-
-
 def test_nan_in_data_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     model = tiny_model()
     history = train(model, NaNAfterFirstEpoch(), epochs=6, out_dir=tmp_path, verbose=0)
@@ -141,22 +192,7 @@ def test_nan_in_data_stops_training_and_keeps_the_last_good_checkpoint(tmp_path)
     assert record["epoch"] == 1
     assert record["value"] == pytest.approx(history.history["loss"][0])
     frames = np.random.default_rng(1).random((1, 3, 16, 16, 1), dtype=np.float32)
-    assert np.isfinite(restored.predict(frames, verbose=0)).all()
-
-
-def test_best_checkpoint_and_history_files(tmp_path):
-    rng = np.random.default_rng(0)
-    sequences = rng.integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
-    model = tiny_model()
-    history = train(model, sequences[:6], sequences[6:], epochs=3, batch_size=2, out_dir=tmp_path, verbose=0)
-    rows = read_history(tmp_path / "history.csv")
-    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
-    val_losses = history.history["val_loss"]
-    np.testing.assert_allclose([float(row["val_loss"]) for row in rows], val_losses, rtol=1e-6)
-    record = json.loads((tmp_path / "best.json").read_text())
-    assert record["epoch"] == int(np.argmin(val_losses)) + 1
-    assert record["value"] == pytest.approx(min(val_losses))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.keras", "history.csv"]
+    assert np.isfinite(to_numpy(restored(frames))).all()
 
 
 def test_pairs_of_arrays_and_loss_threshold_stop(tmp_path):
@@ -210,8 +246,9 @@ def test_scheduled_sampling_probability_ramps_and_draws_are_seeded():
 
 
 def small_seq2seq() -> keras.Model:
+    """``cpu-fast`` (4x4 patches, causal output) with one ConvLSTM2D layer of 4 filters, on 16x16 frames."""
     keras.utils.set_random_seed(0)
-    return build_model("cpu-fast", image_size=16, precision="float32")
+    return build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
 
 
 @pytest.mark.backends
@@ -265,30 +302,36 @@ def test_scheduled_sampling_draws_follow_a_step_counter_saved_with_the_weights(t
     assert np.abs(to_numpy(fresh(frames, training=True)) - next_output).max() > 1e-4
 
 
-class InterruptAfterEpoch(keras.callbacks.Callback):
-    """Raises at the end of epoch ``epoch``, after BackupAndRestore saved it: a run that dies there."""
+class CopyFolderAfterEpoch(keras.callbacks.Callback):
+    """Copies ``out_dir`` to ``copy`` at the end of epoch ``epoch`` (0-based), after its backup.
 
-    def __init__(self, epoch: int):
+    The copy holds what a run killed at that moment leaves on disk, so one run gives both the uninterrupted
+    result and an interrupted run to resume.
+    """
+
+    def __init__(self, epoch: int, out_dir: Path, copy: Path):
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.out_dir, self.copy = epoch, out_dir, copy
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
-            raise KeyboardInterrupt
+            shutil.copytree(self.out_dir, self.copy)
 
 
 @pytest.mark.backends
-@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the interrupted fit leaves history.csv open, as a kill would
 def test_resumed_scheduled_sampling_run_draws_what_the_straight_run_drew(tmp_path):
+    """A run resumed after its first epoch draws the feed-back masks of the second epoch as the straight run did."""
     sequences = np.random.default_rng(0).integers(0, 256, size=(4, 5, 16, 16, 1), dtype=np.uint8)
     schedule = ScheduledSampling(context=1, start_step=0, ramp_end_step=3, seed=7)
     settings = dict(epochs=2, batch_size=2, scheduled_sampling=schedule, verbose=0)
     straight = small_seq2seq()
-    train(straight, sequences, out_dir=tmp_path / "straight", **settings)
-    with pytest.raises(KeyboardInterrupt):
-        train(small_seq2seq(), sequences, out_dir=tmp_path / "resumed", callbacks=[InterruptAfterEpoch(0)], **settings)
+    interrupted = CopyFolderAfterEpoch(0, tmp_path / "straight", tmp_path / "resumed")
+    train(straight, sequences, out_dir=tmp_path / "straight", callbacks=[interrupted], **settings)
+    assert (tmp_path / "resumed" / "backup").is_dir()
     resumed = small_seq2seq()
-    train(resumed, sequences, out_dir=tmp_path / "resumed", **settings)
+    log = EpochLog()
+    train(resumed, sequences, out_dir=tmp_path / "resumed", callbacks=[log], **settings)
+    assert log.finished == [2]
     assert int(resumed.optimizer.iterations) == 4
     for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -308,82 +351,49 @@ def test_scheduled_sampling_is_checked(tmp_path):
         train(tiny_model(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)
 
 
-class KilledBeforeBackup(Exception):
-    """Stands for a kill between an epoch's outputs and its backup."""
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of an interrupted run's folder that a test may resume (the module's copy stays as it is)."""
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
 
 
-def _small_run(out_dir, **kwargs):
-    rng = np.random.default_rng(0)
-    sequences = rng.integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
-    keras.utils.set_random_seed(2)
-    model = build_model("keras-example-causal", image_size=16, filters=(2, 2, 2))
-    settings = {"epochs": 3, "batch_size": 3, "seed": 2, "verbose": 0, **kwargs}
-    train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
-    return model
-
-
-def _killed_before_backup(out_dir, monkeypatch, epoch: int) -> None:
-    """Runs :func:`_small_run` and stops it after the outputs of ``epoch`` (0-based), before its backup."""
-    original = keras.callbacks.BackupAndRestore.on_epoch_end
-
-    def die(self, index, logs=None):
-        if index == epoch:
-            raise KilledBeforeBackup
-        original(self, index, logs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", die)
-        with pytest.raises(KilledBeforeBackup):
-            _small_run(out_dir)
-
-
-def _assert_same_training(run_dir, model, straight_dir, straight_model) -> None:
-    rows, straight_rows = read_history(run_dir / "history.csv"), read_history(straight_dir / "history.csv")
-    assert [row["epoch"] for row in rows] == ["0", "1", "2"]  # each epoch once, none twice
-    assert [row["loss"] for row in rows] == [row["loss"] for row in straight_rows]
-    for got, expected in zip(model.get_weights(), straight_model.get_weights(), strict=True):
-        np.testing.assert_array_equal(got, expected)
-
-
-def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(tmp_path, monkeypatch):
-    straight = _small_run(tmp_path / "straight")
-    _killed_before_backup(tmp_path / "resumed", monkeypatch, epoch=1)
-    # The epoch's outputs were written before the backup: its history row exists, the backup says 1 epoch.
-    assert [row["epoch"] for row in read_history(tmp_path / "resumed" / "history.csv")] == ["0", "1"]
-    resumed = _small_run(tmp_path / "resumed")
-    _assert_same_training(tmp_path / "resumed", resumed, tmp_path / "straight", straight)
-    assert json.loads((tmp_path / "resumed" / "best.json").read_text()) == json.loads(
-        (tmp_path / "straight" / "best.json").read_text()
-    )
+def test_a_kill_between_an_epochs_outputs_and_its_backup_repeats_the_epoch(reference, tmp_path):
+    """Killed after the last epoch's checkpoint and history row, before its backup: resuming repeats that epoch
+    once (no second history row) and ends as the reference did."""
+    run_dir = copy_of(reference.killed_before_last_backup, tmp_path)
+    # The epoch's outputs were written before the backup: its history row exists, the backup says 2 epochs.
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0", "1", "2"]
+    assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] == EPOCHS - 1
+    resumed, _ = small_run(run_dir)
+    assert_same_training(run_dir, resumed, reference)
+    assert json.loads((run_dir / "best.json").read_text()) == json.loads((reference.out_dir / "best.json").read_text())
 
 
 @pytest.mark.parametrize("damage", ["latest", "both"])
-def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(tmp_path, monkeypatch, damage):
-    straight = _small_run(tmp_path / "straight")
-    _killed_before_backup(tmp_path / "run", monkeypatch, epoch=2)
-    backup = tmp_path / "run" / "backup"
+def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(reference, tmp_path, damage):
+    run_dir = copy_of(reference.killed_before_last_backup, tmp_path)
+    backup = run_dir / "backup"
     # A write cut short by a full disk or a size limit: the file holds only its first bytes.
     damaged = [backup / "latest.weights.h5"] + ([backup / "latest.weights.h5.bkp"] if damage == "both" else [])
     for path in damaged:
         path.write_bytes(path.read_bytes()[:100])
 
-    resumed = _small_run(tmp_path / "run", verbose=2)
+    resumed, _ = small_run(run_dir, verbose=2)
 
     if damage == "latest":  # resumed from the copy of epoch 1: epochs 2 and 3 rerun, same result
         assert not list(tmp_path.glob("run/backup.damaged-*"))
-        _assert_same_training(tmp_path / "run", resumed, tmp_path / "straight", straight)
-    else:  # nothing readable: set aside and trained again from the first epoch
-        assert [p.name for p in (tmp_path / "run").glob("backup.damaged-*")] == ["backup.damaged-1"]
-        assert [row["epoch"] for row in read_history(tmp_path / "run" / "history.csv")] == ["0", "1", "2"]
+        assert_same_training(run_dir, resumed, reference)
+    else:  # nothing readable: set aside and trained again from the first epoch, as the reference was
+        assert [p.name for p in run_dir.glob("backup.damaged-*")] == ["backup.damaged-1"]
+        assert_same_training(run_dir, resumed, reference)
     assert not backup.exists()
 
 
-def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(tmp_path, monkeypatch):
-    _killed_before_backup(tmp_path / "run", monkeypatch, epoch=1)
+def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(reference, tmp_path):
+    run_dir = copy_of(reference.killed_before_last_backup, tmp_path)
     with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2, train_batches 2 -> 3\)"):
-        _small_run(tmp_path / "run", batch_size=2)
+        small_run(run_dir, batch_size=2)
     with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4\)"):
-        _small_run(tmp_path / "run", epochs=4)
-    _small_run(tmp_path / "run")
-    assert [row["epoch"] for row in read_history(tmp_path / "run" / "history.csv")] == ["0", "1", "2"]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.json", "best.keras", "history.csv"]
+        small_run(run_dir, epochs=4)
+    small_run(run_dir)
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0", "1", "2"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.json", "best.keras", "history.csv"]
