@@ -132,17 +132,18 @@ def test_moving_square_batches_are_seeded_and_fresh():
 
 @pytest.mark.slow
 def test_actions_beats_chance_on_held_out_people(tmp_path_factory):
-    summary, out_dir = _run(tmp_path_factory, "actions", digit_source="offline")
+    # Notebook 04's quick values: 8 people for 5 epochs (the recipe's quick default is 16 people for 4).
+    summary, out_dir = _run(tmp_path_factory, "actions", num_people=8, epochs=5, digit_source="offline")
     clips = summary["clips"]
-    assert clips["train"] + clips["validation"] + clips["test"] == 16 * 44
+    assert clips["train"] + clips["validation"] + clips["test"] == 8 * 44
     counts = np.array(summary["confusion_matrix"])
     assert counts.shape == (4, 4) and counts.sum() == clips["test"]
     assert summary["held_out_accuracy"] == pytest.approx(np.trace(counts) / counts.sum(), abs=1e-4)
     assert summary["chance_accuracy"] == 0.25
     assert summary["held_out_accuracy"] > 0.6
-    assert len(summary["test_people"]) == 4
+    assert len(summary["test_people"]) == 2
     gifs = sorted((out_dir / "videos").rglob("*.gif"))
-    assert len(gifs) == 16 * 44
+    assert len(gifs) == 8 * 44
     assert iio.imread(gifs[0], index=None).shape[:3] == (10, 32, 32)
     for png in summary["files"]:
         _png_ok(out_dir / png)
