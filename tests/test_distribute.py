@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from killing import kill_after_line
 
 import keras_convlstm  # noqa: F401  (registers the package's models for loading)
 
@@ -100,16 +101,10 @@ def two_replica_runs(tmp_path_factory) -> tuple[Path, int, dict]:
     """
     folder = tmp_path_factory.mktemp("two_replica_runs")
     command = [sys.executable, "-c", KILLABLE, str(folder / "killed")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
-    with process.stdout:
-        for line in process.stdout:
-            if line.strip() == "finished epoch 1":
-                process.send_signal(signal.SIGKILL)
-                break
-    process.wait(timeout=300)
+    killed_status = kill_after_line(command, "finished epoch 1", ENV)
     result = _python(COMPARE, str(folder), str(folder / "killed"))
     assert result.returncode == 0, result.stderr[-3000:]
-    return folder, process.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+    return folder, killed_status, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_two_replicas_follow_the_loss_curve_of_one_device(two_replica_runs):

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 import pytest
+from killing import kill_after_line
 
 from keras_convlstm.models import ConvLSTMModel, build_model
 from keras_convlstm.rollout import FrameStepper
@@ -142,14 +142,7 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(reference, tmp_path):
     """SIGKILL after the backup of epoch 2; the resumed run trains epoch 3 only and ends as the reference did."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-c", KILLABLE_RUN, str(TESTS), str(tmp_path / "run")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    with process.stdout:
-        for line in process.stdout:
-            if line.strip() == "finished epoch 2":
-                process.send_signal(signal.SIGKILL)
-                break
-    process.wait(timeout=300)
-    assert process.returncode == -signal.SIGKILL
+    assert kill_after_line(command, "finished epoch 2", env) == -signal.SIGKILL
     assert (tmp_path / "run" / "backup").is_dir()
 
     log = EpochLog()
