@@ -7,7 +7,8 @@ against baselines, and pictures. Public modules, one concern each (every one but
 - data: ``data`` (official file, splits, shifted frames, datasets), ``synthetic`` (generated movies, MNIST
   digits), ``videos`` (labelled video folders), ``checks`` (argument and frame checks), ``files`` (cache folder,
   atomic writes);
-- models: ``cell``, ``layers``, ``models``, ``losses``, ``precision``, ``pretrained``;
+- models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
+  ``precision``, ``pretrained``;
 - running them: ``rollout``, ``training``, ``distribute``, ``metrics``, ``evaluation``, ``viz``, ``colab``,
   ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
 """
@@ -42,6 +43,7 @@ with _quiet_native_start_up():
     import keras  # noqa: F401
 
 from keras_convlstm import (  # noqa: E402
+    causality,
     cell,
     checks,
     colab,
@@ -62,6 +64,7 @@ from keras_convlstm import (  # noqa: E402
     videos,
     viz,
 )
+from keras_convlstm.causality import check_causal  # noqa: E402
 from keras_convlstm.data import (  # noqa: E402
     create_shifted_frames,
     download_moving_mnist,
@@ -83,7 +86,9 @@ __all__ = [
     "ModelConfig",
     "ScheduledSampling",
     "build_model",
+    "causality",
     "cell",
+    "check_causal",
     "checks",
     "colab",
     "create_shifted_frames",
