@@ -4,6 +4,9 @@
 - :class:`MetricTable`: per-step values of the :mod:`keras_convlstm.metrics` functions for several named
   systems, printed as text (:meth:`MetricTable.to_text`) and saved and reloaded as JSON.
 - :func:`evaluate`: a model's autoregressive rollout scored beside both baselines on held-out sequences.
+- :func:`evaluate_views`: the same frames predicted three ways (the rollout, one step ahead from true frames, and
+  the whole true sequence in one call, as in training), which separates a model's forecast from what its training
+  loss and the keras.io page's pictures show.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from keras_convlstm.checks import FRAMES_LAYOUT, check_integer, validate_frames
 from keras_convlstm.data import to_float_frames
 from keras_convlstm.files import write_json
 from keras_convlstm.metrics import frame_metrics, to_float64_frames
-from keras_convlstm.rollout import predict_frames
+from keras_convlstm.models import check_input
+from keras_convlstm.rollout import predict_frames, predict_next_frames
 
 
 def _check_context(context: np.ndarray, horizon: int) -> np.ndarray:
@@ -300,4 +304,63 @@ def evaluate(
         "copy-last-frame": copy_last_frame(to_float_frames(given), horizon),
         "blank": blank_frames(given, horizon),
     }
+    return MetricTable.from_predictions(predictions, truth, threshold=threshold)
+
+
+VIEWS = ("rollout", "one-step", "whole-sequence")
+
+
+def evaluate_views(
+    model: keras.Model,
+    sequences: np.ndarray,
+    context: int = 10,
+    horizon: int = 10,
+    *,
+    batch_size: int = 32,
+    threshold: float = 0.5,
+) -> MetricTable:
+    """Scores frames ``context .. context + horizon - 1`` predicted three ways, beside both baselines.
+
+    - "rollout": read ``context`` true frames, then feed each prediction back (:func:`predict_frames`): a
+      forecast, the only view available when the future is unknown.
+    - "one-step": each frame predicted from the true frames before it (:func:`predict_next_frames`), as the
+      keras.io page's "predicted videos" are: every step starts again from the truth.
+    - "whole-sequence": the true frames ``0 .. context + horizon - 1`` in one call of the model, as in training
+      and in ``val_loss``. A causal model gives the one-step frames again; a model whose output ``t`` reads input
+      ``t + 1`` (the keras.io network's last ``Conv3D``) sees each frame it is asked to predict.
+
+    Args:
+        model: a sequence-to-sequence frame model (output ``t`` predicts frame ``t + 1``).
+        sequences: held-out sequences ``(batch, time, height, width, channels)`` with
+            ``time >= context + horizon``, uint8 or float in [0, 1].
+        context: true frames read before the first scored frame.
+        horizon: frames scored.
+        batch_size: sequences per batch.
+        threshold: binarisation threshold of CSI, FAR and POD.
+
+    Returns:
+        A :class:`MetricTable` with the systems of :data:`VIEWS`, then "copy-last-frame" and "blank".
+    """
+    context, horizon = check_integer(context, "context"), check_integer(horizon, "horizon")
+    batch_size = check_integer(batch_size, "batch_size")
+    validate_frames(sequences, name="sequences", min_frames=context + horizon)
+    kind = getattr(getattr(model, "config", None), "kind", "seq2seq")
+    if kind != "seq2seq":
+        raise ValueError(f"the three views need a sequence-to-sequence frame model, got a {kind!r} model")
+    check_input(model, sequences, check_time=False)
+    given = sequences[:, :context]
+    inputs = sequences[:, : context + horizon - 1]  # output t of these predicts frame t + 1
+    scored = slice(context - 1, context + horizon - 1)
+    whole = [
+        keras.ops.convert_to_numpy(model(to_float_frames(inputs[start : start + batch_size]), training=False))
+        for start in range(0, len(inputs), batch_size)
+    ]
+    predictions = {
+        "rollout": predict_frames(model, given, horizon, batch_size=batch_size),
+        "one-step": predict_next_frames(model, inputs, batch_size=batch_size)[:, scored],
+        "whole-sequence": np.concatenate(whole).astype(np.float32)[:, scored],
+        "copy-last-frame": copy_last_frame(to_float_frames(given), horizon),
+        "blank": blank_frames(given, horizon),
+    }
+    truth = to_float_frames(sequences[:, context : context + horizon])
     return MetricTable.from_predictions(predictions, truth, threshold=threshold)

@@ -95,3 +95,50 @@ def test_metric_table_rejects_inconsistent_metrics():
         evaluation.MetricTable({"a": {"mse": [1.0]}, "b": {"ssim": [1.0]}})
     with pytest.raises(ValueError, match="at least one system"):
         evaluation.MetricTable({})
+
+
+def _mse_per_step(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """MSE summed over a frame's pixels, averaged over sequences: ``(horizon,)``."""
+    return ((prediction.astype(np.float64) - truth) ** 2).sum(axis=(2, 3, 4)).mean(axis=0)
+
+
+@pytest.fixture(scope="module")
+def view_sequences() -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 256, size=(3, 7, 16, 16, 1), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("preset", ["keras-example", "keras-example-causal"])
+def test_evaluate_views_against_reference_loops(preset, view_sequences):
+    import keras
+
+    from keras_convlstm.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(preset, filters=(4, 4), kernel_sizes=(3, 3), image_size=16, precision="float32")
+    context, horizon = 4, 3
+    table = evaluation.evaluate_views(model, view_sequences, context, horizon, batch_size=2)
+    assert table.systems == ["rollout", "one-step", "whole-sequence", "copy-last-frame", "blank"]
+    frames = view_sequences.astype(np.float32) / 255
+    truth = frames[:, context : context + horizon]
+    def call(inputs: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(inputs, training=False))
+
+    # The keras.io page's views, as its code computes them: the model on the true prefix, last output ...
+    one_step = np.stack([call(frames[:, :t])[:, -1] for t in range(context, context + horizon)], axis=1)
+    np.testing.assert_allclose(table.metrics["one-step"]["mse"], _mse_per_step(one_step, truth), rtol=1e-4)
+    # ... and the training view: the whole true sequence in one call.
+    whole = call(frames[:, : context + horizon - 1])[:, context - 1 :]
+    np.testing.assert_allclose(table.metrics["whole-sequence"]["mse"], _mse_per_step(whole, truth), rtol=1e-4)
+    # The first predicted frame is read from true frames only, in every view but a leaky whole-sequence call.
+    assert table.metrics["rollout"]["mse"][0] == pytest.approx(table.metrics["one-step"]["mse"][0], rel=1e-4)
+    leaky = preset == "keras-example"
+    same_as_one_step = np.allclose(table.metrics["whole-sequence"]["mse"], table.metrics["one-step"]["mse"], rtol=1e-4)
+    assert same_as_one_step != leaky
+
+
+def test_evaluate_views_needs_a_frame_by_frame_model(view_sequences):
+    from keras_convlstm.models import build_model
+
+    model = build_model("shi2015-encoder-forecaster", filters=(4, 4), kernel_sizes=(3, 3), image_size=16)
+    with pytest.raises(ValueError, match="sequence-to-sequence"):
+        evaluation.evaluate_views(model, view_sequences, 4, 3)
