@@ -2,15 +2,17 @@
 
 Usage (after the training command recorded in BENCHMARKS.md):
 
-    python benchmarks/ship_pretrained.py runs/pretrained/best.keras --name cpu-quality-moving-mnist \
+    python -m benchmarks.ship_pretrained runs/pretrained/best.keras --name cpu-quality-moving-mnist \
         --preset cpu-quality --command "python -m keras_convlstm train ..."
 
 The weights go into a freshly built model of the trained model's config, or of ``--preset`` when given (no optimizer
 state, so the file stays small), saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json``
 beside it records the command, the training history summary and the metrics on the fixed held-out set: 1,000 Moving
 MNIST sequences generated with seed 10,000 from the held-out test digits, 10 frames in and 10 predicted
-autoregressively, beside the copy-last-frame and blank baselines. ``check`` holds the model's mean MSE on 16
-sequences generated the same way (seed 10,000, held-out digits), which the tests recompute.
+autoregressively, beside the copy-last-frame and blank baselines; for frame-by-frame models also the same frames
+predicted one step ahead from the true frames and from the whole true sequence in one call (``evaluate_views``).
+``check`` holds the model's mean MSE on 16 sequences generated the same way (seed 10,000, held-out digits), which
+the tests recompute; ``machine`` the CPU, its speed flags and the software.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import argparse
 import csv
 import datetime
 import json
-import os
-import platform
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_convlstm.evaluation import evaluate
+from benchmarks.common import machine_info
+from keras_convlstm.evaluation import evaluate, evaluate_views
 from keras_convlstm.models import build_model
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
@@ -52,6 +53,10 @@ def main() -> None:
     check_set = generate_moving_mnist_split(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
     check = evaluate(model, check_set).means()["model"]["mse"]
     print(table.to_text())
+    views = None
+    if model.config.kind == "seq2seq":
+        views = evaluate_views(model, held_out)
+        print(views.to_text())
 
     run_dir = Path(args.model).parent
     history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").exists() else []
@@ -74,9 +79,11 @@ def main() -> None:
             "mse_per_step": {system: np.asarray(values["mse"]).tolist() for system, values in table.metrics.items()},
             "ssim_per_step": {system: np.asarray(values["ssim"]).tolist() for system, values in table.metrics.items()},
         },
+        # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
+        "views": None if views is None else {"means": views.means(), **views.to_dict()},
         "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(check)},
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine_info(),
     }
     ASSETS.mkdir(parents=True, exist_ok=True)
     model.save(ASSETS / f"{args.name}.keras")
