@@ -2,20 +2,104 @@
 
 Data (the official Moving MNIST file and generators), models (the keras.io example, its causal fix, Shi et al.
 2015 and smaller presets), an exact linear-time rollout, metrics with their conventions, training, evaluation
-against baselines, and pictures. Public modules, one concern each (every one but ``cli`` is imported here):
+against baselines, and pictures. Public modules, one concern each, loaded on first use (``import keras_convlstm``
+and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.build_model`` loads what it needs):
 
 - data: ``data`` (official file, splits, shifted frames, datasets), ``synthetic`` (generated movies, MNIST
-  digits), ``videos`` (labelled video folders), ``checks`` (argument and frame checks), ``files`` (cache folder,
-  atomic writes);
+  digits), ``clips`` (next-frame clips from your own videos), ``videos`` (labelled video folders), ``checks``
+  (argument and frame checks), ``files`` (cache folder, atomic writes);
 - models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
-- running them: ``rollout``, ``training``, ``distribute``, ``metrics``, ``evaluation``, ``viz``, ``colab``,
+- running them: ``rollout``, ``training``, ``run_folder`` (a run's settings record, lock and resume policy),
+  ``distribute``, ``metrics``, ``evaluation``, ``viz``, ``diagrams`` (architecture diagrams), ``colab``,
   ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
+
+Keras itself is loaded by whatever first imports it, through this package's hook: quietly when
+``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's native libraries log at load time, before that setting applies), with an
+``ImportError`` in one line naming the installed backends when ``KERAS_BACKEND`` names one that cannot load, and
+followed by ``keras_convlstm.models``, whose import registers the package's models, layers and losses with Keras
+(so that ``keras.saving.load_model`` reads the package's ``.keras`` files once ``keras_convlstm`` is imported).
 """
 
 import contextlib
+import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
+
+__version__ = "0.1.0"
+
+_MODULES = (
+    "causality",
+    "cell",
+    "checks",
+    "clips",
+    "colab",
+    "data",
+    "diagrams",
+    "distribute",
+    "evaluation",
+    "files",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "precision",
+    "pretrained",
+    "recipes",
+    "rollout",
+    "run_folder",
+    "synthetic",
+    "training",
+    "videos",
+    "viz",
+)
+# Public names of the package's root -> the module that defines them.
+_NAMES = {
+    "check_causal": "causality",
+    "create_shifted_frames": "data",
+    "download_moving_mnist": "data",
+    "load_moving_mnist": "data",
+    "load_or_generate_moving_mnist": "data",
+    "split_dataset": "data",
+    "evaluate": "evaluation",
+    "ModelConfig": "models",
+    "build_model": "models",
+    "get_preset": "models",
+    "list_presets": "models",
+    "resolve_precision": "precision",
+    "list_pretrained": "pretrained",
+    "load_pretrained": "pretrained",
+    "official_rollout": "rollout",
+    "predict_frames": "rollout",
+    "predict_next_frames": "rollout",
+    "generate_moving_mnist": "synthetic",
+    "load_mnist_digits": "synthetic",
+    "ScheduledSampling": "training",
+    "train": "training",
+}
+
+__all__ = sorted([*_MODULES, *_NAMES])
+
+# The Keras backends the package supports (pyproject.toml's extras); named in the error for one that cannot load.
+_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def __getattr__(name: str):
+    """Imports a public module, or the module of a public name, the first time it is asked for (PEP 562)."""
+    if name in _MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 @contextlib.contextmanager
@@ -25,7 +109,7 @@ def _quiet_native_start_up():
     TensorFlow's native libraries log at load time (absl, oneDNN, CUDA probing) before that setting applies;
     a user who asked for level 3 asked for silence. Python's own messages are unaffected once loading ends.
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3" or "keras" in sys.modules:
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
         yield
         return
     sys.stderr.flush()
@@ -39,89 +123,56 @@ def _quiet_native_start_up():
         os.close(saved)
 
 
-with _quiet_native_start_up():
-    import keras  # noqa: F401
+def _backend_problem(error: BaseException) -> str:
+    """One line: the backend Keras could not load, why, and the supported backends installed here."""
+    requested = os.environ.get("KERAS_BACKEND")
+    which = f"the backend KERAS_BACKEND={requested!r}" if requested else "its backend (set in keras.json)"
+    reason = (str(error).strip().splitlines() or [""])[0]
+    installed = ", ".join(name for name in _BACKENDS if importlib.util.find_spec(name) is not None) or "none"
+    return (
+        f"Keras cannot load {which}: {type(error).__name__}: {reason}; installed backends: {installed} "
+        "(set KERAS_BACKEND to one of them)"
+    )
 
-from keras_convlstm import (  # noqa: E402
-    causality,
-    cell,
-    checks,
-    colab,
-    data,
-    distribute,
-    evaluation,
-    files,
-    layers,
-    losses,
-    metrics,
-    models,
-    precision,
-    pretrained,
-    recipes,
-    rollout,
-    synthetic,
-    training,
-    videos,
-    viz,
-)
-from keras_convlstm.causality import check_causal  # noqa: E402
-from keras_convlstm.data import (  # noqa: E402
-    create_shifted_frames,
-    download_moving_mnist,
-    load_moving_mnist,
-    load_or_generate_moving_mnist,
-    split_dataset,
-)
-from keras_convlstm.evaluation import evaluate  # noqa: E402
-from keras_convlstm.models import ModelConfig, build_model, get_preset, list_presets  # noqa: E402
-from keras_convlstm.precision import resolve_precision  # noqa: E402
-from keras_convlstm.pretrained import list_pretrained, load_pretrained  # noqa: E402
-from keras_convlstm.rollout import official_rollout, predict_frames, predict_next_frames  # noqa: E402
-from keras_convlstm.synthetic import generate_moving_mnist, load_mnist_digits  # noqa: E402
-from keras_convlstm.training import ScheduledSampling, train  # noqa: E402
 
-__version__ = "0.1.0"
+class _KerasHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Wraps the first import of ``keras`` (see the module docstring); leaves ``sys.meta_path`` once it succeeds."""
 
-__all__ = [
-    "ModelConfig",
-    "ScheduledSampling",
-    "build_model",
-    "causality",
-    "cell",
-    "check_causal",
-    "checks",
-    "colab",
-    "create_shifted_frames",
-    "data",
-    "distribute",
-    "download_moving_mnist",
-    "evaluate",
-    "evaluation",
-    "files",
-    "generate_moving_mnist",
-    "get_preset",
-    "layers",
-    "list_presets",
-    "list_pretrained",
-    "losses",
-    "load_mnist_digits",
-    "load_moving_mnist",
-    "load_or_generate_moving_mnist",
-    "load_pretrained",
-    "metrics",
-    "models",
-    "official_rollout",
-    "predict_frames",
-    "precision",
-    "predict_next_frames",
-    "pretrained",
-    "recipes",
-    "resolve_precision",
-    "rollout",
-    "split_dataset",
-    "synthetic",
-    "train",
-    "training",
-    "videos",
-    "viz",
-]
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None:
+                    self.loader = spec.loader
+                    spec.loader = self
+                    return spec
+        return None
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader
+        try:
+            with _quiet_native_start_up():
+                self.loader.exec_module(module)
+        except (ImportError, ValueError) as error:  # Keras raises ValueError for a backend name it does not know
+            raise ImportError(_backend_problem(error)) from error
+        sys.meta_path.remove(self)
+        _register_classes()
+
+
+def _register_classes() -> None:
+    """Imports ``keras_convlstm.models`` (and through it the layers and losses): each registers with Keras."""
+    # When a package module imported Keras first (``import keras_convlstm.layers``), one that ``models`` needs may
+    # still be loading; it registers its own classes, and ``models`` registers when it is imported.
+    with contextlib.suppress(ImportError):
+        importlib.import_module(f"{__name__}.models")
+
+
+if "keras" in sys.modules:
+    _register_classes()
+else:
+    sys.meta_path.insert(0, _KerasHook())

@@ -58,6 +58,13 @@ def check_size(value: object, name: str, axes: Sequence[str] = ("height", "width
     return tuple(int(size) for size in sizes)
 
 
+def _describe_dtype(given: object, frames: np.ndarray) -> str:
+    """The dtype of an array; for nested lists, the Python type of their values (NumPy would read ints as int64)."""
+    if hasattr(given, "dtype"):
+        return str(frames.dtype)
+    return f"a {type(given).__name__} of Python {type(frames.flat[0].item()).__name__} values (use uint8 or float32)"
+
+
 def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int = 1) -> None:
     """Checks that ``frames`` is a channels-last movie batch ``(batch, time, height, width, channels)``.
 
@@ -71,6 +78,7 @@ def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int
         ValueError: not 5-D, channels-first, an empty axis, fewer than ``min_frames`` frames, NaN or
             infinite values, or float values outside [0, 1].
     """
+    given = frames
     frames = np.asarray(frames)
     shape = frames.shape
     if frames.ndim != 5:
@@ -87,7 +95,9 @@ def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int
     if frames.dtype == np.uint8:
         return
     if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {frames.dtype}")
+        raise TypeError(
+            f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {_describe_dtype(given, frames)}"
+        )
     non_finite = np.count_nonzero(~np.isfinite(frames))
     if non_finite:
         raise ValueError(f"expected finite {name}, found {non_finite:,} NaN or infinite values")

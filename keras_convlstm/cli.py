@@ -1,42 +1,49 @@
 """Owns the command line (`python -m keras_convlstm` or `keras-convlstm`): data, train, predict, evaluate, demo, recipe.
 
 Arguments are parsed and checked here. Files named on the command line that cannot be read raise a
-:class:`CommandError`; :func:`main` reports it, a failed download and bad values in one line, without a traceback.
+:class:`CommandError`; :func:`main` reports it, bad values, a failed download or write, a Keras backend that cannot
+load and Ctrl-C in one line, without a traceback. Each command imports the modules that load Keras when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
+import importlib
 import json
 import math
 import os
+import re
+import shlex
+import shutil
 import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# TensorFlow logs harmless C++ errors on CPU (no CUDA driver; a grappler remapper note for causal Conv3D).
+import numpy as np
+import psutil
+from tqdm.auto import tqdm
+
+from keras_convlstm import files, run_folder, synthetic
+from keras_convlstm.checks import validate_frames
+
+if TYPE_CHECKING:
+    import keras
+
+    from keras_convlstm.training import ScheduledSampling
+
+# TensorFlow logs harmless C++ errors on CPU (no CUDA driver; a grappler remapper note for causal Conv3D). Set before
+# Keras loads: each command imports the modules that need Keras when it runs, so that `--help` and bad arguments
+# are answered at once, on any backend (and `data` makes generated sequences without Keras).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_convlstm import data, files, synthetic  # noqa: E402
-from keras_convlstm.checks import validate_frames  # noqa: E402
-from keras_convlstm.distribute import data_parallel, replica_count  # noqa: E402
-from keras_convlstm.evaluation import evaluate  # noqa: E402
-from keras_convlstm.losses import LOSSES  # noqa: E402
-from keras_convlstm.models import build_model, check_input, list_presets  # noqa: E402
-from keras_convlstm.precision import AUTO, PRECISIONS, resolve_precision  # noqa: E402
-from keras_convlstm.pretrained import list_pretrained, load_pretrained, pretrained_info  # noqa: E402
-from keras_convlstm.recipes import RECIPES  # noqa: E402
-from keras_convlstm.rollout import predict_frames  # noqa: E402
-from keras_convlstm.training import ScheduledSampling, TimeLimit, train  # noqa: E402
-from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif  # noqa: E402
-
 GENERATED = "generated"
+DEFAULT_SEQUENCES = 1000  # generated or official sequences used when --num-sequences is not given
 # The shipped model with the lowest held-out MSE (README's table: within 0.2 % of cpu-quality-rollout-moving-mnist,
 # with a higher SSIM); the other two trade MSE for SSIM in opposite directions.
 DEMO_PRETRAINED = "cpu-deep-rollout-moving-mnist"
@@ -46,8 +53,33 @@ class CommandError(Exception):
     """An error the command line reports in one line, without a traceback."""
 
 
+# Any number written with a minus sign: argparse's own pattern knows "-1" and "-0.5" but takes "-1e-3" for an option.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+# The largest seed keras.utils.set_random_seed accepts (it seeds NumPy's legacy generator too).
+MAX_SEED = 2**32 - 1
+# Frames of the rollout drawn in rollout.png: matplotlib refuses figures over 2**16 pixels.
+PICTURE_FRAMES = 20
+# Frames of the rollout in rollout.gif (100 s at 200 ms a frame): GIF stores a frame's display time in 16 bits of
+# 10 ms, which the identical frames Pillow merges into one would overflow after 3,276 frames.
+GIF_FRAMES = 500
+# Sequences rolled out together by `predict` (between two updates of its progress bar).
+PREDICT_BATCH = 32
+# A progress bar appears only for work that lasts longer than this many seconds.
+PROGRESS_DELAY_S = 2.0
+# Errors of a write that a full or read-only disk causes; Keras's saving code reports them without the file's name.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """Reports bad arguments in one line (and exit status 2), like every other error of the command line."""
+    """Reports bad arguments in one line (and exit status 2), like every other error of the command line.
+
+    A negative number given to an option is read as its value, so that the option's own check refuses it and
+    says why ("expected a finite number > 0, got -1e-3"), instead of argparse's "expected one argument".
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -75,9 +107,55 @@ def positive_float(text: str) -> float:
     return value
 
 
+def random_seed(text: str) -> int:
+    """An argument that must be a whole number from 0 to 2**32 - 1, the seeds Keras and NumPy accept."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED} (2**32 - 1), got {text!r}")
+    return value
+
+
+class LazyChoices(Sequence):
+    """The choices of an argument, read from a module of the package each time argparse checks or lists them.
+
+    They live in modules that load Keras, which building the parser must not: an argument with these choices
+    has a ``metavar`` (argparse would otherwise list them in its usage line at once) and shows them in its help
+    with ``%(choices)s``, which is read only when that help is printed.
+    """
+
+    def __init__(self, module: str, read: Callable[[object], Sequence[str]]):
+        self.module = module
+        self.read = read
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.read(importlib.import_module(f"keras_convlstm.{self.module}")))
+
+    def __getitem__(self, index):
+        return self.names[index]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+PRESET_CHOICES = LazyChoices("models", lambda models: models.list_presets())
+PRECISION_CHOICES = LazyChoices("precision", lambda precision: [precision.AUTO, *precision.PRECISIONS])
+LOSS_CHOICES = LazyChoices("losses", lambda losses: ["binary_crossentropy", "mse", *losses.LOSSES])
+RECIPE_CHOICES = LazyChoices("recipes", lambda recipes: sorted(recipes.RECIPES))
+
+
 def load_model_argument(path: str | os.PathLike) -> keras.Model:
     """Loads the ``.keras`` model named on the command line; a missing or corrupt file raises :class:`CommandError`."""
+    import keras
+
+    import keras_convlstm.models  # noqa: F401 - its import registers the package's models, layers and losses
+
     path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder (expected a .keras file written by `train`)")
     if not path.is_file():
         raise CommandError(f"model file not found: {path} (expected a .keras file written by `train`)")
     if not zipfile.is_zipfile(path):
@@ -101,10 +179,12 @@ def load_sequences_argument(path: str | os.PathLike) -> np.ndarray:
 
     A missing file, or one that is not a complete ``.npy`` file of frames, raises :class:`CommandError`.
     """
+    from keras_convlstm.data import npy_file_problem
+
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"input file not found: {path} (expected a .npy file of sequences)")
-    problem = data.npy_file_problem(path)
+    problem = npy_file_problem(path)
     if problem is not None:
         raise CommandError(f"{problem} (expected a .npy file of sequences written by `data` or np.save)")
     sequences = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -112,53 +192,136 @@ def load_sequences_argument(path: str | os.PathLike) -> np.ndarray:
     return sequences
 
 
-def _sequences_from(source: str, num_sequences: int, seed: int, split: str) -> np.ndarray:
+def _sequences_from(source: str, num_sequences: int | None, seed: int, split: str) -> np.ndarray:
+    """Up to ``num_sequences`` sequences of a source (None: every sequence of a file, else the default count)."""
     if source == GENERATED:
-        return synthetic.generate_moving_mnist_split(num_sequences, seed=seed, split=split)
+        return synthetic.generate_moving_mnist_split(num_sequences or DEFAULT_SEQUENCES, seed=seed, split=split)
     if source == "official":
-        return data.load_moving_mnist(num_sequences=num_sequences)
+        from keras_convlstm.data import load_moving_mnist
+
+        path = download_official(None, None, cache_option="KERAS_HOME=FOLDER", offline_option="--data generated")
+        return load_moving_mnist(path, num_sequences=num_sequences or DEFAULT_SEQUENCES)
+    if not Path(source).exists():
+        expected = f"expected {GENERATED!r}, 'official', a .npy file of sequences or a video"
+        raise CommandError(f"--data {source}: no such file or folder; {expected}")
     return load_sequences_argument(source)[:num_sequences]
 
 
+def is_video_source(source: str) -> bool:
+    """True for videos to cut into clips (a video file, a folder, a .npy of one video), not sequences or a name."""
+    path = Path(source)
+    if source in (GENERATED, "official") or not path.exists():
+        return False
+    if path.is_dir() or path.suffix.lower() != ".npy":
+        return True
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return False  # load_sequences_argument says what is wrong with it
+    return len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3, 4))  # (time, height, width[, channels])
+
+
+def frame_size_argument(sizes: list[int]) -> int | tuple[int, int]:
+    """``--frame-size SIDE`` or ``--frame-size HEIGHT WIDTH``."""
+    if len(sizes) > 2:
+        raise CommandError(f"--frame-size takes one side or a height and a width, got {len(sizes)} numbers")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def download_official(cache_dir: str | None, url: str | None, *, cache_option: str, offline_option: str) -> Path:
+    """The official Moving MNIST file, downloaded once into the cache; a failure raises :class:`CommandError`.
+
+    Its message says what to do on the command line: ``cache_option`` names where else the file can go (when
+    the cache folder cannot be written), ``offline_option`` how to use generated sequences instead.
+    """
+    from keras_convlstm import data
+
+    directory = Path(cache_dir) if cache_dir is not None else files.default_cache_dir()
+    try:
+        return data.download_moving_mnist(directory, url or data.OFFICIAL_URL, verbose=True)
+    except data.DownloadError as error:
+        cause = error.__cause__
+        if isinstance(cause, OSError) and cause.filename is not None:  # the cache folder, not the network
+            raise CommandError(
+                f"cannot save the official Moving MNIST file in {directory} ({cause.strerror or cause}): "
+                f"use {cache_option} with a folder you can write, or {offline_option} (made here, offline)"
+            ) from error
+        raise CommandError(f"{error} On the command line: {offline_option} works offline.") from error
+
+
 def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
+    """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``, ``GIF_FRAMES`` in ``gif``."""
+    from keras_convlstm.data import to_float_frames
+    from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif
+
     first = context.shape[1] + 1
     if truth is not None:
-        plot_truth_vs_prediction(truth[0], prediction[0], first_frame_number=first, path=png)
-        save_side_by_side_gif(data.to_float_frames(truth[:1])[0], prediction[0], gif)
+        shown = slice(0, PICTURE_FRAMES)
+        plot_truth_vs_prediction(truth[0, shown], prediction[0, shown], first_frame_number=first, path=png)
+        save_side_by_side_gif(to_float_frames(truth[:1, :GIF_FRAMES])[0], prediction[0, :GIF_FRAMES], gif)
     else:
-        plot_frames(prediction[0], title=f"Predicted frames {first}..", path=png)
-        save_gif(prediction[0], gif)
+        plot_frames(prediction[0, :PICTURE_FRAMES], title=f"Predicted frames {first}..", path=png)
+        save_gif(prediction[0, :GIF_FRAMES], gif)
 
 
 def cmd_data(args: argparse.Namespace) -> None:
     out = files.check_file_path(args.out)
     if args.source == "official":
-        path = data.download_moving_mnist(args.cache_dir, args.url, verbose=True)
-        sequences = data.load_moving_mnist(path, num_sequences=args.num_sequences)
+        from keras_convlstm.data import load_moving_mnist
+
+        path = download_official(
+            args.cache_dir, args.url, cache_option="--cache-dir FOLDER", offline_option="--source generated"
+        )
+        sequences = load_moving_mnist(path, num_sequences=args.num_sequences)
     else:
         sequences = synthetic.generate_moving_mnist_split(args.num_sequences, seed=args.seed, split=args.digits)
     files.save_npy(out, sequences)
     print(f"wrote {out}: {sequences.dtype} {sequences.shape}")
 
 
-def _run_settings(args: argparse.Namespace) -> dict:
-    keys = ("preset", "precision", "data", "num_sequences", "val_fraction", "batch_size", "seed")
-    keys += ("epochs", "steps_per_epoch", "max_minutes", "devices", "multi_worker", "sync_batchnorm")
-    keys += ("filters", "kernel_sizes", "learning_rate", "loss", "init_from", "scheduled_sampling", "context")
+def _run_settings(args: argparse.Namespace, num_sequences: int) -> dict:
+    """The command line's settings for ``run.json``, beside those ``train`` records (epochs, batch size, seed, ...).
+
+    Files are recorded by content (:func:`run_folder.fingerprint`), so a resumed run must read the same data.
+    """
+    from keras_convlstm.precision import resolve_precision
+    from keras_convlstm.pretrained import list_pretrained
+
+    keys = ("preset", "precision", "val_fraction", "max_minutes", "devices", "multi_worker")
+    keys += ("filters", "kernel_sizes", "learning_rate", "loss")
     settings = {key: getattr(args, key) for key in keys}
     # What "auto" chose here; a run resumed on another machine must compute in the same precision.
     settings["compute_precision"] = resolve_precision(args.precision)
+    if is_video_source(args.data):
+        from keras_convlstm.clips import source_fingerprint
+
+        settings["data"] = source_fingerprint(args.data)
+        settings.update({key: getattr(args, key) for key in ("clip_frames", "clip_stride", "frame_size", "channels")})
+    else:
+        settings["data"] = args.data if args.data in (GENERATED, "official") else run_folder.fingerprint(args.data)
+    settings["num_sequences"] = num_sequences
+    pretrained_or_none = args.init_from is None or args.init_from in list_pretrained()
+    settings["init_from"] = args.init_from if pretrained_or_none else run_folder.fingerprint(args.init_from)
     return settings
 
 
 def _initial_weights(source: str) -> list[np.ndarray]:
     """Weights of a shipped pretrained model (by name) or of a ``.keras`` file."""
+    from keras_convlstm.pretrained import list_pretrained, load_pretrained
+
     if source in list_pretrained():
         return load_pretrained(source).get_weights()
+    if not Path(source).exists():
+        raise CommandError(
+            f"--init-from {source}: no such file, nor a shipped model; expected a .keras file or one of "
+            f"{', '.join(list_pretrained())}"
+        )
     return load_model_argument(source).get_weights()
 
 
 def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
+    from keras_convlstm.training import ScheduledSampling
+
     if args.scheduled_sampling is None:
         return None
     start, end = args.scheduled_sampling
@@ -169,108 +332,188 @@ def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    schedule = _scheduled_sampling(args)
-    out_dir = files.check_folder_path(args.out_dir)
-    settings_path = out_dir / "run.json"
-    interrupted = (out_dir / "backup").exists()
-    if interrupted and not args.resume:
-        raise CommandError(
-            f"{out_dir} holds an interrupted run: pass --resume to continue it, or choose another --out-dir"
-        )
-    if args.resume:
-        if not interrupted:
-            raise CommandError(f"nothing to resume in {out_dir}: no backup/ folder from an interrupted run")
-        try:
-            saved = json.loads(settings_path.read_text())
-        except (OSError, ValueError) as error:
-            raise CommandError(
-                f"{settings_path} cannot be read ({type(error).__name__}): it records the settings of the "
-                "interrupted run; without it the run cannot be resumed, choose another --out-dir"
-            ) from error
-        if saved != _run_settings(args):
-            raise CommandError(f"--resume needs the settings of the interrupted run, saved in {settings_path}")
+    import keras
 
-    # Devices are set up before the first model exists: TensorFlow fixes them then.
-    distribution = None
-    if args.devices > 1 or args.multi_worker:
-        distribution = data_parallel(args.devices, multi_worker=args.multi_worker)
-        print(f"data parallel over {replica_count(distribution)} replicas (global batch {args.batch_size})")
-    keras.utils.set_random_seed(args.seed)
-    names = ("filters", "kernel_sizes", "learning_rate", "loss")
-    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    model = build_model(args.preset, precision=args.precision, **overrides)
-    if args.init_from is not None:
-        weights = _initial_weights(args.init_from)
-        if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
-            raise CommandError(f"--init-from {args.init_from}: its weights do not fit the {args.preset!r} preset")
-        model.set_weights(weights)
-    if args.data == GENERATED:
-        train_set = data.GeneratedMovingMNIST(args.num_sequences, args.batch_size, seed=args.seed)
-        val_sequences = synthetic.generate_moving_mnist_split(
-            max(args.batch_size, args.num_sequences // 10), seed=args.seed + 1, split="train"
+    from keras_convlstm import data
+    from keras_convlstm.distribute import data_parallel, replica_count
+    from keras_convlstm.models import build_model, check_input
+    from keras_convlstm.training import TimeLimit, train
+
+    schedule = _scheduled_sampling(args)
+    existing_run = "resume" if args.resume else "overwrite" if args.overwrite else "refuse"
+    # Held until model.keras is written: a second writer is refused, a run already there is refused unless
+    # --resume or --overwrite; nothing is written (nor deleted) before every check below has passed.
+    with run_folder.claim(args.out_dir, existing_run) as run:
+        # Devices are set up before the first model exists: TensorFlow fixes them then.
+        distribution = None
+        if args.devices > 1 or args.multi_worker:
+            distribution = data_parallel(args.devices, multi_worker=args.multi_worker)
+            print(f"data parallel over {replica_count(distribution)} replicas (global batch {args.batch_size})")
+        keras.utils.set_random_seed(args.seed)
+        names = ("filters", "kernel_sizes", "learning_rate", "loss")
+        overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+        videos = is_video_source(args.data)
+        if videos:
+            overrides.update(image_size=frame_size_argument(args.frame_size), channels=args.channels)
+        model = build_model(args.preset, precision=args.precision, **overrides)
+        if args.init_from is not None:
+            weights = _initial_weights(args.init_from)
+            if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+                raise CommandError(f"--init-from {args.init_from}: its weights do not fit the {args.preset!r} preset")
+            model.set_weights(weights)
+        if args.data == GENERATED:
+            num_sequences = args.num_sequences or DEFAULT_SEQUENCES
+            train_set = data.GeneratedMovingMNIST(num_sequences, args.batch_size, seed=args.seed)
+            val_sequences = synthetic.generate_moving_mnist_split(
+                max(args.batch_size, num_sequences // 10), seed=args.seed + 1, split="train"
+            )
+        elif videos:  # decoded once into a cache of clips, split by video
+            from keras_convlstm.clips import load_video_clips
+
+            clip_set = load_video_clips(
+                args.data,
+                args.clip_frames,
+                stride=args.clip_stride,
+                frame_size=model.config.image_size,
+                channels=args.channels,
+                patch_size=model.config.patch_size,
+            )
+            num_sequences = len(clip_set)
+            train_set, val_sequences = clip_set.datasets(args.batch_size, args.val_fraction, args.seed)
+        else:
+            sequences = _sequences_from(args.data, args.num_sequences, args.seed, "train")
+            num_sequences = len(sequences)
+            if args.num_sequences is not None and num_sequences < args.num_sequences:
+                raise CommandError(f"--num-sequences {args.num_sequences}: {args.data} holds {num_sequences}")
+            train_idx, val_idx = data.split_indices(num_sequences, args.val_fraction, seed=args.seed)
+            train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
+            val_sequences = sequences[val_idx]  # split_indices returns sorted indices
+        check_input(model, val_sequences, check_time=False)
+        history = train(
+            model,
+            train_set,
+            val_sequences,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            out_dir=run,
+            settings=_run_settings(args, num_sequences),
+            seed=args.seed,
+            steps_per_epoch=args.steps_per_epoch,
+            callbacks=[TimeLimit(args.max_minutes * 60)] if args.max_minutes else [],
+            scheduled_sampling=schedule,
+            distribution=distribution,
+            synchronized_batchnorm=args.sync_batchnorm,
+            verbose=1 if sys.stdout.isatty() else 2,
         )
-    else:
-        sequences = _sequences_from(args.data, args.num_sequences, args.seed, "train")
-        train_idx, val_idx = data.split_indices(len(sequences), args.val_fraction, seed=args.seed)
-        train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
-        val_sequences = sequences[val_idx]  # split_indices returns sorted indices
-    check_input(model, val_sequences, check_time=False)
-    # Written once the settings have built a model and read their data, so bad input leaves no run folder.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files.write_json(settings_path, _run_settings(args))
-    callbacks = [TimeLimit(args.max_minutes * 60)] if args.max_minutes else []
-    history = train(
-        model,
-        train_set,
-        val_sequences,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        out_dir=out_dir,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        callbacks=callbacks,
-        scheduled_sampling=schedule,
-        distribution=distribution,
-        synchronized_batchnorm=args.sync_batchnorm,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    losses = history.history.get("loss", [])
-    if not all(math.isfinite(value) for value in losses):
-        best = out_dir / "best.keras"
-        kept = f"{best} holds the best model before it" if best.exists() else "no checkpoint was written"
+        losses = history.history.get("loss", [])
+        if not all(math.isfinite(value) for value in losses):
+            best = run.path / "best.keras"
+            kept = f"{best} holds the best model before it" if best.exists() else "no checkpoint was written"
+            raise CommandError(
+                f"training diverged: the loss became {losses[-1]} in epoch {history.epoch[-1] + 1}; {kept}. "
+                "Try a lower --learning-rate."
+            )
+        final = run.path / "model.keras"
+        with files.atomic_path(final) as temporary:
+            model.save(temporary)
+    print(f"wrote {final} (best checkpoint: {run.path / 'best.keras'}, history: {run.path / 'history.csv'})")
+
+
+def predict_needs(shape: Sequence[int], context: int, horizon: int, *, with_truth: bool) -> tuple[int, int]:
+    """Upper estimates of the memory and the disk space that ``predict`` needs, in bytes.
+
+    Args:
+        shape: the input sequences' shape ``(batch, time, height, width, channels)``.
+        context: frames read from each sequence.
+        horizon: frames predicted for each sequence.
+        with_truth: the GIF shows the true frames beside the predicted ones.
+
+    Memory: the predicted frames (float32), the rollout of one batch of :data:`PREDICT_BATCH` sequences and two
+    copies of it, and the GIF's RGB frames with what Pillow holds while encoding them (three times as much).
+    Disk: ``predictions.npy``, the GIF (a byte per pixel, a 256-colour palette per frame) and the PNG.
+    """
+    batch, _, height, width, channels = shape
+    frame = height * width * channels * 4
+    predicted = batch * horizon * frame
+    rollout = 3 * min(batch, PREDICT_BATCH) * (context + horizon) * frame
+    gif_frames = min(horizon, GIF_FRAMES)
+    gif_pixels = gif_frames * (height + 16) * (2 * width + 4 if with_truth else width)  # 16: the label band
+    png = 2 * PICTURE_FRAMES * 200 * 440 * 4  # a 2 x 20-frame figure of 2 x 2.2 inches per frame, RGBA at 100 dpi
+    memory = predicted + rollout + 4 * 3 * gif_pixels + png
+    disk = predicted + gif_pixels + gif_frames * 1024 + png
+    return memory, disk
+
+
+def check_room(memory: int, disk: int, out_dir: Path, work: str, advice: str) -> None:
+    """Refuses ``work`` before it starts when it needs more memory than is available or more disk than is free."""
+    available = psutil.virtual_memory().available
+    free = shutil.disk_usage(next(folder for folder in (out_dir, *out_dir.parents) if folder.exists())).free
+    if memory > available or disk > free:
+        size = functools.partial(tqdm.format_sizeof, suffix="B")
         raise CommandError(
-            f"training diverged: the loss became {losses[-1]} in epoch {history.epoch[-1] + 1}; {kept}. "
-            "Try a lower --learning-rate."
+            f"{work} needs about {size(memory)} of memory ({size(available)} available) and writes about "
+            f"{size(disk)} into {out_dir} ({size(free)} free there): {advice}"
         )
-    final = out_dir / "model.keras"
-    with files.atomic_path(final) as temporary:
-        model.save(temporary)
-    print(f"wrote {final} (best checkpoint: {out_dir / 'best.keras'}, history: {out_dir / 'history.csv'})")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from keras_convlstm.rollout import predict_frames
+
     out_dir = files.check_folder_path(args.out_dir)
-    sequences = load_sequences_argument(args.input)
-    model = load_model_argument(args.model)
+    model = None
+    if is_video_source(args.input):  # one video, read at the model's frame size and channels
+        from keras_convlstm.clips import read_frames
+
+        model = load_model_argument(args.model)
+        height, width, channels = model.input_shape[2:]
+        sequences = read_frames(args.input, (height, width), channels)[np.newaxis]
+    else:
+        sequences = load_sequences_argument(args.input)
     if sequences.shape[1] < args.context:
         raise CommandError(f"{args.input} has {sequences.shape[1]} frames; --context {args.context} needs more")
+    with_truth = sequences.shape[1] - args.context >= args.horizon
+    memory, disk = predict_needs(sequences.shape, args.context, args.horizon, with_truth=with_truth)
+    work = f"--horizon {args.horizon} on {len(sequences):,} sequence{'s' if len(sequences) > 1 else ''}"
+    check_room(memory, disk, out_dir, work, "choose a smaller --horizon, or fewer sequences in --input")
+    if model is None:
+        model = load_model_argument(args.model)
     context = sequences[:, : args.context]
-    available = sequences.shape[1] - args.context
-    truth = sequences[:, args.context : args.context + args.horizon] if available >= args.horizon else None
-    prediction = predict_frames(model, context, args.horizon)
+    truth = sequences[:, args.context : args.context + args.horizon] if with_truth else None
+    prediction = np.empty((len(context), args.horizon, *context.shape[2:]), np.float32)
+    progress = tqdm(
+        total=prediction.shape[0] * args.horizon, desc="predicting", unit="frame", leave=False, delay=PROGRESS_DELAY_S
+    )
+    with progress:
+        for start in range(0, len(context), PREDICT_BATCH):
+            batch = context[start : start + PREDICT_BATCH]
+            prediction[start : start + len(batch)] = predict_frames(model, batch, args.horizon, batch_size=None)
+            progress.update(len(batch) * args.horizon)
     if not np.all(np.isfinite(prediction)):
         raise CommandError(f"{args.model} predicted NaN or infinite frames; nothing was written to {out_dir}")
     with files.atomic_paths() as stage:  # the three files change together or not at all
         files.save_npy(stage(out_dir / "predictions.npy"), prediction)
         _write_rollout(stage(out_dir / "rollout.png"), stage(out_dir / "rollout.gif"), context, truth, prediction)
-    print(f"wrote {out_dir / 'predictions.npy'} {prediction.shape}, rollout.png and rollout.gif")
+    png, gif = (f" (its first {n} frames)" if args.horizon > n else "" for n in (PICTURE_FRAMES, GIF_FRAMES))
+    print(f"wrote {out_dir / 'predictions.npy'} {prediction.shape}, rollout.png{png} and rollout.gif{gif}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from keras_convlstm.evaluation import evaluate
+
     if args.json:
         files.check_file_path(args.json)
     model = load_model_argument(args.model)
-    sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
+    if is_video_source(args.data):  # held-out videos, cut into clips of context + horizon frames at the model's size
+        from keras_convlstm.clips import load_video_clips
+
+        height, width, channels = model.input_shape[2:]
+        clip_frames = args.context + args.horizon
+        sequences = load_video_clips(args.data, clip_frames, frame_size=(height, width), channels=channels).clips
+        sequences = sequences[: args.num_sequences]
+    else:
+        sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
+    fewer = len(sequences) < args.num_sequences
+    print(f"scoring {len(sequences)} sequences of {args.data}" + (" (all it holds)" if fewer else ""))
     table = evaluate(model, sequences, args.context, args.horizon, batch_size=args.batch_size)
     print(table.to_text())
     if args.json:
@@ -279,6 +522,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_dir: Path) -> keras.Model:
+    import keras
+
+    from keras_convlstm.models import build_model
+    from keras_convlstm.pretrained import list_pretrained, load_pretrained, pretrained_info
+    from keras_convlstm.training import TimeLimit, train
+
     if not args.train and DEMO_PRETRAINED in list_pretrained():
         print(f"using the shipped pretrained model {DEMO_PRETRAINED!r} (pass --train to train one instead)")
         for name in list_pretrained():
@@ -304,6 +553,11 @@ def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from keras_convlstm import data
+    from keras_convlstm.evaluation import evaluate
+    from keras_convlstm.rollout import predict_frames
+    from keras_convlstm.viz import plot_frames, save_gif
+
     out_dir = files.check_folder_path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -335,6 +589,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
+    from keras_convlstm.recipes import RECIPES
+
     summary = RECIPES[args.name](out_dir=Path(args.out_dir), quick=args.quick, seed=args.seed)
     print(json.dumps(summary, indent=2, default=str))
 
@@ -352,27 +608,50 @@ def build_parser() -> argparse.ArgumentParser:
         default="train",
         help="which offline digits generated sequences use (test: held-out digits)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--url", default=data.OFFICIAL_URL)
-    p.add_argument("--cache-dir", default=None, help="default: ~/.keras/datasets")
+    p.add_argument("--seed", type=random_seed, default=0)
+    p.add_argument("--url", default=None, help="default: the official file (keras_convlstm.data.OFFICIAL_URL)")
+    p.add_argument("--cache-dir", default=None, help="default: ~/.keras/datasets ($KERAS_HOME/datasets)")
     p.add_argument("--out", required=True, help="output .npy: uint8 (sequences, 20, 64, 64, 1)")
     p.set_defaults(run=cmd_data)
 
-    p = commands.add_parser("train", help="train a preset; rerun with --resume after an interruption")
-    p.add_argument("--preset", default="keras-example-causal", choices=list_presets())
+    p = commands.add_parser("train", help="train a preset into a run folder; rerun with --resume after an interruption")
+    p.add_argument(
+        "--preset", default="keras-example-causal", choices=PRESET_CHOICES, metavar="NAME", help="%(choices)s"
+    )
     p.add_argument(
         "--precision",
-        default=AUTO,
-        choices=[AUTO, *PRECISIONS],
-        help="compute precision; auto: bfloat16 where the CPU or GPU computes it natively, float16 on older GPUs, "
-        "float32 elsewhere",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        metavar="NAME",
+        help="compute precision, %(choices)s; auto: bfloat16 where the CPU or GPU computes it natively, float16 on "
+        "older GPUs, float32 elsewhere",
     )
     p.add_argument(
         "--data",
         default=GENERATED,
-        help="'generated' (fresh Moving MNIST every epoch), 'official', or a .npy of sequences",
+        help="'generated' (fresh Moving MNIST every epoch), 'official', a .npy of sequences, or your videos: a "
+        "video file (.mp4, .avi, .mov, .gif), a folder of numbered PNG/JPEG frames, or a folder of such videos",
     )
-    p.add_argument("--num-sequences", type=positive_int, default=1000, help="sequences used (per epoch if generated)")
+    p.add_argument("--clip-frames", type=positive_int, default=20, help="videos: frames per training clip")
+    p.add_argument(
+        "--clip-stride",
+        type=positive_int,
+        default=None,
+        help="videos: frames between the starts of two clips (default: --clip-frames, no overlap)",
+    )
+    p.add_argument(
+        "--frame-size", type=positive_int, nargs="+", default=[64], help="videos: SIDE or HEIGHT WIDTH (default 64)"
+    )
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--colour", dest="channels", action="store_const", const=3, help="videos: RGB frames")
+    colour.add_argument("--grey", dest="channels", action="store_const", const=1, help="videos: grey frames (default)")
+    p.set_defaults(channels=1)
+    p.add_argument(
+        "--num-sequences",
+        type=positive_int,
+        default=None,
+        help=f"sequences used (per epoch if generated); default: every sequence of a file, else {DEFAULT_SEQUENCES}",
+    )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=5)
@@ -394,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--learning-rate", type=positive_float, default=None, help="default: the preset's")
     p.add_argument(
-        "--loss", default=None, choices=["binary_crossentropy", "mse", *LOSSES], help="default: the preset's"
+        "--loss", default=None, choices=LOSS_CHOICES, metavar="NAME", help="%(choices)s; default: the preset's"
     )
     p.add_argument("--init-from", default=None, help="start from these weights: a pretrained name or a .keras file")
     p.add_argument(
@@ -409,9 +688,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--context", type=positive_int, default=10, help="true frames read before scheduled sampling feeds back"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", default="runs/train")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out-dir")
+    p.add_argument("--seed", type=random_seed, default=0)
+    p.add_argument(
+        "--out-dir",
+        default="runs/train",
+        help="the run folder; one that holds a run is refused unless --resume or --overwrite",
+    )
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out-dir, with its settings"
+    )
+    existing.add_argument(
+        "--overwrite", action="store_true", help="delete the run in --out-dir (its outputs only), then start afresh"
+    )
     p.add_argument(
         "--devices",
         type=positive_int,
@@ -431,7 +720,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("predict", help="roll a model out from the first frames of each input sequence")
     p.add_argument("--model", required=True, help=".keras model")
-    p.add_argument("--input", required=True, help=".npy sequences (batch, time, height, width, channels)")
+    p.add_argument(
+        "--input",
+        required=True,
+        help=".npy sequences (batch, time, height, width, channels), or one video (a video file or a folder of "
+        "frames), read at the model's frame size and channels",
+    )
     p.add_argument("--context", type=positive_int, default=10)
     p.add_argument("--horizon", type=positive_int, default=10)
     p.add_argument("--out-dir", default="outputs/predict")
@@ -442,21 +736,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         default=GENERATED,
-        help="'generated' (held-out digits, fixed seed), 'official', or a .npy of sequences",
+        help="'generated' (held-out digits, fixed seed), 'official', a .npy of sequences, or held-out videos (a "
+        "video file or folder, cut into clips of --context + --horizon frames at the model's frame size)",
     )
     p.add_argument("--num-sequences", type=positive_int, default=1000)
     p.add_argument("--context", type=positive_int, default=10)
     p.add_argument("--horizon", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--seed", type=int, default=synthetic.HELD_OUT_SEED)
+    p.add_argument("--seed", type=random_seed, default=synthetic.HELD_OUT_SEED)
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("recipe", help="run one of the other reproduced systems end to end")
-    p.add_argument("name", choices=sorted(RECIPES))
+    p.add_argument("name", choices=RECIPE_CHOICES, metavar="NAME", help="%(choices)s")
     p.add_argument("--out-dir", default="outputs/recipe")
     p.add_argument("--quick", action="store_true", help="small settings that finish in about a minute on a CPU")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=random_seed, default=0)
     p.set_defaults(run=cmd_recipe)
 
     p = commands.add_parser(
@@ -467,17 +762,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=positive_float, default=3.0, help="training budget when training")
     p.add_argument("--sequences-per-epoch", type=positive_int, default=96)
     p.add_argument("--eval-sequences", type=positive_int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=random_seed, default=0)
     p.set_defaults(run=cmd_demo)
     return parser
 
 
+def _resume_command(args: argparse.Namespace, argv: Sequence[str]) -> str | None:
+    """The command that continues an interrupted ``train`` run from its last finished epoch, or None."""
+    if args.command != "train" or not (Path(args.out_dir) / "backup").is_dir():
+        return None
+    command = [word for word in argv if word not in ("--resume", "--overwrite")] + ["--resume"]
+    if not any(word == "--out-dir" or word.startswith("--out-dir=") for word in argv):
+        command += ["--out-dir", args.out_dir]
+    return f"keras-convlstm {shlex.join(command)}"
+
+
+def _interruption(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """What Ctrl-C leaves behind, in one line; for ``train``, the command that continues the run."""
+    resume = _resume_command(args, argv)
+    if resume is not None:
+        return f"interrupted; continue from its last finished epoch with: {resume}"
+    if args.command == "train":
+        return f"interrupted before its first epoch ended: nothing in {args.out_dir} to resume, run it again"
+    return "interrupted; every file is written whole or not at all, so none is left half written"
+
+
+def _error_line(error: Exception, args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """The error in one line; a failed write that names no file gets the command's output and what to do next."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    unnamed = isinstance(error, OSError) and error.filename is None and not isinstance(error, files.WriteError)
+    output = next((getattr(args, name) for name in ("out_dir", "out", "json") if getattr(args, name, None)), None)
+    if unnamed and error.errno in WRITE_ERRNOS and output is not None:
+        message = f"could not write into {output} ({error.strerror})"
+        resume = _resume_command(args, argv)
+        if resume is not None:
+            message += f"; then continue from the last finished epoch with: {resume}"
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 on success, 2 on bad input)."""
-    args = build_parser().parse_args(argv)
+    """Runs the command line; returns the exit status (0 on success, 2 on bad input, 130 after Ctrl-C).
+
+    Every error a user or the machine can cause (a bad value, a missing file, a full disk, a Keras backend that
+    cannot load, Ctrl-C) is reported in one line, without a traceback.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ImportError as error:  # a choice read from a module that loads Keras, whose backend cannot load
+        print(f"keras-convlstm: error: {error}", file=sys.stderr)
+        return 2
     try:
         args.run(args)
-    except (CommandError, data.DownloadError, ValueError, TypeError, OSError) as error:
-        print(f"keras-convlstm {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"keras-convlstm {args.command}: {_interruption(args, argv)}", file=sys.stderr)
+        return 130
+    except (CommandError, ImportError, ValueError, TypeError, OSError) as error:
+        print(f"keras-convlstm {args.command}: error: {_error_line(error, args, argv)}", file=sys.stderr)
         return 2
     return 0

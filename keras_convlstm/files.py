@@ -1,6 +1,7 @@
 """Owns where files go and how they are written: the Keras dataset cache, path checks, and atomic writes.
 
-Nothing is half written: every output goes to a temporary file, then an atomic rename.
+Nothing is half written: every output goes to a temporary file, then an atomic rename. The file ends with the
+mode a plain write would give it: the replaced file's mode, or for a new file 0o666 less the umask.
 
 A reader of ``path`` sees either the previous complete file or the new complete file, never a truncated one:
 if the writer fails or the process is killed mid-write, ``path`` keeps its old content (or stays absent) and
@@ -13,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +31,44 @@ def default_cache_dir() -> Path:
 
 def _temporary_prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
+
+
+# Temporary files of the atomic writes in progress: a nested write to one of them writes it in place.
+_STAGED: set[str] = set()
+
+
+class WriteError(OSError):
+    """An atomic write failed; the message names the files and what became of them (no ``[Errno N]`` prefix)."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _create_temporary(path: Path) -> Path:
+    """Creates an empty hidden file beside ``path`` with the mode a plain ``open(path, "w")`` would leave.
+
+    That is ``path``'s mode when it exists, else 0o666 less the umask (``tempfile.mkstemp`` gives 0o600 whatever
+    the umask, which would make every output private).
+    """
+    while True:
+        temporary = path.with_name(f"{_temporary_prefix(path)}{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        if path.exists():
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        return temporary
+
+
+def _what_was_kept(targets: list[Path]) -> str:
+    existing = [path for path in targets if path.exists()]
+    if not existing:
+        return "nothing was written"
+    if len(existing) == len(targets):
+        return "the earlier file is unchanged" if len(existing) == 1 else "the earlier files are unchanged"
+    names = ", ".join(str(path) for path in existing)
+    return f"the earlier {names} {'is' if len(existing) == 1 else 'are'} unchanged and nothing else was written"
 
 
 def check_file_path(path: str | os.PathLike) -> Path:
@@ -68,39 +108,43 @@ def atomic_paths() -> Iterator[Callable[[str | os.PathLike], Path]]:
     Yields ``stage``: ``stage(path)`` returns a temporary path beside ``path`` to write to. When the block ends
     normally every staged file is renamed onto its target (renames do not fail for lack of space); when it
     raises, every temporary file is deleted and the targets keep their earlier content. Leftover temporary
-    files of earlier killed writes are removed.
+    files of earlier killed writes are removed. Staging a path that is itself the temporary file of an
+    enclosing write returns it unchanged: the enclosing write renames it, or deletes it and reports the error.
 
     Raises:
         NotADirectoryError, IsADirectoryError, PermissionError: from :func:`check_file_path`, at ``stage``.
-        OSError: a write failed (full disk, size limit, ...); the message names the file and says that the
-            earlier files are unchanged.
+        WriteError: a write failed (full disk, size limit, ...); the message names the target files, the
+            reason, and says that the earlier files are unchanged (or that nothing was written).
     """
     staged: list[tuple[Path, Path]] = []
 
     def stage(path: str | os.PathLike) -> Path:
+        if os.path.abspath(path) in _STAGED:
+            return Path(path)
         path = check_file_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(_temporary_prefix(path) + "*"):
             stale.unlink(missing_ok=True)
-        handle, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=path.suffix, dir=path.parent)
-        os.close(handle)
-        staged.append((Path(name), path))
-        return Path(name)
+        temporary = _create_temporary(path)
+        staged.append((temporary, path))
+        _STAGED.add(os.path.abspath(temporary))
+        return temporary
 
     try:
         yield stage
         for temporary, path in staged:
             os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
-        targets = ", ".join(str(path) for _, path in staged) or "nothing"
-        kept = "the earlier file is unchanged" if len(staged) == 1 else "the earlier files are unchanged"
-        raise OSError(error.errno, f"could not write {targets} ({error.strerror or error}); {kept}") from error
-    except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise
+        if not staged or not isinstance(error, OSError) or isinstance(error, WriteError):
+            raise
+        targets = [path for _, path in staged]
+        reason = error.strerror or str(error) or type(error).__name__
+        message = f"could not write {', '.join(map(str, targets))} ({reason}); {_what_was_kept(targets)}"
+        raise WriteError(error.errno, message) from error
+    finally:
+        _STAGED.difference_update(os.path.abspath(temporary) for temporary, _ in staged)
 
 
 @contextlib.contextmanager

@@ -183,7 +183,8 @@ def ssim(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Structural similarity of each frame (data range 1), averaged over the batch.
 
     Matches ``skimage.metrics.structural_similarity(p, t, data_range=1)`` on each grey frame (and with
-    ``channel_axis=-1`` on several channels): see the module docstring for the window and constants.
+    ``channel_axis=-1`` on several channels): see the module docstring for the window and constants. A colour
+    frame scores the mean of its per-channel SSIMs (R, G and B weigh the same; no luma conversion).
 
     Args:
         prediction: ``(batch, horizon, height, width, channels)``, float in [0, 1] or uint8 (divided by 255);

@@ -1,7 +1,10 @@
 """Training: ``model.fit`` with the official callbacks plus checkpoints, resumption and stopping rules.
 
-Files written under ``out_dir``:
+Files written under ``out_dir``, a run folder (:mod:`keras_convlstm.run_folder`: one writer at a time, a run
+already there is resumed, replaced or refused as ``existing_run`` says):
 
+- ``run.json``: the settings of the run (epochs, batch size, seed, batches per epoch, data fingerprints, ... and
+  the caller's own); a resumed call with other settings is refused, naming each one that differs.
 - ``best.keras``: the model at its best monitored loss, replaced atomically (never half written), with
   ``best.json`` beside it recording the epoch and value so that a resumed run keeps comparing against it.
 - ``backup/``: Keras ``BackupAndRestore`` state (weights, optimizer, epoch). A run that stops early (killed,
@@ -9,20 +12,21 @@ Files written under ``out_dir``:
   when training ends normally. It is written after every other output of its epoch, so a kill can make a
   resumed run repeat an epoch, never skip one. A damaged backup falls back to its previous copy, or is set
   aside as ``backup.damaged-N`` (training then starts again).
-- ``resume.json``: the settings of the run in progress (epochs, batch size, seed, batches per epoch, ...); a
-  resumed call with other settings is refused. Removed when training ends.
-- ``history.csv``: one row per epoch, kept across a resumed run (rows of repeated epochs are replaced).
+- ``history.csv``: one row per epoch, kept across a resumed run (rows of repeated epochs are replaced). A resumed
+  run also reads it to give EarlyStopping and ReduceLROnPlateau the counters they had when the run stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -40,6 +44,7 @@ from keras_convlstm.distribute import (
 from keras_convlstm.files import write_json, write_text
 from keras_convlstm.precision import describe_hardware
 from keras_convlstm.rollout import FrameStepper
+from keras_convlstm.run_folder import RunFolder, array_fingerprint, claim
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
 
@@ -163,6 +168,46 @@ class EpochSync(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(epoch)
+
+
+class RestorePlateauCounters(keras.callbacks.Callback):
+    """Gives the ``EarlyStopping`` and ``ReduceLROnPlateau`` of a resumed run the counters of the interrupted one.
+
+    ``BackupAndRestore`` restores weights, optimizer and epoch, but those two callbacks start every ``fit`` with
+    fresh counters (epochs without improvement, best value, cooldown), so a run resumed near a plateau would stop
+    or lower its learning rate later than the run it continues. At the start of ``fit`` (after their own reset,
+    so place it after them) this replays each finished epoch's logged values through them. They see a stand-in
+    model whose learning rate is the one logged for that epoch: the real optimizer, restored by the backup, is
+    left alone.
+
+    Args:
+        callbacks: the ``EarlyStopping`` and ``ReduceLROnPlateau`` instances of the run.
+        epochs: the logs of the finished epochs, in order: rows of the run's ``history.csv`` as numbers
+            (``{"epoch": 0.0, "learning_rate": 0.001, "loss": ..., "val_loss": ...}``).
+    """
+
+    def __init__(self, callbacks: Sequence[keras.callbacks.Callback], epochs: Sequence[dict[str, float]]):
+        super().__init__()
+        self.callbacks = list(callbacks)
+        self.epochs = list(epochs)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        for callback in self.callbacks:
+            model = callback.model
+            for row in self.epochs:
+                logs = {name: value for name, value in row.items() if name != "epoch"}
+                stand_in = _LoggedModel(logs.get("learning_rate", math.nan))
+                callback.set_model(stand_in)
+                callback.on_epoch_end(int(row["epoch"]), logs)
+            callback.set_model(model)
+
+
+class _LoggedModel:
+    """What EarlyStopping and ReduceLROnPlateau read of a model, set to a logged epoch's values."""
+
+    def __init__(self, learning_rate: float):
+        self.optimizer = types.SimpleNamespace(learning_rate=learning_rate)
+        self.stop_training = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +352,9 @@ def train(
     *,
     epochs: int = 20,
     batch_size: int = 5,
-    out_dir: str | os.PathLike = "runs/train",
+    out_dir: str | os.PathLike | RunFolder = "runs/train",
+    existing_run: str | None = None,
+    settings: Mapping[str, object] | None = None,
     seed: int = 0,
     steps_per_epoch: int | None = None,
     patience: int = 10,
@@ -325,6 +372,8 @@ def train(
     (``loss`` without validation data). Added: an atomic best-model checkpoint, BackupAndRestore, TerminateOnNaN,
     an optional loss-threshold stop and a CSV history. Shuffling and generated data are functions of ``seed`` and
     the epoch; seed model initialisation with ``keras.utils.set_random_seed(seed)`` before building the model.
+    A resumed run ends as the uninterrupted run would have: same batches, same draws, and the stopping and
+    learning-rate counters restored from ``history.csv``. Every check runs before the first file is written.
 
     Args:
         model: a compiled model.
@@ -332,17 +381,25 @@ def train(
         val_data: same forms, or None.
         epochs: total number of epochs (a resumed run runs only the ones left).
         batch_size: sequences per batch for array data.
-        out_dir: folder for ``best.keras``, ``backup/`` and ``history.csv``.
+        out_dir: the run folder (``run.json``, ``best.keras``, ``backup/``, ``history.csv``), locked while this
+            call writes it; or a :class:`~keras_convlstm.run_folder.RunFolder` that the caller already holds
+            (from :func:`~keras_convlstm.run_folder.claim`), to write more files under the same lock.
+        existing_run: what to do with a run already in ``out_dir`` (None: ``"auto"``, which resumes an
+            interrupted run and replaces a finished one; ``"refuse"``, ``"resume"``, ``"overwrite"``: see
+            :mod:`keras_convlstm.run_folder`). A held ``RunFolder`` carries its own, so leave it None then.
+        settings: the caller's own settings (JSON values, names other than train's), recorded in ``run.json``
+            beside train's and compared when the run resumes: the command line records its preset and the
+            fingerprint of its data file there.
         seed: shuffling seed.
-        steps_per_epoch: batches per epoch (None: the whole dataset).
+        steps_per_epoch: batches per epoch, at most the batches of ``train_data`` (None: all of them).
         patience: EarlyStopping patience in epochs.
         lr_patience: ReduceLROnPlateau patience in epochs.
         loss_threshold: stop once the epoch's training loss is below it (None: never).
         callbacks: extra Keras callbacks.
         scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
-            :class:`ScheduledSampling`): ``fit`` then runs on a :class:`ScheduledSamplingModel` around ``model``,
-            which trains ``model``'s weights and leaves ``model`` itself unchanged; None trains with teacher
-            forcing, as the official example does.
+            :class:`ScheduledSampling`; its ``context`` must be shorter than the input sequences): ``fit`` then
+            runs on a :class:`ScheduledSamplingModel` around ``model``, which trains ``model``'s weights and
+            leaves ``model`` itself unchanged; None trains with teacher forcing, as the official example does.
         distribution: data-parallel training, from :func:`keras_convlstm.distribute.data_parallel` (a
             ``tf.distribute`` strategy on TensorFlow, a ``keras.distribution.DataParallel`` on JAX). A replica
             of ``model`` is created and fitted under it; ``model`` receives its weights after every epoch, and
@@ -354,81 +411,119 @@ def train(
 
     Returns:
         The Keras ``History`` of the epochs run in this call.
+
+    Raises:
+        ValueError: a bad argument, data or schedule that do not fit, or a resumed run with other settings.
+        FileExistsError, FileNotFoundError, BlockingIOError: ``out_dir`` holds a run that ``existing_run``
+            does not allow to touch, holds nothing to resume, or is being written by another process.
     """
     epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
-    out_dir = Path(out_dir)
-    backup_dir = out_dir / "backup"
-    history_csv = out_dir / "history.csv"
-    resuming = backup_dir.exists() and _usable_backup(backup_dir, verbose=bool(verbose))
+    if steps_per_epoch is not None:
+        check_integer(steps_per_epoch, "steps_per_epoch")
     if scheduled_sampling is not None:
         _check_scheduled_sampling(model, scheduled_sampling)
-    if resuming:
-        _keep_history_before(history_csv, _completed_epochs(backup_dir))
+    if isinstance(out_dir, RunFolder) and existing_run is not None:
+        raise ValueError("existing_run must be None for a RunFolder: it was decided when the folder was claimed")
 
     train_set = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
     val_set = None if val_data is None else as_dataset(val_data, batch_size, shuffle=False, seed=seed)
-    settings = {
+    if steps_per_epoch is not None and steps_per_epoch > len(train_set):
+        raise ValueError(
+            f"steps_per_epoch={steps_per_epoch} is more than the {len(train_set)} batches of the training data: "
+            f"give at most {len(train_set)} (None: all of them)"
+        )
+    if scheduled_sampling is not None:
+        for name, dataset in (("training", train_set), ("validation", val_set)):
+            if dataset is not None:
+                _check_context(scheduled_sampling, dataset, name)
+    own = {
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
         "steps_per_epoch": steps_per_epoch,
+        "train_data": _describe_data(train_data),
+        "val_data": None if val_data is None else _describe_data(val_data),
         "train_batches": len(train_set),
         "val_batches": None if val_set is None else len(val_set),
+        "patience": patience,
+        "lr_patience": lr_patience,
+        "loss_threshold": loss_threshold,
         "scheduled_sampling": None if scheduled_sampling is None else dataclasses.asdict(scheduled_sampling),
         "replicas": 1 if distribution is None else replica_count(distribution),
         "synchronized_batchnorm": synchronized_batchnorm,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_run(out_dir / RESUME_SETTINGS, settings, resuming)
-    monitor = "loss" if val_set is None else "val_loss"
-    scope = contextlib.nullcontext if distribution is None else distribution.scope
-    trained, validation_steps = model, None  # trained: the frame model whose weights fit updates
+    repeated = sorted(set(own) & set(settings or {}))
+    if repeated:
+        raise ValueError(f"settings must not repeat what train records itself, got {', '.join(repeated)}")
+    record = {**(settings or {}), **own}  # the caller's first: its data come before what train derives from them
+    validation_steps = None
     if distribution is not None:
-        trained = replicate(model, distribution, synchronized_batchnorm=synchronized_batchnorm)
         replicas = replica_count(distribution)
         steps_per_epoch = steps_per_epoch or steps_without_empty_replicas(train_set, replicas, "training data")
         validation_steps = (
             None if val_set is None else steps_without_empty_replicas(val_set, replicas, "validation data")
         )
+    monitor = "loss" if val_set is None else "val_loss"
+    scope = contextlib.nullcontext if distribution is None else distribution.scope
+    trained = model  # the frame model whose weights fit updates
+    if distribution is not None:
+        trained = replicate(model, distribution, synchronized_batchnorm=synchronized_batchnorm)
     fitted = trained
     if scheduled_sampling is not None:
         with scope():
             fitted = ScheduledSamplingModel(trained, scheduled_sampling)
             fitted.compile(optimizer=trained.optimizer, loss=trained.loss, jit_compile=trained.jit_compile)
-    all_callbacks = [
-        EpochSync([train_set] if val_set is None else [train_set, val_set]),
-        *([] if trained is model else [CopyWeights(trained, model)]),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
-        BestModelCheckpoint(out_dir / "best.keras", monitor=monitor, resume=resuming, saved_model=model),
-        keras.callbacks.CSVLogger(str(history_csv), append=resuming),
-    ]
-    if loss_threshold is not None:
-        all_callbacks.append(LossThresholdStop(loss_threshold))
-    # The backup of an epoch is written after every output of that epoch (checkpoint, history row): a kill
-    # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
-    all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
-    all_callbacks += list(callbacks)
-    if verbose and hasattr(model, "config"):
-        print(f"training {model.name} in {model.config.precision} on {describe_hardware()}", flush=True)
-    with scope():
-        history = fitted.fit(
-            train_set,
-            validation_data=val_set,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            shuffle=False,  # the datasets shuffle as a function of (seed, epoch); Keras's own order is unseeded
-            callbacks=all_callbacks,
-            verbose=verbose,
-        )
-    if not backup_dir.exists():  # finished: nothing left to resume
-        (out_dir / RESUME_SETTINGS).unlink(missing_ok=True)
-    return history
+
+    # Every check has passed: the run folder is claimed (unless the caller holds it) and written from here on.
+    held = contextlib.nullcontext(out_dir) if isinstance(out_dir, RunFolder) else claim(out_dir, existing_run or "auto")
+    with held as run:
+        resuming = run.start(record)
+        backup_dir, history_csv = run.path / "backup", run.path / "history.csv"
+        resuming = resuming and _usable_backup(backup_dir, verbose=bool(verbose))
+        finished_epochs = []
+        if resuming:
+            completed = _completed_epochs(backup_dir)
+            _keep_history_before(history_csv, completed)
+            finished_epochs = _history_rows(history_csv, completed)
+        plateau = [
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=lr_patience),
+        ]
+        history_log = keras.callbacks.CSVLogger(str(history_csv), append=resuming)
+        all_callbacks = [
+            EpochSync([train_set] if val_set is None else [train_set, val_set]),
+            *([] if trained is model else [CopyWeights(trained, model)]),
+            keras.callbacks.TerminateOnNaN(),
+            *plateau,
+            *([RestorePlateauCounters(plateau, finished_epochs)] if finished_epochs else []),
+            BestModelCheckpoint(run.path / "best.keras", monitor=monitor, resume=resuming, saved_model=model),
+            history_log,
+        ]
+        if loss_threshold is not None:
+            all_callbacks.append(LossThresholdStop(loss_threshold))
+        # The backup of an epoch is written after every output of that epoch (checkpoint, history row): a kill
+        # before it makes a resumed run repeat the whole epoch, never skip one. The caller's callbacks run after it.
+        all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
+        all_callbacks += list(callbacks)
+        if verbose and hasattr(model, "config"):
+            print(f"training {model.name} in {model.config.precision} on {describe_hardware()}", flush=True)
+        try:
+            with scope():
+                return fitted.fit(
+                    train_set,
+                    validation_data=val_set,
+                    epochs=epochs,
+                    steps_per_epoch=steps_per_epoch,
+                    validation_steps=validation_steps,
+                    shuffle=False,  # the datasets shuffle by (seed, epoch); Keras's own order is unseeded
+                    callbacks=all_callbacks,
+                    verbose=verbose,
+                )
+        finally:  # fit stopped by an error or Ctrl-C does not end its callbacks: the history file stays open
+            if history_log.csv_file is not None:
+                history_log.csv_file.close()
 
 
-RESUME_SETTINGS = "resume.json"
 BACKUP_WEIGHTS = "latest.weights.h5"
 BACKUP_METADATA = "training_metadata.json"
 
@@ -478,18 +573,45 @@ def _usable_backup(backup_dir: Path, *, verbose: bool) -> bool:
     return False
 
 
-def _check_same_run(path: Path, settings: dict, resuming: bool) -> None:
-    """Refuses to resume an interrupted run with other settings; records the settings of a new run."""
-    if resuming and path.exists():
-        saved = json.loads(path.read_text())
-        changed = {key: (saved.get(key), value) for key, value in settings.items() if saved.get(key) != value}
-        if changed:
-            described = ", ".join(f"{key} {was!r} -> {now!r}" for key, (was, now) in changed.items())
-            raise ValueError(
-                f"{path.parent} holds an interrupted run with other settings ({described}); call train with the "
-                "same settings to resume it, or choose another out_dir"
-            )
-    write_json(path, settings)
+def _history_rows(history_csv: Path, epochs: int) -> list[dict[str, float]]:
+    """The logs of epochs ``0 .. epochs - 1`` in ``history.csv``, as numbers (values Keras left out are skipped).
+
+    Raises:
+        ValueError: the file lacks some of those epochs, so the stopping counters cannot be restored.
+    """
+    rows = []
+    if history_csv.exists():
+        with open(history_csv, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                rows.append({name: float(value) for name, value in row.items() if value not in ("NA", "", None)})
+    logged = [int(row["epoch"]) for row in rows]
+    if logged != list(range(epochs)):
+        raise ValueError(
+            f"{history_csv} logs epochs {logged}, expected 0 to {epochs - 1}: the run was backed up after {epochs} "
+            "epochs, and without their logs the EarlyStopping and ReduceLROnPlateau counters cannot be restored; "
+            "overwrite the run to train it again"
+        )
+    return rows
+
+
+def _check_context(schedule: ScheduledSampling, dataset: keras.utils.PyDataset, name: str) -> None:
+    """Refuses a scheduled-sampling context that leaves no input frame of ``dataset`` to feed back."""
+    frames = np.shape(dataset[0][0])[1]
+    if schedule.context >= frames:
+        raise ValueError(
+            f"scheduled sampling feeds back the input frames after the first {schedule.context} (its context), but "
+            f"the {name} inputs have {frames} frames (a sequence's last frame is only a target): nothing would be "
+            f"fed back; choose a context below {frames}"
+        )
+
+
+def _describe_data(data: TrainData) -> object:
+    """What ``run.json`` records of training or validation data: array fingerprints, else the dataset's class."""
+    if isinstance(data, np.ndarray):
+        return array_fingerprint(data)
+    if isinstance(data, tuple):
+        return [array_fingerprint(np.asarray(part)) for part in data]
+    return type(data).__name__
 
 
 def _completed_epochs(backup_dir: Path) -> int:

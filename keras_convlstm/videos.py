@@ -1,6 +1,6 @@
 """Labelled video folders for ConvLSTM video classification: loading, clip cutting and person-wise splits.
 
-A video folder holds one sub-folder per class, each with video files (``.avi``, ``.mp4`` or ``.gif``)::
+A video folder holds one sub-folder per class, each with video files (``.avi``, ``.mp4``, ``.mov`` or ``.gif``)::
 
     root/boxing/person01_boxing_d1_uncomp.avi
     root/boxing/person02_boxing_d1_uncomp.avi
@@ -12,9 +12,11 @@ resizes it and cuts it into clips of a fixed number of frames. Clips of one vide
 person appears in many videos, so a fair test set holds out whole people: :func:`split_by_group` splits by the
 group id that :func:`load_video_folder` reads from each file name (``person01`` for KTH).
 
-Videos are read with ``imageio.v3``: GIFs through Pillow (always available), ``.avi`` and ``.mp4`` through the
-``pyav`` plugin (``pip install av``) or, failing that, the ``imageio-ffmpeg`` plugin
-(``pip install imageio-ffmpeg``). Both wheels bundle FFmpeg, so nothing else is downloaded at run time.
+Videos are read with ``imageio.v3``: GIFs through Pillow (always available), ``.avi``, ``.mp4`` and ``.mov``
+through the ``pyav`` plugin (``pip install av``) or, failing that, the ``imageio-ffmpeg`` plugin
+(``pip install imageio-ffmpeg``). Both wheels bundle FFmpeg, so nothing else is downloaded at run time. The
+readers (:func:`iter_video`, :func:`convert_frame`, :func:`clip_starts`) also serve :mod:`keras_convlstm.clips`,
+which turns any videos into next-frame training data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import importlib.util
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -32,8 +35,8 @@ from PIL import Image
 
 from keras_convlstm.checks import check_integer, check_size
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".gif")
-FFMPEG_EXTENSIONS = (".avi", ".mp4")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".gif")
+FFMPEG_EXTENSIONS = (".avi", ".mp4", ".mov")
 # KTH names files "person<id>_<action>_d<scenario>_uncomp.avi": the person is the group.
 KTH_GROUP_PATTERN = r"^(person\d+)_"
 # imageio plugin name -> the Python module that provides it.
@@ -98,17 +101,79 @@ def video_plugin(path: str | os.PathLike) -> str | None:
     )
 
 
-def _to_image(frame: np.ndarray, path: Path) -> Image.Image:
-    """One decoded frame ``(height, width)`` or ``(height, width, 1 | 3 | 4)`` as a Pillow image."""
+def convert_frame(
+    frame: np.ndarray, path: str | os.PathLike, size: tuple[int, int] | None, grayscale: bool
+) -> np.ndarray:
+    """One decoded frame as grey or RGB, resized: the conversion every video reader of the package applies.
+
+    Grey is Pillow's ``convert("L")`` (ITU-R 601 luma: 0.299 R + 0.587 G + 0.114 B); resizing is Pillow's
+    bilinear filter (with antialiasing when shrinking).
+
+    Args:
+        frame: uint8 ``(height, width)`` or ``(height, width, 1 | 3 | 4)``.
+        path: the file the frame comes from, named in errors.
+        size: output ``(height, width)``; None keeps the frame's size.
+        grayscale: one grey channel (True) or three RGB channels (False).
+
+    Returns:
+        uint8 ``(height, width)`` (grey) or ``(height, width, 3)`` (RGB).
+
+    Raises:
+        ValueError: a frame that is not 8-bit or not one of those shapes (the message names ``path``).
+    """
+    frame = np.asarray(frame)
     if frame.dtype != np.uint8:
         raise ValueError(f"expected 8-bit frames in {path}, got dtype {frame.dtype}")
     if frame.ndim == 3 and frame.shape[-1] == 1:
         frame = frame[..., 0]
     if frame.ndim == 2:
-        return Image.fromarray(frame, mode="L")
-    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
-        return Image.fromarray(frame, mode="RGB" if frame.shape[-1] == 3 else "RGBA")
-    raise ValueError(f"expected frames of shape (height, width[, 1, 3 or 4]) in {path}, got {frame.shape}")
+        image = Image.fromarray(frame, mode="L")
+    elif frame.ndim == 3 and frame.shape[-1] in (3, 4):
+        image = Image.fromarray(frame, mode="RGB" if frame.shape[-1] == 3 else "RGBA")
+    else:
+        raise ValueError(f"expected frames of shape (height, width[, 1, 3 or 4]) in {path}, got {frame.shape}")
+    image = image.convert("L" if grayscale else "RGB")
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(image)
+
+
+def iter_video(
+    path: str | os.PathLike,
+    image_size: int | tuple[int, int] | None = (60, 80),
+    grayscale: bool = True,
+    frame_step: int = 1,
+) -> Iterator[np.ndarray]:
+    """Decodes one video file frame by frame, each converted with :func:`convert_frame`.
+
+    Args:
+        path: an ``.avi``, ``.mp4``, ``.mov`` or ``.gif`` file (see :func:`video_plugin` for what each needs).
+        image_size: output ``(height, width)`` or one side for square frames; None keeps the size.
+        grayscale: one grey channel (True) or three RGB channels (False).
+        frame_step: keep every ``frame_step``-th frame (2 halves the frame rate).
+
+    Yields:
+        uint8 ``(height, width)`` (grey) or ``(height, width, 3)`` (RGB) frames in [0, 255].
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: unknown extension, or a file that cannot be decoded (the message names it).
+        ImportError: an .avi, .mp4 or .mov file without an FFmpeg plugin.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no video file at {path}")
+    plugin = video_plugin(path)
+    size = None if image_size is None else check_size(image_size, "image_size")
+    frame_step = check_integer(frame_step, "frame_step")
+    try:
+        for index, frame in enumerate(iio.imiter(path, plugin=plugin)):
+            if index % frame_step == 0:
+                yield convert_frame(frame, path, size, grayscale)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"could not decode the video {path} with the imageio {plugin!r} plugin: {error}"
+        ) from error
 
 
 def read_video(
@@ -117,13 +182,10 @@ def read_video(
     grayscale: bool = True,
     frame_step: int = 1,
 ) -> np.ndarray:
-    """Reads one video file, converted to grey or RGB and resized.
-
-    Grey is Pillow's ``convert("L")`` (ITU-R 601 luma: 0.299 R + 0.587 G + 0.114 B); resizing is Pillow's
-    bilinear filter (with antialiasing when shrinking).
+    """Reads one video file, converted to grey or RGB and resized (see :func:`convert_frame`).
 
     Args:
-        path: an ``.avi``, ``.mp4`` or ``.gif`` file (see :func:`video_plugin` for what each needs).
+        path: an ``.avi``, ``.mp4``, ``.mov`` or ``.gif`` file (see :func:`video_plugin` for what each needs).
         image_size: output ``(height, width)`` or one side for square frames; None keeps the size.
         grayscale: one grey channel (True) or three RGB channels (False).
         frame_step: keep every ``frame_step``-th frame (2 halves the frame rate).
@@ -134,32 +196,30 @@ def read_video(
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: unknown extension, or a file that cannot be decoded (the message names it).
-        ImportError: an .avi or .mp4 file without an FFmpeg plugin.
+        ImportError: an .avi, .mp4 or .mov file without an FFmpeg plugin.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no video file at {path}")
-    plugin = video_plugin(path)
-    size = None if image_size is None else check_size(image_size, "image_size")
-    frame_step = check_integer(frame_step, "frame_step")
-    mode = "L" if grayscale else "RGB"
-    frames = []
-    try:
-        for index, frame in enumerate(iio.imiter(path, plugin=plugin)):
-            if index % frame_step:
-                continue
-            image = _to_image(np.asarray(frame), path).convert(mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.BILINEAR)
-            frames.append(np.asarray(image))
-    except (OSError, RuntimeError, ValueError) as error:
-        raise ValueError(
-            f"could not decode the video {path} with the imageio {plugin!r} plugin: {error}"
-        ) from error
+    frames = list(iter_video(path, image_size, grayscale, frame_step))
     if not frames:
         raise ValueError(f"the video {path} holds no frame")
     video = np.stack(frames)
     return video[..., np.newaxis] if grayscale else video
+
+
+def clip_starts(num_frames_in_video: int, num_frames: int, stride: int | None = None) -> np.ndarray:
+    """First frames of the clips of ``num_frames`` frames cut every ``stride`` frames from a video.
+
+    Args:
+        num_frames_in_video: frames in the video.
+        num_frames: frames per clip.
+        stride: frames between the starts of two clips; default ``num_frames`` (clips do not overlap).
+
+    Returns:
+        int64 ``(num_clips,)`` with ``num_clips = (num_frames_in_video - num_frames) // stride + 1`` (empty
+        when the video is shorter than one clip); frames left over at the end are dropped.
+    """
+    num_frames = check_integer(num_frames, "num_frames")
+    stride = num_frames if stride is None else check_integer(stride, "stride")
+    return np.arange(0, max(num_frames_in_video - num_frames + 1, 0), stride, dtype=np.int64)
 
 
 def cut_clips(video: np.ndarray, num_frames: int, stride: int | None = None) -> np.ndarray:
@@ -176,14 +236,12 @@ def cut_clips(video: np.ndarray, num_frames: int, stride: int | None = None) -> 
         ``(num_clips, num_frames, ...)`` with ``num_clips = (time - num_frames) // stride + 1`` (0 when
         ``time < num_frames``); the dtype of ``video``.
     """
-    num_frames = check_integer(num_frames, "num_frames")
-    stride = num_frames if stride is None else check_integer(stride, "stride")
     video = np.asarray(video)
     if video.ndim < 1:
         raise ValueError(f"expected a video of shape (time, ...), got a scalar of shape {video.shape}")
-    if len(video) < num_frames:
+    starts = clip_starts(len(video), num_frames, stride)
+    if len(starts) == 0:
         return np.empty((0, num_frames, *video.shape[1:]), dtype=video.dtype)
-    starts = np.arange(0, len(video) - num_frames + 1, stride)
     return np.stack([video[start : start + num_frames] for start in starts])
 
 

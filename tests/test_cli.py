@@ -1,15 +1,22 @@
 """The command line: each sub-command end to end on small files, and one-line errors for bad input."""
 
+import importlib.util
 import json
 import os
+import resource
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from keras_convlstm import run_folder, synthetic, training
 from keras_convlstm.cli import main
 from keras_convlstm.losses import BCEPlusSSIM
 from keras_convlstm.models import build_model
@@ -132,7 +139,9 @@ def test_fine_tuning_with_scheduled_sampling_starts_from_the_given_weights(seque
     fine_tune += ["--scheduled-sampling", "0", "1"]
     assert main(["train", *common, *fine_tune, "--epochs", "1", "--out-dir", str(second)]) == 0
     settings = json.loads((second / "run.json").read_text())
-    assert settings["scheduled_sampling"] == [0, 1] and settings["init_from"] == str(first / "model.keras")
+    schedule = {"context": 10, "start_step": 0, "ramp_end_step": 1, "seed": 0}
+    assert settings["scheduled_sampling"] == schedule
+    assert settings["init_from"] == run_folder.fingerprint(first / "model.keras")
     assert settings["loss"] == "bce_ssim"
     start = keras.saving.load_model(first / "model.keras").get_weights()
     fine_tuned = keras.saving.load_model(second / "model.keras")
@@ -173,14 +182,16 @@ def test_bad_fine_tuning_options_give_one_line_errors(tmp_path, sequences_file, 
     args = ["train", "--preset", "cpu-fast", *data_args, "--out-dir", str(tmp_path / "b")]
     assert main([*args, "--scheduled-sampling", "5", "2"]) == 2
     assert "start_step <= ramp_end_step" in one_line_error(capsys)
-    assert main([*args, "--init-from", "no-such-model"]) == 2
-    assert "model file not found" in one_line_error(capsys)
+    assert main([*args, "--init-from", "cpu-deep-rollout-moving-mnis"]) == 2  # a shipped name, misspelled
+    error = one_line_error(capsys)
+    assert "--init-from cpu-deep-rollout-moving-mnis: no such file, nor a shipped model; expected a .keras" in error
+    assert "cpu-deep-rollout-moving-mnist, cpu-quality-moving-mnist" in error
 
 
 def test_interrupted_run_needs_resume_flag(tmp_path, capsys):
     (tmp_path / "backup").mkdir()
     assert main(["train", "--out-dir", str(tmp_path), "--epochs", "1"]) == 2
-    assert "pass --resume" in capsys.readouterr().err
+    assert f"{tmp_path} holds an interrupted run (backup): resume it, overwrite it" in capsys.readouterr().err
     assert main(["train", "--out-dir", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
 
@@ -201,6 +212,20 @@ def test_missing_files_give_one_line_errors(tmp_path, sequences_file, capsys):
     assert "could not load" in one_line_error(capsys)
     assert main(["evaluate", "--model", str(corrupt), "--data", str(tmp_path / "none.npy")]) == 2
     one_line_error(capsys)
+
+
+def test_a_folder_or_a_misspelled_source_is_named_for_what_it_is(tmp_path, sequences_file, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert main(["predict", "--model", str(folder), "--input", str(sequences_file)]) == 2
+    assert f"{folder} is a folder (expected a .keras file written by `train`)" in one_line_error(capsys)
+    assert main(["train", "--init-from", str(folder), "--out-dir", str(tmp_path / "run")]) == 2
+    assert f"{folder} is a folder (expected a .keras file written by `train`)" in one_line_error(capsys)
+    model = tmp_path / "m.keras"
+    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(model)
+    assert main(["evaluate", "--model", str(model), "--data", "generate"]) == 2
+    expected = "--data generate: no such file or folder; expected 'generated', 'official', a .npy file of sequences"
+    assert expected in one_line_error(capsys)
 
 
 def test_wrong_input_shape_gives_one_line_error(tmp_path, capsys):
@@ -244,3 +269,198 @@ def test_demo_writes_pictures_metrics_and_model(tmp_path, capsys):
     assert len(metrics["model"]["mse"]) == 10
     printed = capsys.readouterr().out
     assert "copy-last-frame" in printed and "blank" in printed
+
+
+def tiny_training(data_file: str | Path) -> list[str]:
+    """``train`` arguments for a seconds-long run: one ConvLSTM2D layer of 4 filters, 4 + 2 sequences of 64x64."""
+    args = ["train", "--preset", "cpu-fast", "--precision", "float32", "--filters", "4", "--kernel-sizes", "3"]
+    return [*args, "--data", str(data_file), "--batch-size", "2", "--val-fraction", "0.34"]
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+
+
+def history_epochs(run_dir: Path) -> list[str]:
+    return [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+
+
+def test_a_second_train_into_a_run_folder_is_refused_until_overwrite(sequences_file, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main([*tiny_training(sequences_file), "--epochs", "2", "--out-dir", str(run_dir)]) == 0
+    first = folder_files(run_dir)
+    assert sorted(first) == ["best.json", "best.keras", "history.csv", "model.keras", "run.json"]
+    capsys.readouterr()
+
+    again = [*tiny_training(sequences_file), "--epochs", "1", "--learning-rate", "0.3", "--out-dir", str(run_dir)]
+    assert main(again) == 2
+    assert f"{run_dir} holds a finished run (run.json, best.keras" in one_line_error(capsys)
+    assert main([*again, "--resume"]) == 2
+    assert f"nothing to resume in {run_dir}: its run finished" in one_line_error(capsys)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*again, "--resume", "--overwrite"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in one_line_error(capsys)
+    assert folder_files(run_dir) == first  # the first run's best model, record and history, byte for byte
+
+    assert main([*again, "--overwrite"]) == 0
+    settings = json.loads((run_dir / "run.json").read_text())
+    assert settings["learning_rate"] == 0.3 and settings["epochs"] == 1
+    assert history_epochs(run_dir) == ["0"]
+    assert json.loads((run_dir / "best.json").read_text())["epoch"] == 1
+
+
+def test_a_second_writer_is_refused_while_the_first_trains_and_a_killed_writer_blocks_nobody(
+    sequences_file, tmp_path, capsys
+):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "keras_convlstm", *tiny_training(sequences_file), "--epochs", "1000"]
+    with subprocess.Popen([*command, "--out-dir", str(run_dir)], stdout=subprocess.DEVNULL, env=env) as first:
+        try:
+            deadline = time.monotonic() + 240
+            while not (run_dir / "run.json").exists():  # written once the first has passed its checks
+                assert first.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            second = [*tiny_training(sequences_file), "--epochs", "1", "--out-dir", str(run_dir)]
+            for options in ([], ["--overwrite"], ["--resume"]):
+                assert main([*second, *options]) == 2
+                assert f"{run_dir} is in use: process {first.pid} is writing to it" in one_line_error(capsys)
+        finally:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    assert (run_dir / "run.lock").exists() and json.loads((run_dir / "run.json").read_text())["epochs"] == 1000
+
+    assert main([*second, "--overwrite"]) == 0  # the lock died with its process
+    assert json.loads((run_dir / "run.json").read_text())["epochs"] == 1
+    assert history_epochs(run_dir) == ["0"]
+    assert not (run_dir / "run.lock").exists()
+
+
+def test_resume_compares_the_data_by_content_and_names_every_changed_setting(
+    sequences_file, tmp_path, monkeypatch, capsys
+):
+    """Started with ``--data d.npy`` in one folder, resumed with the same words from a folder whose d.npy differs."""
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir()
+    other.mkdir()
+    shutil.copy(sequences_file, first / "d.npy")
+    assert main(["data", "--num-sequences", "6", "--seed", "9", "--out", str(other / "d.npy")]) == 0
+    run_dir = tmp_path / "run"
+    args = [*tiny_training("d.npy"), "--epochs", "3", "--out-dir", str(run_dir)]
+
+    class Crash(Exception):
+        """A failure the command line does not expect, as the second epoch starts."""
+
+    def interrupted_in_epoch_2(callback, epoch, logs=None):
+        if epoch == 1:
+            raise Crash
+        start_epoch(callback, epoch, logs)
+
+    start_epoch = training.EpochSync.on_epoch_begin
+    monkeypatch.chdir(first)
+    with monkeypatch.context() as patch:
+        patch.setattr(training.EpochSync, "on_epoch_begin", interrupted_in_epoch_2)
+        with pytest.raises(Crash):
+            main(args)
+    assert (run_dir / "backup").is_dir() and history_epochs(run_dir) == ["0"]
+    capsys.readouterr()
+
+    monkeypatch.chdir(other)
+    assert main([*args, "--resume"]) == 2
+    error = one_line_error(capsys)
+    assert f"data {first / 'd.npy'} (" in error and f") -> {other / 'd.npy'} (" in error
+    assert main([*args, "--resume", "--epochs", "4", "--learning-rate", "0.01"]) == 2
+    error = one_line_error(capsys)
+    for changed in ("epochs 3 -> 4", "learning_rate None -> 0.01", f"data {first / 'd.npy'}"):
+        assert changed in error
+    assert history_epochs(run_dir) == ["0"] and (run_dir / "backup").is_dir()
+
+    # The same file by another relative path is the same data: the run resumes and ends.
+    assert main([*args[:-4], "--data", "../first/d.npy", *args[-4:], "--resume"]) == 0
+    assert history_epochs(run_dir) == ["0", "1", "2"] and not (run_dir / "backup").exists()
+    recorded = json.loads((run_dir / "run.json").read_text())["data"]
+    assert recorded == run_folder.fingerprint(first / "d.npy")  # its absolute path, size and SHA-256
+
+
+def test_evaluate_says_how_many_sequences_it_scored(sequences_file, tmp_path, capsys):
+    model = tmp_path / "untrained.keras"
+    keras.utils.set_random_seed(0)
+    build_model("cpu-fast", filters=(4,), kernel_sizes=(3,), precision="float32").save(model)
+    args = ["evaluate", "--model", str(model), "--data", str(sequences_file)]
+    assert main([*args, "--num-sequences", "1000"]) == 0
+    assert f"scoring 6 sequences of {sequences_file} (all it holds)" in capsys.readouterr().out
+    assert main([*args, "--num-sequences", "2"]) == 0
+    assert f"scoring 2 sequences of {sequences_file}\n" in capsys.readouterr().out
+
+
+def test_help_is_quiet_and_quick_and_loads_no_keras():
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_convlstm", "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Processor time, which other work on a busy machine does not stretch (loading TensorFlow takes several seconds).
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 2.0
+    assert result.returncode == 0 and result.stderr == "" and result.stdout.startswith("usage: keras-convlstm")
+    probe = "import sys, keras_convlstm.cli; print(sorted({'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert loaded.stdout == "[]\n", loaded.stderr
+
+
+@pytest.mark.parametrize("backend", ["torch", "jaxx"])
+def test_a_keras_backend_that_cannot_load_is_one_line_naming_the_installed_ones(backend, sequences_file, tmp_path):
+    if importlib.util.find_spec(backend) is not None:
+        pytest.skip(f"{backend} is installed here")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
+    installed = ", ".join(name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name))
+    expected = f"Keras cannot load the backend KERAS_BACKEND='{backend}': "
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "keras_convlstm", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    result = run("--help")
+    assert result.returncode == 0 and result.stderr == "" and "evaluate" in result.stdout
+    for args in (["evaluate", "--model", "m.keras", "--data", str(sequences_file)], ["train", "--preset", "cpu-fast"]):
+        result = run(*args)
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert expected in result.stderr and f"; installed backends: {installed} (set KERAS_BACKEND" in result.stderr
+    result = run("data", "--num-sequences", "1", "--out", str(tmp_path / "s.npy"))  # generated data needs no Keras
+    assert result.returncode == 0 and np.load(tmp_path / "s.npy").shape == (1, 20, 64, 64, 1)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_train_says_in_one_line_how_to_resume(sequences_file, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [*tiny_training(sequences_file), "--epochs", "1000"]
+    command = [sys.executable, "-m", "keras_convlstm", *args, "--out-dir", str(run_dir)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
+        for line in process.stdout:
+            if line.startswith("Epoch 2/"):  # printed once epoch 1 and its backup are written
+                process.send_signal(signal.SIGINT)
+                break
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    resume = f"keras-convlstm {shlex.join(args)} --out-dir {run_dir} --resume"
+    interrupted = "keras-convlstm train: interrupted; continue from its last finished epoch with"
+    assert err.splitlines() == [f"{interrupted}: {resume}"]
+    assert (run_dir / "backup").is_dir()
+
+
+def test_ctrl_c_before_any_epoch_or_outside_train_is_one_line(sequences_file, tmp_path, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", ctrl_c)
+    run_dir = tmp_path / "run"
+    assert main([*tiny_training(sequences_file), "--epochs", "2", "--out-dir", str(run_dir)]) == 130
+    expected = f"keras-convlstm train: interrupted before its first epoch ended: nothing in {run_dir} to resume"
+    assert one_line_error(capsys).startswith(expected)
+    monkeypatch.setattr(synthetic, "generate_moving_mnist_split", ctrl_c)
+    assert main(["data", "--out", str(tmp_path / "s.npy")]) == 130
+    assert "keras-convlstm data: interrupted; every file is written whole" in one_line_error(capsys)
+    assert not (tmp_path / "s.npy").exists()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import errno
+import os
+import stat
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image, ImageSequence
 
-from keras_convlstm import evaluation, files, metrics, viz
+from keras_convlstm import cli, evaluation, files, metrics, rollout, viz
 from keras_convlstm.cli import main
 from keras_convlstm.models import build_model
 
@@ -94,6 +98,11 @@ def test_data_over_an_existing_file_then_a_full_disk_keeps_the_good_file(tmp_pat
         (["train", "--epochs", "0"], "--epochs"),
         (["predict", "--model", "m.keras", "--input", "x.npy", "--context", "-2"], "--context"),
         (["evaluate", "--model", "m.keras", "--num-sequences", "many"], "--num-sequences"),
+        (["train", "--learning-rate", "-1e-3"], "--learning-rate"),
+        (["data", "--seed", "-1"], "--seed"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["evaluate", "--model", "m.keras", "--seed", str(2**32)], "--seed"),
+        (["recipe", "moving-square", "--seed", "1.5"], "--seed"),
     ],
 )
 def test_numbers_out_of_range_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch, capsys, args, flag):
@@ -284,7 +293,13 @@ def test_an_unknown_loss_is_refused_when_the_model_is_built():
     assert build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,), loss="mse").loss == "mse"
 
 
-def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatch, small_patch_model):
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatch, capsys, small_patch_model):
     np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (1, 20, 16, 16, 1), dtype=np.uint8))
     out_dir = tmp_path / "predict"
     args = [
@@ -302,8 +317,15 @@ def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatc
 
     monkeypatch.setattr(viz.iio, "imwrite", _disk_full)  # the GIF is written last
     assert main([*args, "--context", "8", "--horizon", "12"]) == 2
+    written = ", ".join(str(out_dir / name) for name in ("predictions.npy", "rollout.png", "rollout.gif"))
+    assert one_line_error(capsys).endswith(
+        f"error: could not write {written} (No space left on device); the earlier files are unchanged"
+    )
+    assert main([*args[:-1], str(tmp_path / "fresh")]) == 2
+    assert one_line_error(capsys).endswith("(No space left on device); nothing was written")
     monkeypatch.undo()
     assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == earlier  # all three as they were
+    assert not (tmp_path / "fresh").exists() or list((tmp_path / "fresh").iterdir()) == []
 
 
 def test_evaluate_json_into_a_new_folder_keeps_the_work(tmp_path, capsys, small_patch_model):
@@ -313,3 +335,182 @@ def test_evaluate_json_into_a_new_folder_keeps_the_work(tmp_path, capsys, small_
     assert main(args) == 0
     assert evaluation.MetricTable.from_json(table).systems == ["model", "copy-last-frame", "blank"]
     assert f"wrote {table}" in capsys.readouterr().out
+
+
+@pytest.fixture
+def umask():
+    """Sets the process's umask for one test: ``umask(0o022)``; restores the earlier one after."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_every_output_gets_the_mode_a_plain_write_gives(tmp_path, umask, small_patch_model, mask):
+    umask(mask)
+    (tmp_path / "plain").write_text("a plain write")
+    frames = np.random.default_rng(0).random((3, 8, 8), dtype=np.float32)
+    outputs = [
+        files.write_json(tmp_path / "run.json", {"seed": 0}),
+        files.save_npy(tmp_path / "predictions.npy", frames),
+        viz.save_gif(frames, tmp_path / "rollout.gif"),
+        tmp_path / "rollout.png",
+        tmp_path / "model.keras",
+    ]
+    viz.plot_frames(frames, path=tmp_path / "rollout.png")
+    with files.atomic_path(tmp_path / "model.keras") as temporary:
+        keras.saving.load_model(small_patch_model).save(temporary)
+    assert _mode(tmp_path / "plain") == 0o666 & ~mask
+    assert {path.name: oct(_mode(path)) for path in outputs} == {path.name: oct(0o666 & ~mask) for path in outputs}
+
+
+def test_a_replaced_file_keeps_its_mode_through_the_command_line(tmp_path, umask, capsys):
+    umask(0o022)
+    out = tmp_path / "sequences.npy"
+    assert main(["data", "--num-sequences", "1", "--out", str(out)]) == 0
+    assert _mode(out) == 0o644  # as `np.save(out, ...)` would leave it
+    out.chmod(0o640)
+    assert main(["data", "--num-sequences", "1", "--seed", "3", "--out", str(out)]) == 0
+    assert _mode(out) == 0o640
+    table = files.write_json(tmp_path / "metrics.json", {})
+    table.chmod(0o600)
+    assert _mode(files.write_json(table, {"replaced": True})) == 0o600
+
+
+def test_a_horizon_beyond_the_machine_is_refused_before_any_work(tmp_path, monkeypatch, capsys, small_patch_model):
+    np.save(tmp_path / "in.npy", np.zeros((2, 12, 16, 16, 1), np.uint8))
+    rollouts = []
+    monkeypatch.setattr(rollout, "predict_frames", lambda *args, **kwargs: rollouts.append(args))
+    out_dir = tmp_path / "predict"
+    args = ["predict", "--model", str(small_patch_model), "--input", str(tmp_path / "in.npy")]
+    args += ["--out-dir", str(out_dir)]
+    started = time.perf_counter()
+    assert main([*args, "--horizon", str(10**9)]) == 2
+    assert time.perf_counter() - started < 10
+    error = one_line_error(capsys)
+    assert f"--horizon {10**9} on 2 sequences needs about" in error and "TB of memory (" in error
+    assert f"TB into {out_dir} (" in error and "choose a smaller --horizon" in error
+    assert rollouts == [] and not out_dir.exists()
+
+    class SmallMachine:  # psutil.virtual_memory() of a machine with 64 MB available
+        available = 64_000_000
+
+    monkeypatch.setattr(cli.psutil, "virtual_memory", SmallMachine)
+    memory, _ = cli.predict_needs((2, 12, 16, 16, 1), 10, 10_000, with_truth=False)
+    assert memory > SmallMachine.available > 2 * 10_000 * 16 * 16 * 4  # the frames alone would fit
+    assert main([*args, "--horizon", "10000"]) == 2
+    assert "(64.0MB available)" in one_line_error(capsys)
+    assert rollouts == [] and not out_dir.exists()
+
+
+def test_the_estimate_of_predict_covers_what_it_writes_and_progress_is_shown(
+    tmp_path, monkeypatch, capsys, small_patch_model
+):
+    sequences = np.random.default_rng(1).integers(0, 256, (3, 12, 16, 16, 1), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", sequences)
+    monkeypatch.setattr(cli, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr(cli, "PREDICT_BATCH", 2)  # two batches: 2 sequences, then 1
+    monkeypatch.setattr(cli, "GIF_FRAMES", 7)
+    out_dir = tmp_path / "predict"
+    args = ["predict", "--model", str(small_patch_model), "--input", str(tmp_path / "in.npy"), "--context", "4"]
+    assert main([*args, "--horizon", "30", "--out-dir", str(out_dir)]) == 0
+    progress = capsys.readouterr().err
+    assert "predicting:" in progress and "60/90 [" in progress  # after the first batch of 2 x 30 frames
+    written = sum(path.stat().st_size for path in out_dir.iterdir())
+    _, disk = cli.predict_needs(sequences.shape, 4, 30, with_truth=False)
+    assert written <= disk
+    expected = rollout.predict_frames(keras.saving.load_model(small_patch_model), sequences[:, :4], 30)
+    np.testing.assert_allclose(np.load(out_dir / "predictions.npy"), expected, atol=1e-6)
+    with Image.open(out_dir / "rollout.gif") as gif:  # identical frames may be merged: count their display time
+        shown_ms = sum(frame.info["duration"] for frame in ImageSequence.Iterator(gif))
+    assert shown_ms == 7 * 200
+
+
+def test_a_full_disk_under_train_names_the_run_folder(tmp_path, monkeypatch, capsys):
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (3, 6, 64, 64, 1), dtype=np.uint8))
+
+    def disk_full_inside_keras(self, *args, **kwargs):  # Keras's saving code names no file in its errors
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", disk_full_inside_keras)
+    run_dir = tmp_path / "run"
+    args = ["train", "--preset", "cpu-fast", "--precision", "float32", "--filters", "4", "--kernel-sizes", "3"]
+    args += ["--data", str(tmp_path / "in.npy"), "--batch-size", "2", "--val-fraction", "0.34", "--epochs", "1"]
+    assert main([*args, "--out-dir", str(run_dir)]) == 2
+    assert one_line_error(capsys).endswith(f"error: could not write into {run_dir} (No space left on device)")
+
+
+def test_a_cache_folder_that_cannot_be_written_points_at_the_command_line_choices(
+    tmp_path, monkeypatch, capsys, small_patch_model
+):
+    cache = Path(os.environ["KERAS_HOME"]) / "datasets"
+    make_folder = Path.mkdir
+
+    def read_only_keras_home(self, *args, **kwargs):
+        if self.is_relative_to(cache.parent):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return make_folder(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_keras_home)
+    assert main(["data", "--source", "official", "--out", str(tmp_path / "s.npy")]) == 2
+    error = one_line_error(capsys)
+    assert f"cannot save the official Moving MNIST file in {cache} (Permission denied)" in error
+    assert error.endswith("--cache-dir FOLDER with a folder you can write, or --source generated (made here, offline)")
+    assert main(["evaluate", "--model", str(small_patch_model), "--data", "official"]) == 2
+    error = one_line_error(capsys)
+    assert error.endswith("KERAS_HOME=FOLDER with a folder you can write, or --data generated (made here, offline)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_given_as_python_lists_are_named_as_such():
+    with pytest.raises(TypeError, match=r"float in \[0, 1\], got a list of Python int values"):
+        metrics.mse_per_frame([[[[[1]]]]], [[[[[1]]]]])
+    with pytest.raises(TypeError, match=r"float in \[0, 1\], got int64$"):
+        metrics.mse_per_frame(np.ones((1, 1, 1, 1, 1), np.int64), np.ones((1, 1, 1, 1, 1), np.int64))
+
+
+def tiny_train(data_file: Path, out_dir: Path) -> list[str]:
+    """``train`` arguments for a seconds-long run on ``data_file``: 6 sequences split 4 / 2, batches of 2."""
+    args = ["train", "--preset", "cpu-fast", "--precision", "float32", "--filters", "4", "--kernel-sizes", "3"]
+    return [*args, "--data", str(data_file), "--batch-size", "2", "--val-fraction", "0.34", "--out-dir", str(out_dir)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--steps-per-epoch", "1000"], "steps_per_epoch=1000 is more than the 2 batches of the training data"),
+        (["--scheduled-sampling", "0", "10", "--context", "25"], "the training inputs have 19 frames"),
+        (["--num-sequences", "1000"], "--num-sequences 1000: {data} holds 6"),
+    ],
+)
+def test_train_settings_the_data_cannot_honour_fail_in_one_line_before_any_file(tmp_path, capsys, options, message):
+    data_file = tmp_path / "d.npy"
+    np.save(data_file, np.random.default_rng(0).integers(0, 256, (6, 20, 64, 64, 1), dtype=np.uint8))
+    assert main([*tiny_train(data_file, tmp_path / "run"), "--epochs", "1", *options]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and message.format(data=data_file) in errors[0], errors
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.npy"]
+
+
+def test_devices_the_data_cannot_be_split_across_fail_before_any_file_in_a_fresh_process(tmp_path):
+    """Three replicas and a validation set of one batch of 2: refused before run.json or any other file."""
+    import os
+    import subprocess
+    import sys
+
+    data_file = tmp_path / "d.npy"
+    np.save(data_file, np.zeros((6, 4, 64, 64, 1), np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "keras_convlstm", *tiny_train(data_file, tmp_path / "run"), "--devices", "3"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "keras-convlstm train: error: the validation data has one batch of 2 sequence(s), which cannot be split "
+        "across 3 replicas: give it at least 3 sequences, or use fewer devices"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.npy"]

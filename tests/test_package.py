@@ -1,6 +1,11 @@
-"""The package's layout: no import cycle, no private name used across modules, every public module listed."""
+"""The package's layout: no import cycle, no private name used across modules, every public module listed, a root
+that loads its modules on first use (and Keras only for the modules that need it)."""
 
 import ast
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -45,7 +50,7 @@ def _target(module: str, name: str | None) -> str:
 
 
 def _graph(package: str) -> dict[str, set[str]]:
-    """Module -> the modules of ``package`` it imports (the package's ``__init__``, which imports all, left out)."""
+    """Module -> the modules of ``package`` it imports (the package's ``__init__``, which loads any, left out)."""
     graph = {}
     for name, path in _sources(package).items():
         if name == package:
@@ -135,3 +140,57 @@ def test_every_public_module_is_in_the_package_api_and_the_readme_table():
         if name != "cli":  # the command line is not imported by the package (it sets TensorFlow's log level)
             assert name in keras_convlstm.__all__ and hasattr(keras_convlstm, name), name
         assert any(f"`{name}`" in line.split("|")[1] for line in table), name
+
+
+def run_python(script: str, **env: str) -> subprocess.CompletedProcess:
+    """Runs ``script`` in a fresh interpreter with this repository importable; fails the test on an error."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_light_modules_load_no_keras_backend():
+    run_python(
+        """
+        import sys
+        import keras_convlstm.checks, keras_convlstm.files, keras_convlstm.synthetic, keras_convlstm.cli
+        assert not {"keras", "tensorflow", "jax", "torch"} & set(sys.modules), sorted(sys.modules)
+        """
+    )
+
+
+def test_the_root_loads_each_public_name_from_its_module_on_first_use():
+    from keras_convlstm import models, rollout
+
+    assert set(keras_convlstm.__all__) <= set(dir(keras_convlstm))
+    assert keras_convlstm.build_model is models.build_model and keras_convlstm.ModelConfig is models.ModelConfig
+    assert keras_convlstm.predict_frames is rollout.predict_frames and keras_convlstm.rollout is rollout
+    with pytest.raises(AttributeError, match="module 'keras_convlstm' has no attribute 'build_modle'"):
+        keras_convlstm.build_modle  # noqa: B018
+
+
+def test_a_package_model_loads_with_plain_keras_once_the_package_is_imported(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_convlstm.models import build_model
+
+    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
+    model.save(tmp_path / "model.keras")
+    frames = np.random.default_rng(0).random((1, 3, 16, 16, 1), dtype=np.float32)
+    np.save(tmp_path / "frames.npy", frames)
+    np.save(tmp_path / "expected.npy", keras.ops.convert_to_numpy(model(frames)))
+    for imports in ("import keras_convlstm\nimport keras", "import keras\nimport keras_convlstm"):
+        result = run_python(
+            imports
+            + f"""
+import numpy as np
+model = keras.saving.load_model({str(tmp_path / "model.keras")!r})
+frames = np.load({str(tmp_path / "frames.npy")!r})
+outputs = keras.ops.convert_to_numpy(model(frames))
+np.testing.assert_allclose(outputs, np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
+print(type(model).__name__)
+"""
+        )
+        assert result.stdout == "ConvLSTMModel\n", result.stderr

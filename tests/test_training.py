@@ -1,6 +1,7 @@
 """Training: resumption after a kill, NaN handling, checkpoints and stopping rules."""
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from killing import kill_after_line
 
+from keras_convlstm import run_folder
 from keras_convlstm.models import ConvLSTMModel, build_model
 from keras_convlstm.rollout import FrameStepper
 from keras_convlstm.training import (
@@ -56,12 +58,15 @@ def tiny_model(seed: int = 0) -> keras.Model:
     return model
 
 
+SEQUENCES = np.random.default_rng(0).integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
+
+
 def small_run(out_dir, **settings) -> tuple[keras.Model, keras.callbacks.History]:
     """Trains :func:`tiny_model` for ``EPOCHS`` epochs: 6 sequences in 2 batches, 2 validation sequences.
 
     Calling it again on the folder of an interrupted run resumes that run; ``settings`` override ``train``'s.
     """
-    sequences = np.random.default_rng(0).integers(0, 256, size=(8, 4, 16, 16, 1), dtype=np.uint8)
+    sequences = SEQUENCES
     model = tiny_model(seed=2)
     settings = {"epochs": EPOCHS, "batch_size": 3, "seed": 2, "verbose": 0, **settings}
     history = train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
@@ -122,7 +127,15 @@ def test_best_checkpoint_and_history_files(reference):
     record = json.loads((reference.out_dir / "best.json").read_text())
     assert record["epoch"] == int(np.argmin(val_losses)) + 1
     assert record["value"] == pytest.approx(min(val_losses))
-    assert sorted(p.name for p in reference.out_dir.iterdir()) == ["best.json", "best.keras", "history.csv"]
+    assert sorted(p.name for p in reference.out_dir.iterdir()) == ["best.json", "best.keras", "history.csv", "run.json"]
+    settings = json.loads((reference.out_dir / "run.json").read_text())
+    assert settings["epochs"] == EPOCHS and settings["train_batches"] == 2 and settings["val_batches"] == 1
+    assert (settings["patience"], settings["lr_patience"]) == (10, 5)
+    assert settings["train_data"] == {
+        "shape": [6, 4, 16, 16, 1],
+        "dtype": "uint8",
+        "sha256": hashlib.sha256(SEQUENCES[:6].tobytes()).hexdigest(),
+    }
 
 
 # A run in a fresh process that prints a line after each finished (and backed-up) epoch, to be killed.
@@ -344,6 +357,11 @@ def test_scheduled_sampling_is_checked(tmp_path):
         train(tiny_model(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)
 
 
+def output_files(folder: Path) -> dict[str, bytes]:
+    """The files in a run folder and their bytes, without its lock file (which a claim removes when stale)."""
+    return {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file() and path.name != "run.lock"}
+
+
 def copy_of(run_dir: Path, tmp_path: Path) -> Path:
     """A copy of an interrupted run's folder that a test may resume (the module's copy stays as it is)."""
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
@@ -383,10 +401,106 @@ def test_a_damaged_backup_falls_back_or_is_set_aside_without_duplicate_rows(refe
 
 def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(reference, tmp_path):
     run_dir = copy_of(reference.killed_before_last_backup, tmp_path)
-    with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2, train_batches 2 -> 3\)"):
+    before = output_files(run_dir)
+    with pytest.raises(ValueError, match=r"other settings \(batch_size 3 -> 2; train_batches 2 -> 3\)"):
         small_run(run_dir, batch_size=2)
-    with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4\)"):
-        small_run(run_dir, epochs=4)
+    with pytest.raises(ValueError, match=r"other settings \(epochs 3 -> 4; patience 10 -> 2\)"):
+        small_run(run_dir, epochs=4, patience=2)
+    other_data = SEQUENCES.copy()
+    other_data[0, 0, 0, 0, 0] ^= 1  # one bit of one pixel
+    with pytest.raises(ValueError, match=r"train_data uint8 array \(6, 4, 16, 16, 1\) sha256 \w{12} -> uint8 array"):
+        train(
+            tiny_model(seed=2),
+            other_data[:6],
+            other_data[6:],
+            epochs=EPOCHS,
+            batch_size=3,
+            seed=2,
+            out_dir=run_dir,
+            verbose=0,
+        )
+    assert output_files(run_dir) == before
     small_run(run_dir)
     assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0", "1", "2"]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.json", "best.keras", "history.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.json", "best.keras", "history.csv", "run.json"]
+
+
+def plateau_run(out_dir: Path, **settings) -> tuple[keras.Model, keras.callbacks.History]:
+    """Trains on a plateau: ``cpu-fast`` (no BatchNormalization) at a learning rate of 1e-30 moves no weight.
+
+    ``val_loss`` then stays the same from epoch to epoch: EarlyStopping (patience 2) stops after the third epoch,
+    and ReduceLROnPlateau (patience 1) lowers the learning rate tenfold after the second and the third.
+    """
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        "cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32", learning_rate=1e-30
+    )
+    settings = {"epochs": 8, "batch_size": 3, "seed": 2, "patience": 2, "lr_patience": 1, "verbose": 0, **settings}
+    history = train(model, SEQUENCES[:6], SEQUENCES[6:], out_dir=out_dir, **settings)
+    return model, history
+
+
+def test_a_run_resumed_on_a_plateau_stops_and_lowers_the_learning_rate_when_the_straight_run_did(tmp_path):
+    """Interrupted after epoch 2 (EarlyStopping has waited one epoch, the rate was just lowered): the resumed run
+    trains epoch 3 only, stops there and ends as the straight run did, instead of starting its counters again."""
+    straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
+    straight, _ = plateau_run(straight_dir, callbacks=[CopyFolderAfterEpoch(1, straight_dir, resumed_dir)])
+    rows = read_history(straight_dir / "history.csv")
+    assert len(rows) == 3 and len({row["val_loss"] for row in rows}) == 1
+    # Each row logs the rate its epoch trained with; the plateau lowers it at the end of epochs 2 and 3.
+    np.testing.assert_allclose([float(row["learning_rate"]) for row in rows], [1e-30, 1e-30, 1e-31], rtol=1e-6)
+    assert float(straight.optimizer.learning_rate) == pytest.approx(1e-32, rel=1e-6)
+    assert (resumed_dir / "backup").is_dir()
+
+    log = EpochLog()
+    resumed, _ = plateau_run(resumed_dir, callbacks=[log])
+    assert log.finished == [3]
+    assert read_history(resumed_dir / "history.csv") == rows
+    assert int(resumed.optimizer.iterations) == int(straight.optimizer.iterations) == 6
+    assert float(resumed.optimizer.learning_rate) == float(straight.optimizer.learning_rate)
+    for got, expected in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_settings_the_data_cannot_honour_are_refused_before_any_file_is_written(tmp_path):
+    model = small_seq2seq()
+    settings = {"epochs": 1, "batch_size": 3, "verbose": 0}
+    with pytest.raises(ValueError, match=r"steps_per_epoch=3 is more than the 2 batches of the training data"):
+        train(model, SEQUENCES[:6], steps_per_epoch=3, out_dir=tmp_path / "steps", **settings)
+    # 4-frame sequences give 3 input frames: a context of 3 would never feed one back (pure teacher forcing).
+    with pytest.raises(ValueError, match=r"the training inputs have 3 frames .*: nothing would be fed back"):
+        train(
+            model, SEQUENCES[:6], scheduled_sampling=ScheduledSampling(context=3), out_dir=tmp_path / "ss", **settings
+        )
+    with pytest.raises(ValueError, match=r"the validation inputs have 2 frames"):
+        train(
+            model,
+            SEQUENCES[:6],
+            SEQUENCES[6:, :3],
+            scheduled_sampling=ScheduledSampling(context=2),
+            out_dir=tmp_path / "val",
+            **settings,
+        )
+    assert list(tmp_path.iterdir()) == []
+    assert int(model.optimizer.iterations) == 0
+
+
+def test_train_replaces_a_finished_run_refuses_it_on_request_and_waits_for_no_second_writer(reference, tmp_path):
+    run_dir = Path(shutil.copytree(reference.out_dir, tmp_path / "run"))
+    (run_dir / "notes.txt").write_text("the user's")
+    before = output_files(run_dir)
+    with pytest.raises(FileExistsError, match=r"holds a finished run \(run.json, best.keras, best.json, history.csv\)"):
+        small_run(run_dir, existing_run="refuse")
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        small_run(run_dir, existing_run="resume")
+    holder = run_folder.claim(run_dir, "auto")
+    with holder:  # as another writer would: the lock is per open file, so this process counts as one too
+        with pytest.raises(BlockingIOError, match=rf"{run_dir} is in use: process {os.getpid()} is writing to it"):
+            small_run(run_dir)
+    assert output_files(run_dir) == before
+
+    small_run(run_dir, epochs=1)  # the default, "auto": a finished run is replaced
+    assert json.loads((run_dir / "run.json").read_text())["epochs"] == 1
+    assert [row["epoch"] for row in read_history(run_dir / "history.csv")] == ["0"]
+    assert json.loads((run_dir / "best.json").read_text())["epoch"] == 1
+    assert (run_dir / "notes.txt").read_text() == "the user's"
