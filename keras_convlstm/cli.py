@@ -250,18 +250,23 @@ def download_official(cache_dir: str | None, url: str | None, *, cache_option: s
 
 
 def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
-    """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``, ``GIF_FRAMES`` in ``gif``."""
+    """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``; in ``gif`` its context
+    frames, then its first ``GIF_FRAMES`` predicted frames, each numbered and marked "context" or "predicted"."""
     from keras_convlstm.data import to_float_frames
     from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif
 
-    first = context.shape[1] + 1
+    given = context.shape[1]
+    first = given + 1
+    seen = to_float_frames(context[:1])[0]
+    predicted = np.concatenate([seen, prediction[0, :GIF_FRAMES]])
     if truth is not None:
         shown = slice(0, PICTURE_FRAMES)
         plot_truth_vs_prediction(truth[0, shown], prediction[0, shown], first_frame_number=first, path=png)
-        save_side_by_side_gif(to_float_frames(truth[:1, :GIF_FRAMES])[0], prediction[0, :GIF_FRAMES], gif)
+        actual = np.concatenate([seen, to_float_frames(truth[:1, :GIF_FRAMES])[0]])
+        save_side_by_side_gif(actual, predicted, gif, context_frames=given)
     else:
         plot_frames(prediction[0, :PICTURE_FRAMES], title=f"Predicted frames {first}..", path=png)
-        save_gif(prediction[0, :GIF_FRAMES], gif)
+        save_gif(predicted, gif, context_frames=given)
 
 
 def cmd_data(args: argparse.Namespace) -> None:

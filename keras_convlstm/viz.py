@@ -6,7 +6,9 @@ Every function takes the frames of one sequence as ``(time, height, width)``, ``
 Figure functions return a :class:`matplotlib.figure.Figure` that is detached from pyplot: in a notebook it is
 shown once, as the value of the cell, and scripts save it with ``path=...`` (PNG at 100 dpi) or
 ``figure.savefig``. GIFs are written by imageio with a frame duration in milliseconds (never frames per
-second) and ``loop=0`` (repeat forever).
+second) and ``loop=0`` (repeat forever). GIF frames are enlarged by a whole factor (at least
+:data:`GIF_MIN_SIDE` pixels on the short side), framed by a 1-pixel grey border and numbered in a band below
+the image, which also says "context" or "predicted" when the caller gives the number of context frames.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ FIGURE_DPI = 100
 # Gaps and label bands are white so that they stand out against the black background of Moving MNIST.
 _BACKGROUND = 255
 _LABEL_COLOR = (0, 0, 0)
+# Shortest side, in pixels, that a GIF's frames are enlarged to by default (readable where the GIF is shown at
+# its own size, as on GitHub).
+GIF_MIN_SIDE = 192
+# The border keeps a white object at the edge visible on a white page. The band of a predicted frame is dark
+# with white text; all three are greys, so grey videos keep every value within GIF's 256 colours.
+_BORDER = 128
+_PREDICTED_BAND = 64
+_PREDICTED_COLOR = (255, 255, 255)
 _LOG_SCALE_KEYS = ("loss", "learning_rate", "lr")
 
 
@@ -281,54 +291,159 @@ def plot_metric_curves(
     return _finish(figure, path)
 
 
+def _gif_scale(height: int, width: int, scale: int | None) -> int:
+    """The enlargement factor: ``scale``, or the smallest one reaching :data:`GIF_MIN_SIDE` when None."""
+    if scale is None:
+        return max(1, math.ceil(GIF_MIN_SIDE / min(height, width)))
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"expected scale None (automatic) or an integer >= 1, got {scale!r}")
+    return int(scale)
+
+
+def _framed(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Enlarges uint8 ``(time, height, width, 3)`` frames by ``scale`` (nearest neighbour) in a 1-pixel grey border."""
+    enlarged = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    return np.pad(enlarged, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=_BORDER)
+
+
+def _with_frame_bands(frames: np.ndarray, first_frame: int, context_frames: int | None) -> np.ndarray:
+    """Adds a band below each uint8 frame: "frame k", and "context" or "predicted" when ``context_frames`` is set."""
+    if isinstance(first_frame, bool) or not isinstance(first_frame, (int, np.integer)) or first_frame < 1:
+        raise ValueError(f"expected first_frame as an integer >= 1 (frames count from 1), got {first_frame!r}")
+    if context_frames is not None and (
+        isinstance(context_frames, bool) or not isinstance(context_frames, (int, np.integer)) or context_frames < 0
+    ):
+        raise ValueError(f"expected context_frames None or an integer >= 0, got {context_frames!r}")
+    numbers = range(first_frame, first_frame + len(frames))
+    if context_frames is None:
+        labels = [(f"frame {number}", False) for number in numbers]
+    else:
+        labels = [
+            (f"frame {number} (context)", False) if number <= context_frames else (f"frame {number} (predicted)", True)
+            for number in numbers
+        ]
+    font = ImageFont.load_default()
+    height = max(font.getbbox(label)[3] for label, _ in labels) + 4
+    width = frames.shape[2]
+    bands = np.stack(
+        [
+            _label_band(label, width, height, font, _PREDICTED_COLOR, _PREDICTED_BAND)
+            if predicted
+            else _label_band(label, width, height, font)
+            for label, predicted in labels
+        ]
+    )
+    return np.concatenate([frames, bands], axis=1)
+
+
 def _encode_gif(frames: np.ndarray, target: str | Path, duration_ms: int, loop: int) -> bytes | None:
+    """Writes uint8 RGB frames, exactly as given, as a GIF file (or returns its bytes for ``"<bytes>"``)."""
     if duration_ms <= 0:
         raise ValueError(f"expected duration_ms > 0 (milliseconds per frame), got {duration_ms}")
     if loop < 0:
         raise ValueError(f"expected loop >= 0 (0 repeats forever), got {loop}")
-    return iio.imwrite(target, to_uint8_rgb(frames), extension=".gif", duration=duration_ms, loop=loop)
+    return iio.imwrite(target, frames, extension=".gif", duration=duration_ms, loop=loop)
 
 
-def save_gif(frames: np.ndarray, path: str | os.PathLike, duration_ms: int = 200, loop: int = 0) -> Path:
-    """Writes frames as an animated GIF.
+def gif_frames(
+    frames: np.ndarray,
+    scale: int | None = None,
+    first_frame: int = 1,
+    context_frames: int | None = None,
+    annotate: bool = True,
+) -> np.ndarray:
+    """The frames of a GIF as :func:`save_gif` writes them.
+
+    Args:
+        frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
+        scale: whole enlargement factor (nearest neighbour: each pixel becomes a ``scale x scale`` block); None
+            picks the smallest one giving at least :data:`GIF_MIN_SIDE` pixels on the short side; 1 keeps the size.
+        first_frame: number of the first frame (frames count from 1).
+        context_frames: frames numbered up to this are marked "context", later ones "predicted" (in a dark
+            band); None marks neither.
+        annotate: False gives only the enlarged pixels: no border, no band (for GIFs read back as data).
+
+    Returns:
+        uint8 ``(time, height * scale + 2 + band, width * scale + 2, 3)``: the enlarged frame in a 1-pixel grey
+        border above a band with its number; ``(time, height * scale, width * scale, 3)`` without annotation.
+    """
+    frames = to_uint8_rgb(frames)
+    scale = _gif_scale(frames.shape[1], frames.shape[2], scale)
+    if not annotate:
+        return frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    return _with_frame_bands(_framed(frames, scale), first_frame, context_frames)
+
+
+def save_gif(
+    frames: np.ndarray,
+    path: str | os.PathLike,
+    duration_ms: int = 200,
+    loop: int = 0,
+    *,
+    scale: int | None = None,
+    first_frame: int = 1,
+    context_frames: int | None = None,
+    annotate: bool = True,
+) -> Path:
+    """Writes frames as an animated GIF, enlarged, framed and numbered (see :func:`gif_frames`).
 
     GIF stores durations in units of 10 ms and at most 256 colours per frame (grey frames are exact).
-    Consecutive identical frames are merged by Pillow into one frame shown for their total duration.
+    Consecutive identical frames (possible only with ``annotate=False``, as numbered frames all differ) are
+    merged by Pillow into one frame shown for their total duration.
 
     Args:
         frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
         path: output file.
         duration_ms: display time of each frame in milliseconds.
         loop: number of repetitions; 0 loops forever.
+        scale, first_frame, context_frames, annotate: see :func:`gif_frames`.
 
     Returns:
         The path written.
     """
+    shown = gif_frames(frames, scale, first_frame, context_frames, annotate)
     path = Path(path)
     with atomic_path(path) as temporary:
-        _encode_gif(frames, temporary, duration_ms, loop)
+        _encode_gif(shown, temporary, duration_ms, loop)
     return path
 
 
-def gif_bytes(frames: np.ndarray, duration_ms: int = 200, loop: int = 0) -> bytes:
+def gif_bytes(
+    frames: np.ndarray,
+    duration_ms: int = 200,
+    loop: int = 0,
+    *,
+    scale: int | None = None,
+    first_frame: int = 1,
+    context_frames: int | None = None,
+    annotate: bool = True,
+) -> bytes:
     """Encodes frames as an animated GIF in memory (same encoding as :func:`save_gif`).
 
     Args:
         frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
         duration_ms: display time of each frame in milliseconds.
         loop: number of repetitions; 0 loops forever.
+        scale, first_frame, context_frames, annotate: see :func:`gif_frames`.
 
     Returns:
         The GIF file content.
     """
-    return _encode_gif(frames, "<bytes>", duration_ms, loop)
+    return _encode_gif(gif_frames(frames, scale, first_frame, context_frames, annotate), "<bytes>", duration_ms, loop)
 
 
-def _label_band(label: str, width: int, height: int, font: ImageFont.ImageFont) -> np.ndarray:
-    """A white ``(height, width, 3)`` band with ``label`` centred (cut at the band's edges)."""
-    band = Image.new("RGB", (width, height), (_BACKGROUND,) * 3)
+def _label_band(
+    label: str,
+    width: int,
+    height: int,
+    font: ImageFont.ImageFont,
+    color: tuple[int, int, int] = _LABEL_COLOR,
+    background: int = _BACKGROUND,
+) -> np.ndarray:
+    """A ``(height, width, 3)`` band (white by default) with ``label`` centred (cut at the band's edges)."""
+    band = Image.new("RGB", (width, height), (background,) * 3)
     left, _, right, _ = font.getbbox(label)
-    ImageDraw.Draw(band).text((max(0, (width - (right - left)) // 2), 2), label, fill=_LABEL_COLOR, font=font)
+    ImageDraw.Draw(band).text((max(0, (width - (right - left)) // 2), 2), label, fill=color, font=font)
     return np.asarray(band)
 
 
@@ -339,6 +454,17 @@ def _join(blocks: Sequence[np.ndarray], gap: int, axis: int) -> np.ndarray:
     spacer = np.full(spacer_shape, _BACKGROUND, dtype=np.uint8)
     pieces = [piece for block in blocks for piece in (spacer, block)][1:]
     return np.concatenate(pieces, axis=axis)
+
+
+def _pair(truth: np.ndarray, prediction: np.ndarray) -> list[np.ndarray]:
+    """Both videos as uint8 RGB, checked to have the same number of frames and height."""
+    videos = [to_uint8_rgb(truth), to_uint8_rgb(prediction)]
+    if videos[0].shape[:2] != videos[1].shape[:2]:
+        raise ValueError(
+            "expected truth and prediction with the same number of frames and height, got shapes "
+            f"{videos[0].shape} and {videos[1].shape}"
+        )
+    return videos
 
 
 def side_by_side(
@@ -358,12 +484,7 @@ def side_by_side(
     Returns:
         uint8 ``(time, band + height, width_truth + gap + width_prediction, 3)``.
     """
-    videos = [to_uint8_rgb(truth), to_uint8_rgb(prediction)]
-    if videos[0].shape[:2] != videos[1].shape[:2]:
-        raise ValueError(
-            "expected truth and prediction with the same number of frames and height, got shapes "
-            f"{videos[0].shape} and {videos[1].shape}"
-        )
+    videos = _pair(truth, prediction)
     if gap < 0:
         raise ValueError(f"expected gap >= 0, got {gap}")
     body = _join(videos, gap, axis=2)
@@ -389,9 +510,24 @@ def save_side_by_side_gif(
     gap: int = 4,
     duration_ms: int = 200,
     loop: int = 0,
+    *,
+    scale: int | None = None,
+    first_frame: int = 1,
+    context_frames: int | None = None,
 ) -> Path:
-    """Writes :func:`side_by_side` frames as a GIF (see :func:`save_gif`) and returns the path."""
-    return save_gif(side_by_side(truth, prediction, labels=labels, gap=gap), path, duration_ms, loop)
+    """Writes :func:`side_by_side` frames as a GIF (see :func:`save_gif`) and returns the path.
+
+    Each video is enlarged and framed on its own (``scale`` None reaches :data:`GIF_MIN_SIDE` pixels on the
+    short side of each), and one band below both numbers the frames (see :func:`gif_frames`).
+    """
+    videos = _pair(truth, prediction)
+    scale = _gif_scale(videos[0].shape[1], min(video.shape[2] for video in videos), scale)
+    pair = side_by_side(*(_framed(video, scale) for video in videos), labels=labels, gap=gap)
+    shown = _with_frame_bands(pair, first_frame, context_frames)
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        _encode_gif(shown, temporary, duration_ms, loop)
+    return path
 
 
 def _video_rows(videos: Any, labels: Sequence[str] | None) -> list[list[tuple[str, np.ndarray]]]:
@@ -473,6 +609,10 @@ def show_videos(
     duration_ms: int = 200,
     mode: str = "auto",
     width: int | None = None,
+    *,
+    scale: int | None = None,
+    first_frame: int = 1,
+    context_frames: int | None = None,
 ) -> Any:
     """Builds a notebook view of looping GIFs placed side by side, one row per group.
 
@@ -491,6 +631,7 @@ def show_videos(
             exported HTML), or "auto": widgets inside a Jupyter kernel with ipywidgets installed, html in
             Colab (where ipywidgets 8 has needed extra front-end set-up) and everywhere else.
         width: display width of each GIF in pixels (the GIF keeps its size); None shows it at its own size.
+        scale, first_frame, context_frames: enlargement and frame numbering of every GIF (see :func:`gif_frames`).
 
     Returns:
         The widget or the HTML object.
@@ -498,7 +639,13 @@ def show_videos(
     if mode not in ("auto", "widgets", "html"):
         raise ValueError(f"expected mode 'auto', 'widgets' or 'html', got {mode!r}")
     rows = [
-        [(label, gif_bytes(frames, duration_ms=duration_ms)) for label, frames in row]
+        [
+            (
+                label,
+                gif_bytes(frames, duration_ms, scale=scale, first_frame=first_frame, context_frames=context_frames),
+            )
+            for label, frames in row
+        ]
         for row in _video_rows(videos, labels)
     ]
     if mode == "auto":

@@ -207,10 +207,13 @@ def test_a_colour_model_trains_rolls_out_scores_draws_and_reloads(tmp_path):
     per_channel = [metrics.ssim(prediction[..., [c]], truth[..., [c]]) for c in range(3)]
     np.testing.assert_allclose(scores["ssim"], np.mean(per_channel, axis=0), rtol=1e-10)
 
-    gif = save_side_by_side_gif(truth[0] / np.float32(255), prediction[0], tmp_path / "side_by_side.gif")
+    gif = save_side_by_side_gif(truth[0] / np.float32(255), prediction[0], tmp_path / "side_by_side.gif", scale=1)
     drawn = iio.imread(gif, index=None)
     assert drawn.shape[0] == 3 and drawn.shape[-1] in (3, 4) and drawn.shape[2] > 2 * 16
-    truth_panel = drawn[0, -16:, :16, :3].astype(int)  # the left video's first frame, below its label
+    # The left video's first frame: inside the grey border, the only non-white rows of the left column.
+    border = np.flatnonzero(np.abs(drawn[0, :, 0, :3].astype(int) - 128).max(axis=-1) < 24)
+    assert len(border) == 16 + 2
+    truth_panel = drawn[0, border[1] : border[-1], 1:17, :3].astype(int)
     assert np.abs(truth_panel - truth[0, 0]).mean() < 10
     assert (truth_panel.max(axis=-1) - truth_panel.min(axis=-1)).max() > 100  # still in colour
     plot_truth_vs_prediction(truth[0], prediction[0], path=tmp_path / "rollout.png")
@@ -246,7 +249,8 @@ def test_command_line_trains_on_a_video_folder_and_forecasts_a_video(tmp_path, c
     forecast = np.load(out_dir / "predictions.npy")
     assert forecast.shape == (1, 5, 16, 16, 3) and forecast.dtype == np.float32
     side_by_side = iio.imread(out_dir / "rollout.gif", index=None)
-    assert side_by_side.shape[0] == 5 and side_by_side.shape[2] > 2 * 16  # truth beside the forecast
+    assert side_by_side.shape[0] == 10 + 5  # the context, then the forecast
+    assert side_by_side.shape[2] > 2 * 16  # truth beside the forecast
     assert iio.imread(out_dir / "rollout.png").ndim == 3
 
     evaluate = ["evaluate", "--model", str(run_dir / "model.keras"), "--data", str(folder / "square2.gif")]

@@ -50,7 +50,8 @@ def test_moving_square_files(moving_square):
     for png in ("inputs.png", "truth_vs_prediction.png", "mse_curve.png"):
         _png_ok(out_dir / png)
     gif = iio.imread(out_dir / "inputs_and_prediction.gif", index=None)
-    assert gif.shape[:3] == (10, 16, 16)  # 9 inputs and the prediction
+    # 9 inputs and the prediction, 12 times larger (192 pixels) in a 1-pixel border, above their numbers.
+    assert gif.shape[0] == 10 and gif.shape[2] == 16 * 12 + 2 and gif.shape[1] > 16 * 12 + 2
     history = (out_dir / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + summary["steps_trained"] // 10
 

@@ -4,6 +4,7 @@ import re
 import sys
 import types
 
+import imageio.v3 as iio
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -182,7 +183,7 @@ def test_plot_metric_curves(tmp_path):
 @pytest.mark.parametrize("channels", [None, 1, 3])
 def test_save_gif_round_trip(tmp_path, channels):
     frames = _frames(time=5, channels=channels)
-    path = viz.save_gif(frames, tmp_path / "video.gif")
+    path = viz.save_gif(frames, tmp_path / "video.gif", scale=1, annotate=False)
     assert path == tmp_path / "video.gif"
     read, durations, loop = _read_gif(path)
     assert read.shape == (5, 8, 10, 3)
@@ -194,7 +195,8 @@ def test_save_gif_round_trip(tmp_path, channels):
 
 def test_save_gif_duration_loop_and_clipping(tmp_path):
     frames = np.stack([np.full((6, 6), value) for value in (-0.5, 0.25, 1.5)])
-    read, durations, loop = _read_gif(viz.save_gif(frames, tmp_path / "clipped.gif", duration_ms=500, loop=2))
+    clipped = viz.save_gif(frames, tmp_path / "clipped.gif", duration_ms=500, loop=2, scale=1, annotate=False)
+    read, durations, loop = _read_gif(clipped)
     assert durations == [500] * 3
     assert loop == 2
     np.testing.assert_array_equal(read[:, 0, 0, 0], [0, 64, 255])
@@ -238,11 +240,103 @@ def test_side_by_side_layout_and_labels():
         viz.side_by_side(truth, prediction, labels=("only",))
 
 
+def _bordered(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Reference enlargement: each pixel a ``scale x scale`` block, in a 1-pixel border of grey 128."""
+    enlarged = np.kron(viz.to_uint8_rgb(frames), np.ones((1, scale, scale, 1), dtype=np.uint8))
+    return np.pad(enlarged, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=128)
+
+
 def test_save_side_by_side_gif(tmp_path):
     truth, prediction = _frames(time=4, channels=1, seed=3), _frames(time=4, channels=1, seed=4)
-    read, durations, _ = _read_gif(viz.save_side_by_side_gif(truth, prediction, tmp_path / "pair.gif"))
-    np.testing.assert_array_equal(read, viz.side_by_side(truth, prediction))
+    path = viz.save_side_by_side_gif(truth, prediction, tmp_path / "pair.gif", first_frame=3, context_frames=4)
+    read, durations, _ = _read_gif(path)
     assert durations == [200] * 4
+    # Each 8 x 10 video is enlarged 24 times (192 pixels high) in its own border, below the labels band.
+    pair = viz.side_by_side(_bordered(truth, 24), _bordered(prediction, 24))
+    np.testing.assert_array_equal(read[:, : pair.shape[1]], pair)
+    bands = read[:, pair.shape[1] :]
+    assert 8 <= bands.shape[1] <= 30 and bands.shape[2] == pair.shape[2]
+    # Frames 3 and 4 are context (white band), frames 5 and 6 predicted (dark band).
+    assert [int(np.median(band)) for band in bands] == [255, 255, 64, 64]
+    assert len({band.tobytes() for band in bands}) == 4
+    with pytest.raises(ValueError, match="same number of frames and height"):
+        viz.save_side_by_side_gif(truth, prediction[:3], tmp_path / "bad.gif")
+    assert not (tmp_path / "bad.gif").exists()
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "scale", "expected"),
+    [(16, 16, None, 12), (64, 64, None, 3), (64, 48, None, 4), (50, 70, None, 4), (300, 200, None, 1), (8, 8, 2, 2)],
+)
+def test_gif_frames_enlarge_by_pixel_replication(height, width, scale, expected):
+    frames = np.random.default_rng(0).integers(0, 256, (3, height, width), dtype=np.uint8)
+    shown = viz.gif_frames(frames, scale=scale)
+    assert shown.dtype == np.uint8
+    assert shown.shape[0] == 3 and shown.shape[2] == width * expected + 2
+    image = shown[:, 1 : 1 + height * expected, 1 : 1 + width * expected]
+    # Taking every expected-th pixel gives the frames back; every block repeats its pixel.
+    np.testing.assert_array_equal(image[:, ::expected, ::expected], viz.to_uint8_rgb(frames))
+    np.testing.assert_array_equal(shown[:, : height * expected + 2], _bordered(frames, expected))
+    if scale is None:  # the smallest factor giving 192 pixels on the short side
+        assert min(height, width) * expected >= 192 > min(height, width) * (expected - 1)
+    raw = viz.gif_frames(frames, scale=scale, annotate=False)
+    np.testing.assert_array_equal(raw, _bordered(frames, expected)[:, 1:-1, 1:-1])
+
+
+def test_gif_frames_border_shows_a_white_object_at_the_edge():
+    white = np.ones((2, 16, 16))
+    shown = viz.gif_frames(white, scale=1)
+    image = shown[:, :18]
+    for edge in (image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]):
+        assert (edge == 128).all()
+    assert (image[:, 1:-1, 1:-1] == 255).all()
+
+
+def test_gif_frames_number_each_frame_and_mark_context_and_predicted():
+    frames = np.zeros((4, 16, 16), dtype=np.uint8)
+    numbered = viz.gif_frames(frames)
+    bands = numbered[:, 194:]
+    assert 8 <= bands.shape[1] <= 30
+    # White bands with dark text in them, each frame's own number.
+    assert all(int(np.median(band)) == 255 and (band < 128).any() for band in bands)
+    assert len({band.tobytes() for band in bands}) == 4
+    # Numbering from first_frame: frames 2-4 look the same whether counted from 1 or given from 2.
+    np.testing.assert_array_equal(viz.gif_frames(frames[1:], first_frame=2), numbered[1:])
+
+    marked = viz.gif_frames(frames, context_frames=2)[:, 194:]
+    assert [int(np.median(band)) for band in marked] == [255, 255, 64, 64]  # context white, predicted dark
+    assert (marked[2:] > 160).any(axis=(1, 2, 3)).all()  # light text in the dark bands
+    assert not np.array_equal(marked[0], bands[0])  # "frame 1 (context)", not "frame 1"
+    all_predicted = viz.gif_frames(frames, first_frame=11, context_frames=10)[:, 194:]
+    assert [int(np.median(band)) for band in all_predicted] == [64] * 4
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"scale": 0}, r"expected scale None \(automatic\) or an integer >= 1, got 0"),
+        ({"scale": 1.5}, "an integer >= 1, got 1.5"),
+        ({"first_frame": 0}, r"expected first_frame as an integer >= 1 \(frames count from 1\), got 0"),
+        ({"context_frames": -1}, "expected context_frames None or an integer >= 0, got -1"),
+    ],
+)
+def test_gif_frames_reject_bad_arguments(tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        viz.save_gif(_frames(), tmp_path / "bad.gif", **arguments)
+    assert not (tmp_path / "bad.gif").exists()
+
+
+def test_annotated_gif_round_trip_keeps_frames_duration_and_loop(tmp_path):
+    frames = np.stack([np.full((16, 16), 60 * k, dtype=np.uint8) for k in range(4)])
+    frames[:, 7:9, 7:9] = 255
+    path = viz.save_gif(frames, tmp_path / "marked.gif", duration_ms=300, loop=3, context_frames=2)
+    read = iio.imread(path, index=None)
+    np.testing.assert_array_equal(read[..., :3], viz.gif_frames(frames, context_frames=2))
+    metadata = iio.immeta(path)
+    assert metadata["duration"] == 300 and metadata["loop"] == 3
+    _, durations, loop = _read_gif(path)
+    assert durations == [300] * 4 and loop == 3
+    assert viz.gif_bytes(frames, 300, 3, context_frames=2) == path.read_bytes()
 
 
 def _html_gifs(view: HTML) -> list[tuple[np.ndarray, list[int], int]]:
@@ -259,9 +353,12 @@ def test_show_videos_html_rows_of_pairs():
     gifs = _html_gifs(view)
     assert len(gifs) == 6
     frames, durations, loop = gifs[3]
-    assert frames.shape == (5, 8, 10, 3)
     assert durations == [300] * 5 and loop == 0
-    np.testing.assert_array_equal(frames, viz.to_uint8_rgb(pairs[1][1]))
+    np.testing.assert_array_equal(frames, viz.gif_frames(pairs[1][1]))
+    marked, _, _ = _html_gifs(viz.show_videos(pairs[:1], mode="html", first_frame=11, context_frames=10))[0]
+    np.testing.assert_array_equal(marked, viz.gif_frames(pairs[0][0], first_frame=11, context_frames=10))
+    small, _, _ = _html_gifs(viz.show_videos(pairs[:1], mode="html", scale=1))[0]
+    np.testing.assert_array_equal(small[:, 1:9, 1:11], viz.to_uint8_rgb(pairs[0][0]))
 
 
 def test_show_videos_html_dict_labels_are_escaped_and_auto_falls_back():

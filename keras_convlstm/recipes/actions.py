@@ -153,7 +153,13 @@ def write_action_folder(
             digits=np.ascontiguousarray(digits[person::num_people]),
         )
         for index, (clip, label) in enumerate(zip(clips, labels, strict=True)):
-            viz.save_gif(clip, root / names[label] / f"person{person + 1:02d}_{names[label]}_{index}.gif", 100)
+            viz.save_gif(
+                clip,
+                root / names[label] / f"person{person + 1:02d}_{names[label]}_{index}.gif",
+                100,
+                scale=1,
+                annotate=False,
+            )
     return root
 
 

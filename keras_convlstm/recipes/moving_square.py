@@ -169,7 +169,9 @@ def write_pictures(
         example[context:], prediction, first_frame_number=NUM_FRAMES, path=out_dir / "truth_vs_prediction.png"
     )
     viz.plot_history({"loss (MSE, mean of 10 steps)": history.history["loss"]}, path=out_dir / "mse_curve.png")
-    viz.save_gif(np.concatenate([example[:context], prediction]), out_dir / "inputs_and_prediction.gif")
+    viz.save_gif(
+        np.concatenate([example[:context], prediction]), out_dir / "inputs_and_prediction.gif", context_frames=context
+    )
     return list(FILES)
 
 
