@@ -428,7 +428,7 @@ def test_the_estimate_of_predict_covers_what_it_writes_and_progress_is_shown(
     np.testing.assert_allclose(np.load(out_dir / "predictions.npy"), expected, atol=1e-6)
     with Image.open(out_dir / "rollout.gif") as gif:  # identical frames may be merged: count their display time
         shown_ms = sum(frame.info["duration"] for frame in ImageSequence.Iterator(gif))
-    assert shown_ms == 7 * 200
+    assert shown_ms == (4 + 7) * 200  # the 4 context frames, then the first GIF_FRAMES predicted ones
 
 
 def test_a_full_disk_under_train_names_the_run_folder(tmp_path, monkeypatch, capsys):
