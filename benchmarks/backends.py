@@ -7,17 +7,21 @@ minutes reports that it did not finish instead of stalling the run:
 - training: ``model.fit`` on generated 20-frame 64x64 Moving MNIST sequences (inputs frames 0..18, targets
   1..19) for ``cpu-fast`` (batch 16) and the official network in float32 (``keras-example``, batch 5), timed by
   ``common.time_fit``: the first step (tracing and compiling included) and the sequences/s of the steps after the
-  warm-up;
+  warm-up. JAX is timed twice: with the ConvLSTM2D loops unrolled in training (the package's default up to
+  ``models.MAX_UNROLLED_FRAMES`` frames) and with ``lax.scan`` (the limit set to 0), whose backward pass XLA:CPU
+  runs far slower; TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop;
 - rollout: ``rollout.predict_frames`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
   first call (compiling included) and the median of the calls after it.
 
 Usage (from the repository root)::
 
-    python -m benchmarks.backends [--quick] [--backends tensorflow jax]
+    python -m benchmarks.backends [--quick] [--backends tensorflow jax] [--loops unrolled tf.while_loop]
+        [--timed-steps 2] [--time-limit 900]
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -30,6 +34,8 @@ from benchmarks import common
 
 NAME = "backends"
 BACKENDS = ("tensorflow", "jax", "torch")
+# How each backend runs the ConvLSTM2D loops of a training step; the rollout is timed with the first.
+TRAINING_LOOPS = {"tensorflow": ("tf.while_loop",), "jax": ("unrolled", "lax.scan"), "torch": ("python loop",)}
 FULL = {
     "stride": 1,
     "num_frames": 20,
@@ -54,12 +60,15 @@ QUICK = {
 }
 
 
-def measure(system: dict, settings: dict) -> dict:
-    """Times training and rollout of one system on the backend of this process."""
+def measure(system: dict, settings: dict, loop: str) -> dict:
+    """Times training of one system on the backend of this process with the training ``loop`` of
+    :data:`TRAINING_LOOPS`, and its rollout unless ``loop`` is JAX's ``lax.scan``."""
     import keras
 
     from keras_convlstm import data, models, rollout
 
+    if loop == "lax.scan":
+        models.MAX_UNROLLED_FRAMES = 0
     steps = system["warmup_steps"] + system["timed_steps"]
     count = steps * system["batch_size"]
     sequences = common.moving_mnist(
@@ -76,6 +85,9 @@ def measure(system: dict, settings: dict) -> dict:
         seed=settings["seed"],
         image_size=image_size,
     )
+    training["backend"] = keras.backend.backend()
+    if loop == "lax.scan":
+        return training
     keras.utils.set_random_seed(settings["seed"])
     model = models.build_model(system["preset"], image_size=image_size)
     plan = settings["rollout"]
@@ -89,14 +101,13 @@ def measure(system: dict, settings: dict) -> dict:
         **training,
         "rollout_first_s": seconds[0],
         "rollout_steady_s": statistics.median(seconds[1:]),
-        "backend": keras.backend.backend(),
     }
 
 
-def run_in_fresh_process(backend: str, name: str, settings: dict) -> dict:
+def run_in_fresh_process(backend: str, name: str, settings: dict, loop: str) -> dict:
     """Runs :func:`measure` for system ``name`` under ``backend`` in a new process, within the time limit."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "benchmarks.backends", "--measure", json.dumps([name, settings])]
+    command = [sys.executable, "-m", "benchmarks.backends", "--measure", json.dumps([name, settings, loop])]
     started = time.perf_counter()
     try:
         result = subprocess.run(
@@ -112,44 +123,67 @@ def run_in_fresh_process(backend: str, name: str, settings: dict) -> dict:
 
 
 def report(results: dict) -> str:
-    header = ["backend", "system", "first step s", "sequences/s", "rollout first s", "rollout steady s"]
+    header = [
+        "backend",
+        "system",
+        "training loop",
+        "first step s",
+        "s/step",
+        "sequences/s",
+        "rollout first s",
+        "rollout steady s",
+    ]
     rows = []
     for backend, systems in results.items():
-        for name, entry in systems.items():
-            if "error" in entry:
-                rows.append([backend, name, entry["error"], "", "", ""])
-                continue
-            rows.append(
-                [
-                    backend,
-                    name,
-                    entry["first_step_s"],
-                    entry["sequences_per_s"],
-                    entry["rollout_first_s"],
-                    entry["rollout_steady_s"],
-                ]
-            )
+        for name, loops in systems.items():
+            for loop, entry in loops.items():
+                if "error" in entry:
+                    rows.append([backend, name, loop, entry["error"], "", "", "", ""])
+                    continue
+                rows.append(
+                    [
+                        backend,
+                        name,
+                        loop,
+                        entry["first_step_s"],
+                        entry["seconds_per_step"],
+                        entry["sequences_per_s"],
+                        entry.get("rollout_first_s", ""),
+                        entry.get("rollout_steady_s", ""),
+                    ]
+                )
     return common.table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--measure"]:
-        name, settings = json.loads(argv[1])
-        print(json.dumps(measure(settings["systems"][name], settings)))
+        name, settings, loop = json.loads(argv[1])
+        print(json.dumps(measure(settings["systems"][name], settings, loop)))
         return {}
     parser = common.argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=None, help="default: every installed one")
+    parser.add_argument("--timed-steps", type=int, default=None, help="training steps timed after the warm-up")
+    parser.add_argument("--time-limit", type=int, default=None, help="seconds allowed to each measuring process")
+    loops = sorted({loop for names in TRAINING_LOOPS.values() for loop in names})
+    parser.add_argument("--loops", nargs="+", choices=loops, default=loops, help="training loops to time (default all)")
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    settings = copy.deepcopy(QUICK if args.quick else FULL)
+    if args.timed_steps is not None:
+        for system in settings["systems"].values():
+            system["timed_steps"] = args.timed_steps
+    if args.time_limit is not None:
+        settings["time_limit_s"] = args.time_limit
     backends = args.backends or [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
     print(common.describe_machine(common.machine_info()))
     results: dict = {}
     for backend in backends:
         results[backend] = {}
         for name in settings["systems"]:
-            results[backend][name] = run_in_fresh_process(backend, name, settings)
-            print(f"{backend} / {name}: {results[backend][name]}", flush=True)
+            results[backend][name] = {}
+            for loop in [loop for loop in TRAINING_LOOPS[backend] if loop in args.loops]:
+                results[backend][name][loop] = run_in_fresh_process(backend, name, settings, loop)
+                print(f"{backend} / {name} / {loop}: {results[backend][name][loop]}", flush=True)
     print(report(results))
     common.finish(NAME, args, argv, settings, results)
     return results

@@ -38,6 +38,10 @@ OPTIMIZERS = {
 PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _CLASSIFIER_POOL_SIZE = 5
 _CLASSIFIER_POOL_STRIDES = 2
+# Longest sequence whose ConvLSTM2D loops a JAX training step unrolls; longer ones keep lax.scan. XLA:CPU runs the
+# backward pass of the scanned loop about 20x slower than the unrolled one, while compiling the unrolled step takes
+# time in proportion to the number of frames (BENCHMARKS.md).
+MAX_UNROLLED_FRAMES = 32
 
 
 def _as_tuple(value: object) -> object:
@@ -410,7 +414,9 @@ def _encoder_forecaster(config: ModelConfig, inputs: keras.KerasTensor) -> keras
 class ConvLSTMModel(keras.Model):
     """A functional Keras model built from a :class:`ModelConfig`, kept as ``model.config``.
 
-    Saved ``.keras`` files store the config and rebuild the same graph on loading.
+    Saved ``.keras`` files store the config and rebuild the same graph on loading. On JAX, a training call over
+    at most :data:`MAX_UNROLLED_FRAMES` frames unrolls the ConvLSTM2D loops (same weights, same numbers, a much
+    faster backward pass on XLA:CPU); inference and the other backends keep Keras's loop.
 
     Args:
         config: the :class:`ModelConfig`, or its fields as a dict (as read back from a saved file).
@@ -446,7 +452,27 @@ class ConvLSTMModel(keras.Model):
 
     def call(self, inputs, training=None, mask=None):
         check_input(self.config, inputs)
-        return super().call(inputs, training=training, mask=mask)
+        if not self._unrolls(inputs.shape[1], training):
+            return super().call(inputs, training=training, mask=mask)
+        # The layers read ``unroll`` while JAX traces this call, which happens once per input shape.
+        recurrent = [layer for layer in self.layers if isinstance(layer, keras.layers.ConvLSTM2D)]
+        for layer in recurrent:
+            layer.unroll = True
+        try:
+            return super().call(inputs, training=training, mask=mask)
+        finally:
+            for layer in recurrent:
+                layer.unroll = False
+
+    def _unrolls(self, frames: int | None, training: bool | None) -> bool:
+        """Whether a call over ``frames`` input frames runs its ConvLSTM2D loops unrolled.
+
+        Only a JAX training step does, up to :data:`MAX_UNROLLED_FRAMES` frames (input or forecast): inference keeps
+        ``lax.scan``, whose forward pass is fast and compiles sooner; other backends always loop.
+        """
+        if not training or frames is None or keras.backend.backend() != "jax":
+            return False
+        return max(frames, self.config.output_frames or 0) <= MAX_UNROLLED_FRAMES
 
     def get_config(self) -> dict:
         return {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}

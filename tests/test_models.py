@@ -303,6 +303,75 @@ def test_one_training_step_lowers_the_loss():
         assert model.train_on_batch(frames, targets) < before
 
 
+ONLY_JAX_UNROLLS = pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="only JAX training steps unroll the ConvLSTM2D loops"
+)
+
+
+def _loops_in_trace(model: keras.Model, frames: np.ndarray, training: bool) -> int:
+    """How many ``lax.scan`` loops JAX traces in one call of ``model`` (the ConvLSTM2D loops, when not unrolled)."""
+    import jax
+
+    def call(trainable, non_trainable, inputs):
+        return model.stateless_call(trainable, non_trainable, inputs, training=training)[0]
+
+    groups = (model.trainable_variables, model.non_trainable_variables)
+    values = [[variable.value for variable in group] for group in groups]
+    return str(jax.make_jaxpr(call)(*values, frames)).count("scan[")
+
+
+@pytest.mark.backends
+@ONLY_JAX_UNROLLS
+@pytest.mark.parametrize("name", ["cpu-fast", "shi2015-encoder-forecaster"])
+def test_jax_training_unrolls_the_recurrent_loops_of_known_short_sequences(monkeypatch, name):
+    from keras_convlstm import models
+
+    model = build_model(name, **tiny(name))
+    frames = sample_input(model, time=3)
+    loops = len(model.config.filters) * (2 if model.config.kind == "encoder_forecaster" else 1)
+    monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", 3)
+    assert _loops_in_trace(model, frames, training=True) == 0
+    assert _loops_in_trace(model, frames, training=False) == loops
+    assert not any(layer.unroll for layer in model.layers if isinstance(layer, keras.layers.ConvLSTM2D))
+    monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", 2)
+    assert _loops_in_trace(model, frames, training=True) == loops
+
+
+@pytest.mark.backends
+@ONLY_JAX_UNROLLS
+def test_an_unrolled_training_step_computes_what_the_loop_computes(monkeypatch, tmp_path):
+    """One training step of the same model from the same weights, unrolled (JAX) or looped, gives the same weights,
+    and the model trained unrolled saves and reloads with the same outputs.
+
+    Plain gradient descent moves each weight by its gradient times the learning rate, so the comparison checks the
+    gradients too (Adam's first step would only show their signs). Gradients here are about 1e-4: a learning rate of
+    1000 makes the step about 0.1, and equal weights to 1e-5 mean gradients equal to 1e-8.
+    """
+    from keras_convlstm import models
+
+    frames = np.random.default_rng(0).random((4, 5, 8, 8, 1), np.float32)
+    trained = {}
+    for form, limit in (("unrolled", models.MAX_UNROLLED_FRAMES), ("looped", 0)):
+        monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", limit)
+        keras.utils.set_random_seed(0)
+        model = build_model("cpu-fast", image_size=8, filters=(4,), kernel_sizes=(3,), precision="float32")
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1000.0), loss=model.loss)
+        initial = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+        loss = model.train_on_batch(frames[:, :-1], frames[:, 1:])
+        trained[form] = (loss, [keras.ops.convert_to_numpy(weight) for weight in model.weights])
+        if form == "unrolled":
+            model.save(tmp_path / "unrolled.keras")
+            outputs = keras.ops.convert_to_numpy(model(frames))
+    reloaded = keras.saving.load_model(tmp_path / "unrolled.keras", safe_mode=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(frames)), outputs, atol=1e-6, rtol=0)
+    (unrolled_loss, unrolled), (looped_loss, looped) = trained.values()
+    np.testing.assert_allclose(unrolled_loss, looped_loss, rtol=1e-6)
+    assert len(unrolled) == len(looped) == 5  # ConvLSTM2D kernel, recurrent kernel and bias; output kernel and bias
+    for before, after_unrolled, after_looped in zip(initial, unrolled, looped, strict=True):
+        assert np.abs(after_looped - before).max() > 1e-2  # the step moved every weight
+        np.testing.assert_allclose(after_unrolled, after_looped, atol=1e-5, rtol=0)
+
+
 def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frames = np.zeros((count, time, size, size, 1), np.float32)
