@@ -6,7 +6,8 @@ against baselines, and pictures. Public modules, one concern each, loaded on fir
 and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.build_model`` loads what it needs):
 
 - data: ``data`` (official file, splits, shifted frames, datasets), ``synthetic`` (generated movies, MNIST
-  digits), ``clips`` (next-frame clips from your own videos), ``videos`` (labelled video folders), ``checks``
+  digits), ``bouncing_balls`` (colour balls under gravity, written as .mp4 files), ``clips`` (next-frame clips
+  from your own videos), ``videos`` (labelled video folders), ``checks``
   (argument and frame checks), ``files`` (cache folder, atomic writes);
 - models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
@@ -31,6 +32,7 @@ import sys
 __version__ = "0.1.0"
 
 _MODULES = (
+    "bouncing_balls",
     "causality",
     "cell",
     "checks",
@@ -135,44 +137,75 @@ def _backend_problem(error: BaseException) -> str:
     )
 
 
-class _KerasHook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Wraps the first import of ``keras`` (see the module docstring); leaves ``sys.meta_path`` once it succeeds."""
+class _AfterImport(importlib.abc.Loader):
+    """A module's own loader, followed by ``after(loader, module)``, which runs it."""
 
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        for finder in sys.meta_path:
-            if finder is not self and hasattr(finder, "find_spec"):
-                spec = finder.find_spec(name, path, target)
-                if spec is not None and spec.loader is not None:
-                    self.loader = spec.loader
-                    spec.loader = self
-                    return spec
-        return None
+    def __init__(self, loader: importlib.abc.Loader, after):
+        self.loader = loader
+        self.after = after
+
+    def __getattr__(self, name: str):  # get_code (for ``python -m``), get_source, get_resource_reader, ...
+        if name == "loader":  # not set yet (a copy): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
         module.__loader__ = module.__spec__.loader = self.loader
-        try:
-            with _quiet_native_start_up():
-                self.loader.exec_module(module)
-        except (ImportError, ValueError) as error:  # Keras raises ValueError for a backend name it does not know
-            raise ImportError(_backend_problem(error)) from error
-        sys.meta_path.remove(self)
+        self.after(self.loader, module)
+
+
+class _KerasHook(importlib.abc.MetaPathFinder):
+    """Wraps the first import of ``keras`` (see the module docstring) and of the package's modules, until
+    ``keras_convlstm.models`` has registered the package's classes; then leaves ``sys.meta_path``."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "keras":
+            after = _load_keras
+        elif name.startswith(f"{__name__}."):
+            after = _load_package_module
+        else:
+            return None
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None:
+                    spec.loader = _AfterImport(spec.loader, after)
+                    return spec
+        return None
+
+
+def _load_keras(loader: importlib.abc.Loader, module) -> None:
+    try:
+        with _quiet_native_start_up():
+            loader.exec_module(module)
+    except (ImportError, ValueError) as error:  # Keras raises ValueError for a backend name it does not know
+        raise ImportError(_backend_problem(error)) from error
+    _register_classes()
+
+
+def _load_package_module(loader: importlib.abc.Loader, module) -> None:
+    loader.exec_module(module)
+    if module.__name__ == f"{__name__}.models":  # its import registered the package's classes
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(_HOOK)
+    elif "keras" in sys.modules:
         _register_classes()
 
 
 def _register_classes() -> None:
     """Imports ``keras_convlstm.models`` (and through it the layers and losses): each registers with Keras."""
-    # When a package module imported Keras first (``import keras_convlstm.layers``), one that ``models`` needs may
-    # still be loading; it registers its own classes, and ``models`` registers when it is imported.
-    with contextlib.suppress(ImportError):
-        importlib.import_module(f"{__name__}.models")
+    # When a package module imported Keras first (``import keras_convlstm.layers``), ``models`` cannot load until
+    # that module has finished loading (it needs its classes): it is tried again after each module of the package.
+    if f"{__name__}.models" not in sys.modules:  # else loaded, or loading and about to register
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"{__name__}.models")
 
 
+_HOOK = _KerasHook()
 if "keras" in sys.modules:
     _register_classes()
 else:
-    sys.meta_path.insert(0, _KerasHook())
+    sys.meta_path.insert(0, _HOOK)

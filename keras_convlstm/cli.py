@@ -2,7 +2,8 @@
 
 Arguments are parsed and checked here. Files named on the command line that cannot be read raise a
 :class:`CommandError`; :func:`main` reports it, bad values, a failed download or write, a Keras backend that cannot
-load and Ctrl-C in one line, without a traceback. Each command imports the modules that load Keras when it runs.
+load, Ctrl-C and SIGTERM in one line, without a traceback. Each command imports the modules that load Keras when it
+runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 import zipfile
@@ -44,6 +47,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 GENERATED = "generated"
 DEFAULT_SEQUENCES = 1000  # generated or official sequences used when --num-sequences is not given
+DEFAULT_CLIP_FRAMES = 20  # frames of a training clip cut from videos
+DEFAULT_FRAME_SIZE = 64  # side of the frames read from videos
 # The shipped model with the lowest held-out MSE (README's table: within 0.2 % of cpu-quality-rollout-moving-mnist,
 # with a higher SSIM); the other two trade MSE for SSIM in opposite directions.
 DEMO_PRETRAINED = "cpu-deep-rollout-moving-mnist"
@@ -53,8 +58,9 @@ class CommandError(Exception):
     """An error the command line reports in one line, without a traceback."""
 
 
-# Any number written with a minus sign: argparse's own pattern knows "-1" and "-0.5" but takes "-1e-3" for an option.
+# Any number written with a minus sign, and those argparse itself reads as a value ("-1", "-0.5", not "-1e-3").
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+ARGPARSE_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 # The largest seed keras.utils.set_random_seed accepts (it seeds NumPy's legacy generator too).
 MAX_SEED = 2**32 - 1
 # Frames of the rollout drawn in rollout.png: matplotlib refuses figures over 2**16 pixels.
@@ -71,18 +77,28 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """Reports bad arguments in one line (and exit status 2), like every other error of the command line.
-
-    A negative number given to an option is read as its value, so that the option's own check refuses it and
-    says why ("expected a finite number > 0, got -1e-3"), instead of argparse's "expected one argument".
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._negative_number_matcher = NEGATIVE_NUMBER
+    """Reports bad arguments in one line (and exit status 2), like every other error of the command line."""
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def attach_negative_numbers(argv: Sequence[str]) -> list[str]:
+    """``--option -1e-3`` written as ``--option=-1e-3``, which argparse reads as the option's value.
+
+    The option's own check then refuses the number and says why ("expected a finite number > 0, got -1e-3"),
+    instead of argparse's "expected one argument". Only numbers that argparse would take for an option are
+    attached: "-1" stays a word of its own, so that ``--scheduled-sampling -1 5`` keeps its two values.
+    """
+    joined: list[str] = []
+    for word in argv:
+        previous = joined[-1] if joined else ""
+        misread = NEGATIVE_NUMBER.match(word) and not ARGPARSE_NEGATIVE_NUMBER.match(word)
+        if misread and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={word}"
+        else:
+            joined.append(word)
+    return joined
 
 
 def positive_int(text: str) -> int:
@@ -104,6 +120,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argument that must be a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (both excluded), got {text!r}")
     return value
 
 
@@ -214,18 +241,48 @@ def is_video_source(source: str) -> bool:
         return False
     if path.is_dir() or path.suffix.lower() != ".npy":
         return True
-    try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-    except (OSError, ValueError):
+    from keras_convlstm.data import npy_file_problem
+
+    if npy_file_problem(path) is not None:
         return False  # load_sequences_argument says what is wrong with it
+    shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
     return len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3, 4))  # (time, height, width[, channels])
 
 
-def frame_size_argument(sizes: list[int]) -> int | tuple[int, int]:
-    """``--frame-size SIDE`` or ``--frame-size HEIGHT WIDTH``."""
+def frame_size_argument(sizes: list[int], patch_size: int) -> int | tuple[int, int]:
+    """``--frame-size SIDE`` or ``--frame-size HEIGHT WIDTH``, checked against the preset's ``patch_size``."""
     if len(sizes) > 2:
         raise CommandError(f"--frame-size takes one side or a height and a width, got {len(sizes)} numbers")
+    if any(side % patch_size for side in sizes):
+        raise CommandError(
+            f"--frame-size {' '.join(map(str, sizes))}: the preset reads frames in {patch_size}x{patch_size} "
+            f"patches; expected sides divisible by {patch_size}"
+        )
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def video_options(args: argparse.Namespace, videos: bool) -> None:
+    """Refuses options that ``--data`` would ignore, then fills in the video options' defaults.
+
+    Video options (clips, frame size, colour) do not apply to sequences, which keep their own frames; and
+    ``--num-sequences`` does not apply to videos, which are cut into every clip they hold.
+    """
+    options = {"--clip-frames": "clip_frames", "--clip-stride": "clip_stride", "--frame-size": "frame_size"}
+    options["--colour/--grey"] = "channels"
+    given = [option for option, name in options.items() if getattr(args, name) is not None]
+    if given and not videos:
+        raise CommandError(
+            f"{', '.join(given)}: only for videos, but --data {args.data} holds sequences, used at their own "
+            "frame size and channels"
+        )
+    if videos and args.num_sequences is not None:
+        raise CommandError(
+            f"--num-sequences {args.num_sequences}: --data {args.data} is video, cut into every clip it holds; "
+            "choose the clips with --clip-frames and --clip-stride"
+        )
+    args.clip_frames = args.clip_frames or DEFAULT_CLIP_FRAMES
+    args.frame_size = args.frame_size or [DEFAULT_FRAME_SIZE]
+    args.channels = args.channels or 1
 
 
 def download_official(cache_dir: str | None, url: str | None, *, cache_option: str, offline_option: str) -> Path:
@@ -270,6 +327,10 @@ def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray 
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    ignored = {"official": ("--digits", "--seed"), GENERATED: ("--url", "--cache-dir")}[args.source]
+    given = [option for option in ignored if getattr(args, option[2:].replace("-", "_")) is not None]
+    if given:
+        raise CommandError(f"{', '.join(given)}: not used with --source {args.source}")
     out = files.check_file_path(args.out)
     if args.source == "official":
         from keras_convlstm.data import load_moving_mnist
@@ -279,7 +340,11 @@ def cmd_data(args: argparse.Namespace) -> None:
         )
         sequences = load_moving_mnist(path, num_sequences=args.num_sequences)
     else:
-        sequences = synthetic.generate_moving_mnist_split(args.num_sequences, seed=args.seed, split=args.digits)
+        size = args.num_sequences * 20 * 64 * 64  # uint8 (sequences, 20, 64, 64, 1), held whole, then written
+        work = f"--num-sequences {args.num_sequences:,}"
+        check_room(size, size, out.parent, work, "choose a smaller --num-sequences")
+        seed, digits = args.seed or 0, args.digits or "train"
+        sequences = synthetic.generate_moving_mnist_split(args.num_sequences, seed=seed, split=digits)
     files.save_npy(out, sequences)
     print(f"wrote {out}: {sequences.dtype} {sequences.shape}")
 
@@ -341,9 +406,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from keras_convlstm import data
     from keras_convlstm.distribute import data_parallel, replica_count
-    from keras_convlstm.models import build_model, check_input
+    from keras_convlstm.models import build_model, check_input, get_preset
     from keras_convlstm.training import TimeLimit, train
 
+    videos = is_video_source(args.data)
+    video_options(args, videos)
+    if args.sync_batchnorm and args.devices == 1 and not args.multi_worker:
+        raise CommandError("--sync-batchnorm: only with several devices (--devices N or --multi-worker), got one")
     schedule = _scheduled_sampling(args)
     existing_run = "resume" if args.resume else "overwrite" if args.overwrite else "refuse"
     # Held until model.keras is written: a second writer is refused, a run already there is refused unless
@@ -357,9 +426,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         keras.utils.set_random_seed(args.seed)
         names = ("filters", "kernel_sizes", "learning_rate", "loss")
         overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-        videos = is_video_source(args.data)
         if videos:
-            overrides.update(image_size=frame_size_argument(args.frame_size), channels=args.channels)
+            patch_size = get_preset(args.preset).patch_size
+            overrides.update(image_size=frame_size_argument(args.frame_size, patch_size), channels=args.channels)
         model = build_model(args.preset, precision=args.precision, **overrides)
         if args.init_from is not None:
             weights = _initial_weights(args.init_from)
@@ -391,6 +460,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             if args.num_sequences is not None and num_sequences < args.num_sequences:
                 raise CommandError(f"--num-sequences {args.num_sequences}: {args.data} holds {num_sequences}")
             train_idx, val_idx = data.split_indices(num_sequences, args.val_fraction, seed=args.seed)
+            if args.batch_size > len(train_idx):  # Keras would quietly train on smaller batches
+                raise CommandError(
+                    f"--batch-size {args.batch_size} is more than the {len(train_idx)} training sequences of "
+                    f"{args.data} (--val-fraction {args.val_fraction} kept {len(val_idx)} apart)"
+                )
             train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
             val_sequences = sequences[val_idx]  # split_indices returns sorted indices
         check_input(model, val_sequences, check_time=False)
@@ -495,6 +569,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
             progress.update(len(batch) * args.horizon)
     if not np.all(np.isfinite(prediction)):
         raise CommandError(f"{args.model} predicted NaN or infinite frames; nothing was written to {out_dir}")
+    if prediction.min() < 0 or prediction.max() > 1:  # a model of another kind: its frames would be misread
+        raise CommandError(
+            f"{args.model} predicted values outside [0, 1] (min {prediction.min():g}, max {prediction.max():g}); "
+            f"expected frames in [0, 1] from a model written by `train`; nothing was written to {out_dir}"
+        )
     with files.atomic_paths() as stage:  # the three files change together or not at all
         files.save_npy(stage(out_dir / "predictions.npy"), prediction)
         _write_rollout(stage(out_dir / "rollout.png"), stage(out_dir / "rollout.gif"), context, truth, prediction)
@@ -505,7 +584,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from keras_convlstm.evaluation import evaluate
 
-    if args.json:
+    if args.json is not None:
         files.check_file_path(args.json)
     model = load_model_argument(args.model)
     if is_video_source(args.data):  # held-out videos, cut into clips of context + horizon frames at the model's size
@@ -514,11 +593,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         height, width, channels = model.input_shape[2:]
         clip_frames = args.context + args.horizon
         sequences = load_video_clips(args.data, clip_frames, frame_size=(height, width), channels=channels).clips
+        held = f"{len(sequences)} clips of {clip_frames} frames"
         sequences = sequences[: args.num_sequences]
     else:
         sequences = _sequences_from(args.data, args.num_sequences, args.seed, "test")
-    fewer = len(sequences) < args.num_sequences
-    print(f"scoring {len(sequences)} sequences of {args.data}" + (" (all it holds)" if fewer else ""))
+        held = f"{len(sequences)} sequences"
+    if args.num_sequences is not None and len(sequences) < args.num_sequences:
+        raise CommandError(f"--num-sequences {args.num_sequences}: {args.data} holds {held}")
+    every = args.num_sequences is None and args.data not in (GENERATED, "official")
+    print(f"scoring {len(sequences)} sequences of {args.data}" + (" (all it holds)" if every else ""))
     table = evaluate(model, sequences, args.context, args.horizon, batch_size=args.batch_size)
     print(table.to_text())
     if args.json:
@@ -596,7 +679,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_recipe(args: argparse.Namespace) -> None:
     from keras_convlstm.recipes import RECIPES
 
-    summary = RECIPES[args.name](out_dir=Path(args.out_dir), quick=args.quick, seed=args.seed)
+    summary = RECIPES[args.name](out_dir=files.check_folder_path(args.out_dir), quick=args.quick, seed=args.seed)
     print(json.dumps(summary, indent=2, default=str))
 
 
@@ -610,12 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--digits",
         choices=["train", "test", "all"],
-        default="train",
-        help="which offline digits generated sequences use (test: held-out digits)",
+        default=None,
+        help="generated: which offline digits the sequences use (test: held-out digits; default train)",
     )
-    p.add_argument("--seed", type=random_seed, default=0)
-    p.add_argument("--url", default=None, help="default: the official file (keras_convlstm.data.OFFICIAL_URL)")
-    p.add_argument("--cache-dir", default=None, help="default: ~/.keras/datasets ($KERAS_HOME/datasets)")
+    p.add_argument("--seed", type=random_seed, default=None, help="generated: the seed (default 0)")
+    p.add_argument("--url", default=None, help="official: where from (default keras_convlstm.data.OFFICIAL_URL)")
+    p.add_argument("--cache-dir", default=None, help="official: default ~/.keras/datasets ($KERAS_HOME/datasets)")
     p.add_argument("--out", required=True, help="output .npy: uint8 (sequences, 20, 64, 64, 1)")
     p.set_defaults(run=cmd_data)
 
@@ -637,7 +720,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'generated' (fresh Moving MNIST every epoch), 'official', a .npy of sequences, or your videos: a "
         "video file (.mp4, .avi, .mov, .gif), a folder of numbered PNG/JPEG frames, or a folder of such videos",
     )
-    p.add_argument("--clip-frames", type=positive_int, default=20, help="videos: frames per training clip")
+    p.add_argument(
+        "--clip-frames",
+        type=positive_int,
+        default=None,
+        help=f"videos: frames per training clip (default {DEFAULT_CLIP_FRAMES})",
+    )
     p.add_argument(
         "--clip-stride",
         type=positive_int,
@@ -645,19 +733,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="videos: frames between the starts of two clips (default: --clip-frames, no overlap)",
     )
     p.add_argument(
-        "--frame-size", type=positive_int, nargs="+", default=[64], help="videos: SIDE or HEIGHT WIDTH (default 64)"
+        "--frame-size",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help=f"videos: SIDE or HEIGHT WIDTH (default {DEFAULT_FRAME_SIZE})",
     )
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--colour", dest="channels", action="store_const", const=3, help="videos: RGB frames")
     colour.add_argument("--grey", dest="channels", action="store_const", const=1, help="videos: grey frames (default)")
-    p.set_defaults(channels=1)
     p.add_argument(
         "--num-sequences",
         type=positive_int,
         default=None,
         help=f"sequences used (per epoch if generated); default: every sequence of a file, else {DEFAULT_SEQUENCES}",
     )
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--val-fraction", type=fraction, default=0.1)
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=5)
     p.add_argument("--steps-per-epoch", type=positive_int, default=None)
@@ -744,7 +835,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="'generated' (held-out digits, fixed seed), 'official', a .npy of sequences, or held-out videos (a "
         "video file or folder, cut into clips of --context + --horizon frames at the model's frame size)",
     )
-    p.add_argument("--num-sequences", type=positive_int, default=1000)
+    p.add_argument(
+        "--num-sequences",
+        type=positive_int,
+        default=None,
+        help=f"sequences scored (at most what a file holds); default: every sequence of a file, else "
+        f"{DEFAULT_SEQUENCES}",
+    )
     p.add_argument("--context", type=positive_int, default=10)
     p.add_argument("--horizon", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -805,24 +902,38 @@ def _error_line(error: Exception, args: argparse.Namespace, argv: Sequence[str])
     return message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's stop), which the command line handles like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 on success, 2 on bad input, 130 after Ctrl-C).
+    """Runs the command line; returns the exit status (0 on success, 2 on bad input, 130 after Ctrl-C, 143 after
+    SIGTERM).
 
     Every error a user or the machine can cause (a bad value, a missing file, a full disk, a Keras backend that
     cannot load, Ctrl-C) is reported in one line, without a traceback.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = attach_negative_numbers(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except ImportError as error:  # a choice read from a module that loads Keras, whose backend cannot load
         print(f"keras-convlstm: error: {error}", file=sys.stderr)
         return 2
+    handles_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if handles_signals else None
     try:
         args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print(f"keras-convlstm {args.command}: {_interruption(args, argv)}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interruption, Terminated) else 130
     except (CommandError, ImportError, ValueError, TypeError, OSError) as error:
         print(f"keras-convlstm {args.command}: error: {_error_line(error, args, argv)}", file=sys.stderr)
         return 2
+    finally:
+        if handles_signals:
+            signal.signal(signal.SIGTERM, previous)
     return 0

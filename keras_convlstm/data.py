@@ -501,7 +501,7 @@ def split_indices(num_sequences: int, val_fraction: float = 0.1, seed: int = 0) 
             f"val_fraction {val_fraction} of {num_sequences} sequences gives {num_val} validation and "
             f"{num_sequences - num_val} training sequences; both parts must be non-empty"
         )
-    order = np.random.default_rng(seed).permutation(num_sequences)
+    order = np.random.default_rng(check_integer(seed, "seed", minimum=0)).permutation(num_sequences)
     return np.sort(order[num_val:]), np.sort(order[:num_val])
 
 

@@ -71,15 +71,22 @@ def _what_was_kept(targets: list[Path]) -> str:
     return f"the earlier {names} {'is' if len(existing) == 1 else 'are'} unchanged and nothing else was written"
 
 
+def _non_empty_path(path: str | os.PathLike, expected: str) -> Path:
+    if not os.fspath(path):
+        raise ValueError(f"expected {expected}, got an empty path ('')")
+    return Path(path)
+
+
 def check_file_path(path: str | os.PathLike) -> Path:
     """Checks, before any work, that a file can be created at ``path``; returns it as a ``Path``.
 
     Raises:
+        ValueError: ``path`` is empty (an unset shell variable?), which would mean the current folder.
         IsADirectoryError: ``path`` is a folder.
         NotADirectoryError: a parent of ``path`` exists and is not a folder.
         PermissionError: the nearest existing parent folder is not writable.
     """
-    path = Path(path)
+    path = _non_empty_path(path, "a file path")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder, expected a file path")
     for parent in (path.parent, *path.parent.parents):
@@ -94,7 +101,7 @@ def check_file_path(path: str | os.PathLike) -> Path:
 
 def check_folder_path(path: str | os.PathLike) -> Path:
     """Checks, before any work, that ``path`` is or can become a writable folder; returns it as a ``Path``."""
-    path = Path(path)
+    path = _non_empty_path(path, "a folder")
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"cannot write into {path}: it is a file, expected a folder")
     check_file_path(path / "file")

@@ -151,6 +151,15 @@ class ModelConfig:
                 f"image_size must be divisible by patch_size={self.patch_size}, got {height}x{width} frames "
                 f"(preset {self.name!r})"
             )
+        # With "same" padding a ConvLSTM kernel wider than this reaches only zeros beyond the frame: more work, and
+        # a setting that cannot do what it says (a kernel of 101 on a 16x16 grid trains for hours).
+        widest = 2 * max(height, width) // self.patch_size - 1
+        if max(self.kernel_sizes) > widest:
+            raise ValueError(
+                f"kernel_sizes must be at most {widest} (twice the side of the {height // self.patch_size}x"
+                f"{width // self.patch_size} grid the ConvLSTM2D layers see, minus 1), got {self.kernel_sizes} "
+                f"(preset {self.name!r})"
+            )
         if self.output not in OUTPUTS:
             fail("output", f"one of {OUTPUTS}")
         kernel = self.output_kernel_size
@@ -304,7 +313,15 @@ def check_input(model: keras.Model | ModelConfig, frames, *, check_time: bool = 
         frames: array, tensor or nested list ``(batch, time, height, width, channels)``; unknown (None) sizes
             pass.
         check_time: also check the number of frames (False for a rollout, which steps one frame at a time).
+
+    Raises:
+        TypeError: ``model`` is neither a Keras model nor a :class:`ModelConfig` (a path, say).
     """
+    if not isinstance(model, keras.Model | ModelConfig):
+        raise TypeError(
+            f"expected a keras.Model (keras.saving.load_model reads a .keras file) or a ModelConfig, got "
+            f"{type(model).__name__} {model!r:.80}"
+        )
     config = model if isinstance(model, ModelConfig) else getattr(model, "config", None)
     if isinstance(config, ModelConfig):
         name, expected = config.name, (None, config.input_frames, *config.frame_shape)

@@ -337,6 +337,7 @@ def official_rollout(model: keras.Model, context: np.ndarray, horizon: int = 10)
     """
     validate_frames(context, name="context", min_frames=1)
     check_input(model, context, check_time=False)
+    horizon = check_integer(horizon, "horizon")
     frames = to_float_frames(context)
     start = frames.shape[1]
     for _ in range(horizon):

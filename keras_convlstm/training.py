@@ -418,6 +418,7 @@ def train(
             does not allow to touch, holds nothing to resume, or is being written by another process.
     """
     epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
+    seed, patience = check_integer(seed, "seed", minimum=0), check_integer(patience, "patience", minimum=0)
     if steps_per_epoch is not None:
         check_integer(steps_per_epoch, "steps_per_epoch")
     if scheduled_sampling is not None:

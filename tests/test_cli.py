@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from command_line import one_line_error
 
 from keras_convlstm import run_folder, synthetic, training
 from keras_convlstm.cli import main
@@ -194,13 +195,6 @@ def test_interrupted_run_needs_resume_flag(tmp_path, capsys):
     assert f"{tmp_path} holds an interrupted run (backup): resume it, overwrite it" in capsys.readouterr().err
     assert main(["train", "--out-dir", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 def test_missing_files_give_one_line_errors(tmp_path, sequences_file, capsys):
@@ -387,7 +381,7 @@ def test_evaluate_says_how_many_sequences_it_scored(sequences_file, tmp_path, ca
     keras.utils.set_random_seed(0)
     build_model("cpu-fast", filters=(4,), kernel_sizes=(3,), precision="float32").save(model)
     args = ["evaluate", "--model", str(model), "--data", str(sequences_file)]
-    assert main([*args, "--num-sequences", "1000"]) == 0
+    assert main(args) == 0
     assert f"scoring 6 sequences of {sequences_file} (all it holds)" in capsys.readouterr().out
     assert main([*args, "--num-sequences", "2"]) == 0
     assert f"scoring 2 sequences of {sequences_file}\n" in capsys.readouterr().out

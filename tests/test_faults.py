@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from command_line import one_line_error
 from PIL import Image, ImageSequence
 
 from keras_convlstm import cli, evaluation, files, metrics, rollout, viz
@@ -103,6 +104,9 @@ def test_data_over_an_existing_file_then_a_full_disk_keeps_the_good_file(tmp_pat
         (["train", "--seed", "-1"], "--seed"),
         (["evaluate", "--model", "m.keras", "--seed", str(2**32)], "--seed"),
         (["recipe", "moving-square", "--seed", "1.5"], "--seed"),
+        (["train", "--val-fraction", "1"], "--val-fraction"),
+        (["train", "--val-fraction", "-1e-3"], "--val-fraction"),
+        (["train", "--val-fraction", "nan"], "--val-fraction"),
     ],
 )
 def test_numbers_out_of_range_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch, capsys, args, flag):
@@ -293,12 +297,6 @@ def test_an_unknown_loss_is_refused_when_the_model_is_built():
     assert build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,), loss="mse").loss == "mse"
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err.strip()
-
-
 def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatch, capsys, small_patch_model):
     np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (1, 20, 16, 16, 1), dtype=np.uint8))
     out_dir = tmp_path / "predict"
@@ -486,6 +484,8 @@ def tiny_train(data_file: Path, out_dir: Path) -> list[str]:
         (["--steps-per-epoch", "1000"], "steps_per_epoch=1000 is more than the 2 batches of the training data"),
         (["--scheduled-sampling", "0", "10", "--context", "25"], "the training inputs have 19 frames"),
         (["--num-sequences", "1000"], "--num-sequences 1000: {data} holds 6"),
+        (["--batch-size", "5"], "--batch-size 5 is more than the 4 training sequences of {data}"),
+        (["--sync-batchnorm"], "--sync-batchnorm: only with several devices (--devices N or --multi-worker)"),
     ],
 )
 def test_train_settings_the_data_cannot_honour_fail_in_one_line_before_any_file(tmp_path, capsys, options, message):
@@ -514,3 +514,198 @@ def test_devices_the_data_cannot_be_split_across_fail_before_any_file_in_a_fresh
         "across 3 replicas: give it at least 3 sequences, or use fewer devices"
     ]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["d.npy"]
+
+
+def test_negative_numbers_in_any_notation_reach_the_option_and_plain_ones_stay_values():
+    assert cli.attach_negative_numbers(["--learning-rate", "-1e-3", "--max-minutes", "-inf"]) == [
+        "--learning-rate=-1e-3",
+        "--max-minutes=-inf",
+    ]
+    kept = ["--scheduled-sampling", "-1", "5", "--context", "-0.5"]
+    assert cli.attach_negative_numbers(kept) == kept  # argparse reads these as values already
+    args = cli.build_parser().parse_args(["train", *cli.attach_negative_numbers(["--scheduled-sampling", "-1", "5"])])
+    assert args.scheduled_sampling == [-1, 5]
+
+
+def test_a_gif_of_thousands_of_identical_frames_is_written_with_the_longest_display_time_gif_allows(tmp_path):
+    still = np.zeros((3400, 4, 4), np.uint8)
+    moved = np.concatenate([still, np.full((1, 4, 4), 255, np.uint8)])
+    gif = viz.save_gif(moved, tmp_path / "still.gif", annotate=False, scale=1)
+    with Image.open(gif) as image:
+        durations = [frame.info["duration"] for frame in ImageSequence.Iterator(image)]
+    assert durations == [3276 * 200, 200]  # 3,400 x 200 ms merged, capped at the last whole frame within 655.35 s
+    with Image.open(viz.save_gif(still[:1], tmp_path / "one.gif", annotate=False, scale=1)) as image:
+        assert image.n_frames == 1 and image.info["duration"] == 200
+    (tmp_path / "one.gif").unlink()
+    with pytest.raises(ValueError, match=r"expected duration_ms from 1 to 655350 .*, got 1000000"):
+        viz.save_gif(still[:2], tmp_path / "slow.gif", duration_ms=1_000_000)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["still.gif"]
+
+
+@pytest.mark.parametrize("first_import", ["layers", "losses", "precision"])
+def test_a_package_model_loads_whichever_package_module_was_imported_first(tmp_path, first_import):
+    import subprocess
+    import sys
+
+    path = tmp_path / "causal.keras"
+    build_model("keras-example-causal", image_size=8, filters=(2, 2, 2)).save(path)
+    script = (
+        f"import keras_convlstm.{first_import}\nimport keras\n"
+        f"model = keras.saving.load_model({str(path)!r})\nprint(type(model).__name__, model.config.name)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ConvLSTMModel", "keras-example-causal"]
+
+
+def test_python_m_runs_the_command_line_through_the_package_import_hook(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "keras_convlstm", "data", "--num-sequences", "1", "--out", str(tmp_path / "s.npy")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "s.npy").shape == (1, 20, 64, 64, 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--frame-size", "18"], "--frame-size 18: the preset reads frames in 4x4 patches; expected sides divisible"),
+        (["--frame-size", "16", "--num-sequences", "2"], "--num-sequences 2: --data {data} is video, cut into every"),
+    ],
+)
+def test_video_options_errors_name_the_options_typed(tmp_path, capsys, options, message):
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(12):
+        PILImage.fromarray(np.full((16, 16), index * 20, np.uint8)).save(folder / f"{index:02d}.png")
+    assert main([*tiny_train(folder, tmp_path / "run"), "--epochs", "1", *options]) == 2
+    error = one_line_error(capsys)
+    assert message.format(data=folder) in error and "image_size" not in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["frames"]
+
+
+@pytest.mark.parametrize("options", [["--frame-size", "16"], ["--clip-frames", "5"], ["--colour"], ["--grey"]])
+def test_video_options_with_sequences_are_refused_not_ignored(tmp_path, capsys, options):
+    data_file = tmp_path / "d.npy"
+    np.save(data_file, np.zeros((6, 4, 64, 64, 1), np.uint8))
+    assert main([*tiny_train(data_file, tmp_path / "run"), "--epochs", "1", *options]) == 2
+    error = one_line_error(capsys)
+    assert f"only for videos, but --data {data_file} holds sequences" in error and options[0][:7] in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.npy"]
+
+
+def test_evaluate_refuses_an_explicit_count_beyond_the_file_and_scores_all_by_default(tmp_path, capsys):
+    model = tmp_path / "m.keras"
+    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(model)
+    data_file = tmp_path / "d.npy"
+    np.save(data_file, np.zeros((3, 20, 16, 16, 1), np.uint8))
+    args = ["evaluate", "--model", str(model), "--data", str(data_file), "--context", "4", "--horizon", "2"]
+    assert main([*args, "--num-sequences", "1000"]) == 2
+    assert one_line_error(capsys).endswith(f"error: --num-sequences 1000: {data_file} holds 3 sequences")
+    assert main(args) == 0
+    assert f"scoring 3 sequences of {data_file} (all it holds)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--out-dir=", "--json=", "--out="])
+def test_an_empty_output_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, capsys, option):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "in.npy", np.zeros((1, 6, 16, 16, 1), np.uint8))
+    commands = {
+        "--out-dir=": ["predict", "--model", "m.keras", "--input", "in.npy"],
+        "--json=": ["evaluate", "--model", "m.keras", "--data", "in.npy"],
+        "--out=": ["data", "--num-sequences", "1"],
+    }
+    assert main([*commands[option], option]) == 2  # `--out-dir "$UNSET"` in a script
+    assert one_line_error(capsys).endswith("got an empty path ('')")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.npy"]
+
+
+def test_an_npz_archive_named_npy_is_named_for_what_it_is(tmp_path, capsys, small_patch_model):
+    np.savez(tmp_path / "frames.npy", x=np.zeros((1, 6, 16, 16, 1), np.uint8))  # savez keeps the .npy name
+    archive = tmp_path / "frames.npy"
+    (tmp_path / "frames.npy.npz").rename(archive)
+    assert main(["predict", "--model", str(small_patch_model), "--input", str(archive)]) == 2
+    assert f"{archive} is not a .npy file" in one_line_error(capsys)
+
+
+def test_a_kernel_wider_than_twice_the_grid_is_refused_before_any_work():
+    with pytest.raises(ValueError, match=r"kernel_sizes must be at most 31 \(twice the side of the 16x16 grid"):
+        build_model("cpu-fast", filters=(2,), kernel_sizes=(101,))
+    assert build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(7,)).config.kernel_sizes == (7,)
+
+
+def test_library_calls_name_the_argument_a_user_got_wrong(tmp_path, small_patch_model):
+    from keras_convlstm import data, training
+
+    frames = np.zeros((2, 4, 16, 16, 1), np.uint8)
+    with pytest.raises(TypeError, match=r"expected a keras.Model \(keras.saving.load_model reads a .keras file\)"):
+        rollout.predict_frames(str(small_patch_model), frames, 2)
+    model = keras.saving.load_model(small_patch_model)
+    with pytest.raises(ValueError, match="horizon must be an integer >= 1, got 0"):
+        rollout.official_rollout(model, frames, 0)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        data.split_indices(10, 0.2, seed=-1)
+    pair = (frames[:, :-1].astype(np.float32), frames[:, 1:].astype(np.float32))
+    for option in ({"seed": -1}, {"patience": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(option))} must be an integer >= 0, got -1"):
+            training.train(model, pair, epochs=1, out_dir=tmp_path / "run", verbose=0, **option)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_is_reported_like_ctrl_c_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    import signal
+
+    def terminated_while_generating(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # `kill PID`, or a job scheduler stopping the job
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(cli.synthetic, "generate_moving_mnist_split", terminated_while_generating)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["data", "--num-sequences", "2", "--out", str(tmp_path / "s.npy")]) == 143
+    assert one_line_error(capsys) == (
+        "keras-convlstm data: interrupted; every file is written whole or not at all, so none is left half written"
+    )
+    assert signal.getsignal(signal.SIGTERM) == before and list(tmp_path.iterdir()) == []
+
+
+def test_data_beyond_the_machine_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.synthetic, "generate_moving_mnist_split", lambda *args, **kwargs: pytest.fail("ran"))
+    assert main(["data", "--num-sequences", str(10**9), "--out", str(tmp_path / "s.npy")]) == 2
+    error = one_line_error(capsys)
+    assert "--num-sequences 1,000,000,000 needs about 81.9TB of memory" in error
+    assert error.endswith("choose a smaller --num-sequences") and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--url", "https://example.org/f.npy"], "--url: not used with --source generated"),
+        (["--cache-dir", "cache"], "--cache-dir: not used with --source generated"),
+        (["--source", "official", "--seed", "3"], "--seed: not used with --source official"),
+        (["--source", "official", "--digits", "test"], "--digits: not used with --source official"),
+    ],
+)
+def test_data_options_of_the_other_source_are_refused_not_ignored(tmp_path, monkeypatch, capsys, options, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "--num-sequences", "1", "--out", "s.npy", *options]) == 2
+    assert one_line_error(capsys).endswith(f"error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_refuses_a_model_whose_frames_leave_the_unit_range(tmp_path, capsys):
+    inputs = keras.Input((None, 16, 16, 1))
+    keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="ones")(inputs)).save(
+        tmp_path / "linear.keras"
+    )
+    np.save(tmp_path / "in.npy", np.full((1, 6, 16, 16, 1), 255, np.uint8))
+    args = ["predict", "--model", str(tmp_path / "linear.keras"), "--input", str(tmp_path / "in.npy")]
+    assert main([*args, "--context", "3", "--horizon", "2", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "predicted values outside [0, 1] (min 2, max 3)" in one_line_error(capsys)  # 1 + 1, then 2 + 1
+    assert not (tmp_path / "out").exists()
