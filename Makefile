@@ -38,7 +38,7 @@ test-torch: install
 	KERAS_BACKEND=torch $(PY) -m pytest $(PARALLEL) -m backends
 
 lint: install
-	$(PY) -m ruff check keras_convlstm tests benchmarks docs notebooks/solutions
+	$(PY) -m ruff check keras_convlstm tests benchmarks docs notebooks
 
 bench: install
 	$(PY) benchmarks/run_all.py

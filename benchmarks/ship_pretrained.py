@@ -7,7 +7,8 @@ Usage (after the training command recorded in BENCHMARKS.md):
 
 The weights go into a freshly built model of the trained model's config, or of ``--preset`` when given (no optimizer
 state, so the file stays small), saved under ``keras_convlstm/assets/pretrained/<name>.keras``; ``<name>.json``
-beside it records the command, the training history summary and the metrics on the fixed held-out set: 1,000 Moving
+beside it records the command, the training history (one row per epoch of the run's ``history.csv``, as numbers)
+and the metrics on the fixed held-out set: 1,000 Moving
 MNIST sequences generated with seed 10,000 from the held-out test digits, 10 frames in and 10 predicted
 autoregressively, beside the copy-last-frame and blank baselines; for frame-by-frame models also the same frames
 predicted one step ahead from the true frames and from the whole true sequence in one call (``evaluate_views``).
@@ -33,6 +34,27 @@ from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
 CHECK_SEQUENCES = 16
+# What Keras's CSVLogger writes for a value it did not log.
+MISSING_VALUES = ("", "NA")
+
+
+def read_history(history_csv: Path) -> list[dict[str, float]]:
+    """The rows of a run's ``history.csv`` as numbers: ``epoch`` (counted from 0) an int, the logs floats.
+
+    Values the log left empty are left out of their row; a run without ``history.csv`` has no history (``[]``).
+    """
+    if not history_csv.exists():
+        return []
+    with open(history_csv, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    return [
+        {
+            key: int(value) if key == "epoch" else float(value)
+            for key, value in row.items()
+            if value not in MISSING_VALUES
+        }
+        for row in rows
+    ]
 
 
 def main() -> None:
@@ -59,7 +81,7 @@ def main() -> None:
         print(views.to_text())
 
     run_dir = Path(args.model).parent
-    history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").exists() else []
+    history = read_history(run_dir / "history.csv")
     record = {
         "name": args.name,
         "preset": model.config.name,
@@ -72,6 +94,7 @@ def main() -> None:
         "best_checkpoint": json.loads((run_dir / "best.json").read_text())
         if (run_dir / "best.json").exists()
         else None,
+        "history": history,
         "held_out": {
             "description": f"{args.held_out} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out "
             "test digits; 10 context frames, 10 predicted autoregressively",

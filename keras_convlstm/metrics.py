@@ -29,14 +29,14 @@ Conventions
       ``pod = hits / (hits + misses)``. A ratio whose denominator is 0 (for example FAR when nothing is
       predicted on) is undefined and returned as ``nan``.
     - ``correlation``: ``sum(P * T) / sqrt(sum(P ** 2) * sum(T ** 2) + 1e-9)`` (Shi et al. 2015), per frame.
+    - ``sharpness`` scores frames alone (a prediction or the truth, to compare how blurred they are): the mean
+      root mean square of the differences between horizontally and vertically neighbouring pixels.
 
 This module owns the metric functions and these conventions only; :mod:`keras_convlstm.evaluation` owns the
 baselines and the table that collects these values for several systems.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -283,8 +283,8 @@ def contingency_counts(
     Returns:
         ``{"hits", "misses", "false_alarms", "correct_negatives"}``, each an int64 array ``(horizon,)``.
     """
-    if not math.isfinite(threshold):
-        raise ValueError(f"expected a finite threshold, got {threshold}")
+    if not 0 < threshold <= 1:  # frames are in [0, 1]: any other threshold makes every pixel "on" or every "off"
+        raise ValueError(f"expected a threshold in (0, 1], got {threshold}")
     prediction, truth = _as_pair(prediction, truth)
     predicted_on = prediction >= threshold
     true_on = truth >= threshold
@@ -395,3 +395,24 @@ def frame_metrics(prediction: np.ndarray, truth: np.ndarray, threshold: float = 
         "pod": pod(prediction, truth, threshold),
         "correlation": correlation(prediction, truth),
     }
+
+
+def sharpness(frames: np.ndarray) -> np.ndarray:
+    """Root mean square of the differences between neighbouring pixels of each frame, averaged over the batch.
+
+    ``sqrt((mean((P[i, j + 1] - P[i, j]) ** 2) + mean((P[i + 1, j] - P[i, j]) ** 2)) / 2)`` for a frame: 0 for a
+    flat frame, 1 for a checkerboard of 0 and 1. A blur spreads an edge over several pixels, the same rise in
+    smaller steps, which the square counts less (one step of 1 scores more than three steps of 1/3); and since
+    this is a norm of the frame, an average of frames is never sharper than their mean sharpness. Unlike the
+    metrics above it scores one set of frames, not a prediction against the truth.
+
+    Args:
+        frames: ``(batch, horizon, height, width, channels)``, float in [0, 1] or uint8 (divided by 255).
+
+    Returns:
+        float64 array ``(horizon,)``.
+    """
+    frames = to_float64_frames(frames)
+    across = np.square(np.diff(frames, axis=3)).mean(axis=(2, 3, 4))
+    down = np.square(np.diff(frames, axis=2)).mean(axis=(2, 3, 4))
+    return np.sqrt(0.5 * (across + down)).mean(axis=0)

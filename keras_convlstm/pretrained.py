@@ -32,7 +32,11 @@ def list_pretrained() -> list[str]:
 
 
 def pretrained_info(name: str) -> dict:
-    """The record shipped beside a pretrained model: how it was trained (command, time) and its held-out metrics."""
+    """The record shipped beside a pretrained model: how it was trained (command, time) and its held-out metrics.
+
+    ``"history"``, where the training log was kept, lists one dict per epoch (``epoch`` counted from 0, ``loss``,
+    ``val_loss``, ``learning_rate``), for :func:`keras_convlstm.viz.plot_history`.
+    """
     _check_name(name)
     return json.loads((_assets() / f"{name}.json").read_text())
 

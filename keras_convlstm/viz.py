@@ -47,6 +47,8 @@ _BORDER = 128
 _PREDICTED_BAND = 64
 _PREDICTED_COLOR = (255, 255, 255)
 _LOG_SCALE_KEYS = ("loss", "learning_rate", "lr")
+# The longest display time one GIF frame can hold: 16 bits of 10 ms (655.35 s).
+GIF_MAX_DURATION_MS = 65535 * 10
 
 
 def _as_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
@@ -111,9 +113,13 @@ def _show_frame(axis: Axes, image: np.ndarray, title: str) -> None:
 
 
 def plot_frames(
-    frames: np.ndarray, ncols: int = 5, title: str | None = None, path: str | os.PathLike | None = None
+    frames: np.ndarray,
+    ncols: int = 5,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+    titles: Sequence[str] | None = None,
 ) -> Figure:
-    """Shows the frames of one sequence in a grid, each titled "Frame k" (k from 1).
+    """Shows the frames of one sequence in a grid, each titled "Frame k" (k from 1) or by ``titles``.
 
     Args:
         frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] or uint8. 20 frames with ``ncols=5`` give
@@ -121,6 +127,7 @@ def plot_frames(
         ncols: frames per row.
         title: optional title above the grid.
         path: if given, the figure is also saved there as PNG.
+        titles: one title per frame, instead of "Frame k".
 
     Returns:
         The figure, with one axes per frame.
@@ -128,12 +135,16 @@ def plot_frames(
     if ncols < 1:
         raise ValueError(f"expected ncols >= 1, got {ncols}")
     images = to_uint8_rgb(frames)
+    if titles is None:
+        titles = [f"Frame {index + 1}" for index in range(len(images))]
+    if len(titles) != len(images):
+        raise ValueError(f"expected {len(images)} titles, one per frame, got {len(titles)}")
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
     figure, axes = _new_figure(nrows, ncols, figsize=(2.0 * ncols, 2.0 * nrows + (0.5 if title else 0.0)))
     for index, axis in enumerate(axes.flat):
         if index < len(images):
-            _show_frame(axis, images[index], f"Frame {index + 1}")
+            _show_frame(axis, images[index], titles[index])
         else:
             axis.remove()
     if title:
@@ -178,22 +189,33 @@ def plot_truth_vs_prediction(
     return _finish(figure, path)
 
 
+def _history_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """``{metric: per-epoch values}`` from one record per epoch, all with the same keys."""
+    keys = list(records[0])
+    for index, record in enumerate(records):
+        if list(record) != keys:
+            raise ValueError(f"expected every epoch to log {keys}, got {list(record)} at row {index}")
+    return {key: [float(record[key]) for record in records] for key in keys}
+
+
 def _read_history(history_or_csv: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Returns ``(epochs counted from 1, {metric: values})`` from a History, a dict or a CSVLogger file."""
+    """Returns ``(epochs counted from 1, {metric: values})`` from a History, a dict, records or a CSVLogger file."""
     if isinstance(history_or_csv, (str, os.PathLike)):
         with open(history_or_csv, newline="", encoding="utf-8") as file:
             records = list(csv.DictReader(file))
         if not records:
             raise ValueError(f"expected a CSV file with a header and one row per epoch, got {history_or_csv}")
-        columns = {key: [float(record[key]) for record in records] for key in records[0]}
+        columns = _history_columns(records)
     elif hasattr(history_or_csv, "history"):
         columns = dict(history_or_csv.history)
         columns["epoch"] = list(history_or_csv.epoch)
     elif isinstance(history_or_csv, Mapping):
         columns = dict(history_or_csv)
+    elif isinstance(history_or_csv, Sequence) and history_or_csv and isinstance(history_or_csv[0], Mapping):
+        columns = _history_columns(history_or_csv)
     else:
         raise TypeError(
-            "expected a keras History, a dict of per-epoch lists or a CSV file path, "
+            "expected a keras History, a dict of per-epoch lists, a list of per-epoch dicts or a CSV file path, "
             f"got {type(history_or_csv).__name__}"
         )
     values = {key: np.asarray(series, dtype=np.float64) for key, series in columns.items()}
@@ -220,15 +242,24 @@ def _history_panels(keys: Sequence[str]) -> list[list[str]]:
     return panels
 
 
-def plot_history(history_or_csv: Any, path: str | os.PathLike | None = None) -> Figure:
+def plot_history(
+    history_or_csv: Any,
+    path: str | os.PathLike | None = None,
+    metrics: Sequence[str] | None = None,
+    ylabels: Mapping[str, str] | None = None,
+) -> Figure:
     """Plots training curves: each metric with its ``val_`` counterpart, one panel per metric.
 
     Losses and learning rates use a logarithmic y axis when all their values are positive.
 
     Args:
         history_or_csv: a ``keras.callbacks.History``, a dict ``{name: per-epoch values}`` (an ``"epoch"``
-            entry, counted from 0, is used as the x axis) or the path of a ``keras.callbacks.CSVLogger`` file.
+            entry, counted from 0, is used as the x axis), a list of per-epoch dicts with the same keys (the
+            ``"history"`` of :func:`keras_convlstm.pretrained.pretrained_info`) or the path of a
+            ``keras.callbacks.CSVLogger`` file.
         path: if given, the figure is also saved there as PNG.
+        metrics: the panels to draw, by metric name (``("loss",)`` draws loss and val_loss); None: all.
+        ylabels: y-axis label of a panel, by metric name, e.g. the loss and its unit; default: none.
 
     Returns:
         The figure, with one axes per panel.
@@ -237,6 +268,11 @@ def plot_history(history_or_csv: Any, path: str | os.PathLike | None = None) -> 
 
     epochs, values = _read_history(history_or_csv)
     panels = _history_panels(list(values))
+    if metrics is not None:
+        known = [panel[0] for panel in panels]
+        if not metrics or any(name not in known for name in metrics):
+            raise ValueError(f"expected metric names among {known}, got {list(metrics)}")
+        panels = [panel for panel in panels if panel[0] in metrics]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     figure, axes = _new_figure(nrows, ncols, figsize=(4.5 * ncols, 3.2 * nrows))
@@ -251,6 +287,7 @@ def plot_history(history_or_csv: Any, path: str | os.PathLike | None = None) -> 
             axis.set_yscale("log")
         axis.set_title(panels[index][0])
         axis.set_xlabel("Epoch")
+        axis.set_ylabel((ylabels or {}).get(panels[index][0], ""))
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.grid(True, alpha=0.3)
@@ -338,11 +375,25 @@ def _with_frame_bands(frames: np.ndarray, first_frame: int, context_frames: int 
 
 def _encode_gif(frames: np.ndarray, target: str | Path, duration_ms: int, loop: int) -> bytes | None:
     """Writes uint8 RGB frames, exactly as given, as a GIF file (or returns its bytes for ``"<bytes>"``)."""
-    if duration_ms <= 0:
-        raise ValueError(f"expected duration_ms > 0 (milliseconds per frame), got {duration_ms}")
+    if not 0 < duration_ms <= GIF_MAX_DURATION_MS:
+        raise ValueError(
+            f"expected duration_ms from 1 to {GIF_MAX_DURATION_MS} (milliseconds per frame), got {duration_ms}"
+        )
     if loop < 0:
         raise ValueError(f"expected loop >= 0 (0 repeats forever), got {loop}")
-    return iio.imwrite(target, frames, extension=".gif", duration=duration_ms, loop=loop)
+    return iio.imwrite(target, frames, extension=".gif", duration=_gif_durations(frames, duration_ms), loop=loop)
+
+
+def _gif_durations(frames: np.ndarray, duration_ms: int) -> int | list[int]:
+    """Each frame's display time: Pillow merges a run of identical frames into one, which shows the run's total
+    time up to :data:`GIF_MAX_DURATION_MS`; frames beyond that get 0 ms, so they are dropped, not overflowed.
+    One number when every frame keeps ``duration_ms`` (Pillow takes only a number for a single frame)."""
+    repeats = np.all(frames[1:] == frames[:-1], axis=tuple(range(1, frames.ndim)))
+    durations, shown = [duration_ms], duration_ms
+    for repeat in repeats:
+        shown = shown + duration_ms if repeat else duration_ms
+        durations.append(duration_ms if shown <= GIF_MAX_DURATION_MS else 0)
+    return durations if 0 in durations else duration_ms
 
 
 def gif_frames(
@@ -389,7 +440,7 @@ def save_gif(
 
     GIF stores durations in units of 10 ms and at most 256 colours per frame (grey frames are exact).
     Consecutive identical frames (possible only with ``annotate=False``, as numbered frames all differ) are
-    merged by Pillow into one frame shown for their total duration.
+    merged by Pillow into one frame shown for their total duration, at most 655.35 s (GIF's limit).
 
     Args:
         frames: ``(time, height, width[, 1 or 3])``, float in [0, 1] (clipped) or uint8.
@@ -566,9 +617,16 @@ def _in_ipython_kernel() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None
 
 
+def _widgets_major_version(widgets: Any) -> int:
+    """The major version of the ipywidgets module: the widget view needs 8 (``_repr_mimebundle_``)."""
+    return int(widgets.__version__.split(".")[0])
+
+
 def _widgets_view(rows: list[list[tuple[str, bytes]]], width: int | None) -> Any:
     import ipywidgets as widgets
 
+    if _widgets_major_version(widgets) < 8:
+        raise ValueError(f"mode='widgets' needs ipywidgets >= 8, got {widgets.__version__}; use mode='html'")
     size = {} if width is None else {"width": width}
     boxes = [
         widgets.HBox(
@@ -628,8 +686,9 @@ def show_videos(
         mode: "widgets" (an ipywidgets ``HBox`` of ``VBox(Label, Image)``, or a ``VBox`` of such rows, whose
             display data also carries the HTML view for front ends without widgets), "html" (an
             ``IPython.display.HTML`` table of base64 ``<img>`` tags, which renders in Colab, on GitHub and in
-            exported HTML), or "auto": widgets inside a Jupyter kernel with ipywidgets installed, html in
-            Colab (where ipywidgets 8 has needed extra front-end set-up) and everywhere else.
+            exported HTML), or "auto": widgets inside a Jupyter kernel with ipywidgets 8 or newer, html in
+            Colab (where ipywidgets 8 has needed extra front-end set-up), with ipywidgets 7 and everywhere else.
+            The widget view needs ipywidgets 8.
         width: display width of each GIF in pixels (the GIF keeps its size); None shows it at its own size.
         scale, first_frame, context_frames: enlargement and frame numbering of every GIF (see :func:`gif_frames`).
 
@@ -650,11 +709,12 @@ def show_videos(
     ]
     if mode == "auto":
         try:
-            import ipywidgets  # noqa: F401
+            import ipywidgets
         except ImportError:
             mode = "html"
         else:
-            mode = "widgets" if _in_ipython_kernel() and not colab.in_colab() else "html"
+            widgets_8 = _widgets_major_version(ipywidgets) >= 8
+            mode = "widgets" if widgets_8 and _in_ipython_kernel() and not colab.in_colab() else "html"
     return _widgets_view(rows, width) if mode == "widgets" else _html_view(rows, width)
 
 

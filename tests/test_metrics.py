@@ -137,8 +137,9 @@ def test_contingency_counts_pool_the_batch_and_follow_the_threshold():
     np.testing.assert_array_equal(metrics.csi(prediction, truth, threshold=0.5), [1 / 2])
     np.testing.assert_array_equal(metrics.csi(prediction, truth, threshold=0.3), [1 / 3])
     np.testing.assert_array_equal(metrics.far(prediction, truth, threshold=0.3), [1 / 2])
-    with pytest.raises(ValueError, match="expected a finite threshold, got nan"):
-        metrics.csi(prediction, truth, threshold=float("nan"))
+    for threshold in (float("nan"), 0.0, -1.0, 2.0):  # every pixel on, or every pixel off
+        with pytest.raises(ValueError, match=rf"expected a threshold in \(0, 1\], got {threshold}"):
+            metrics.csi(prediction, truth, threshold=threshold)
 
 
 def test_bce_matches_direct_formula():
@@ -177,3 +178,25 @@ def test_uint8_inputs_are_divided_by_255():
 def test_bad_inputs_raise(prediction, truth, error, message):
     with pytest.raises(error, match=message):
         metrics.frame_metrics(prediction, truth)
+
+
+def test_sharpness_on_hand_computed_frames():
+    edge = np.zeros((4, 4), np.float64)
+    edge[:, 2:] = 1.0  # one jump of 1 among each row's 3 horizontal steps, none vertically
+    ramp = np.tile([0.0, 1 / 3, 2 / 3, 1.0], (4, 1))  # the same rise spread over the 3 steps: blurred
+    checkerboard = np.indices((4, 4)).sum(axis=0) % 2
+    frames = np.stack([edge, ramp, checkerboard, np.full((4, 4), 0.5)])[np.newaxis, ..., np.newaxis]
+    expected = [np.sqrt((1 / 3) / 2), np.sqrt((1 / 9) / 2), 1.0, 0.0]
+    np.testing.assert_allclose(metrics.sharpness(frames), expected)
+    np.testing.assert_allclose(metrics.sharpness(np.round(frames * 255).astype(np.uint8)), expected, atol=2e-3)
+    # The batch mean over sequences: a flat sequence halves every step's value.
+    np.testing.assert_allclose(metrics.sharpness(np.concatenate([frames, 0 * frames])), np.divide(expected, 2))
+
+
+def test_sharpness_of_an_average_is_at_most_the_average_sharpness():
+    rng = np.random.default_rng(0)
+    frames = (rng.random((5, 1, 16, 16, 1)) > 0.7).astype(np.float64)
+    mean_frame = frames.mean(axis=0, keepdims=True)
+    assert metrics.sharpness(mean_frame)[0] < metrics.sharpness(frames)[0]
+    with pytest.raises(ValueError, match=r"got shape \(16, 16\)"):
+        metrics.sharpness(np.zeros((16, 16)))

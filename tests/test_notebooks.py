@@ -1,7 +1,8 @@
 """Notebooks: static checks of every notebooks/*.ipynb, and an end-to-end run of each with nbclient.
 
 The static checks keep the stored notebooks clean (no outputs), runnable in Colab (badge and install cell of the
-released version, from the repository URL in pyproject.toml; an optional Google Drive folder), configurable
+same branch, from the repository URL in pyproject.toml, keeping Colab's own packages; an optional Google Drive
+folder), configurable
 (one papermill ``parameters`` cell of literals, each with a comment giving the full setting), independent of
 each other, rendered into ``docs/`` with their outputs, and keep the logic in the package (no top-level
 ``def``/``class`` that shadows a ``keras_convlstm`` name).
@@ -42,12 +43,14 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 REPOSITORY_URL = PROJECT["urls"]["Repository"]
 RELEASE_TAG = f"v{PROJECT['version']}"
+# The branch that the Colab badges open; the install cells install the package from the same ref.
+NOTEBOOK_REF = "main"
 COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_URL = (
     f"https://colab.research.google.com/github/{REPOSITORY_URL.removeprefix('https://github.com/')}"
-    f"/blob/{RELEASE_TAG}/notebooks/{{name}}"
+    f"/blob/{NOTEBOOK_REF}/notebooks/{{name}}"
 )
-PIP_REQUIREMENT = f'"keras_convlstm @ git+{REPOSITORY_URL}@{RELEASE_TAG}"'
+PIP_REQUIREMENT = f'"keras_convlstm @ git+{REPOSITORY_URL}@{NOTEBOOK_REF}"'
 HEADER_FIELDS = ("Author:", "Date created:", "Last modified:", "Description:", "Accelerator:")
 MAX_DESCRIPTION_CHARS = 100
 # Lines each notebook must print with its quick defaults (other notebooks are only run).
@@ -82,6 +85,14 @@ EXPECTED_OUTPUTS = {
     "04_beyond_the_example.ipynb": [
         "beats copy-last-frame: True",
         "people in both train and test: []",
+    ],
+    "05_your_own_videos.ipynb": [
+        "clips (clip, time, height, width, channels): (50, 20, 32, 32, 3) uint8",
+        "videos on both sides: []",
+        "test clips: (8, 20, 32, 32, 3) | forecast: (8, 10, 32, 32, 3) float32",
+        "$ python -m keras_convlstm evaluate --model",
+        "predict: exit status 0",
+        "predict wrote: ['predictions.npy', 'rollout.gif', 'rollout.png'] | forecast (1, 10, 32, 32, 3)",
     ],
 }
 KERNEL_CHECK_MARKER = "KERNEL_CHECK "
@@ -213,8 +224,25 @@ def test_install_cell(path):
         f"{path.name}: expected one code cell running %pip install if find_spec('keras_convlstm') is None, "
         f"got {len(install_cells)}"
     )
+    source = install_cells[0].source
     expected = f"%pip install -q {PIP_REQUIREMENT}"
-    assert expected in install_cells[0].source, f"{path.name}: the install cell must run {expected}"
+    assert expected in source, f"{path.name}: the install cell must run {expected}"
+    # Already installed packages that meet the requirements (Colab's TensorFlow, Keras, ipywidgets) stay.
+    for option in ("--upgrade", " -U", "--force-reinstall", "--ignore-installed", "--no-deps"):
+        assert option not in source, f"{path.name}: the install cell must not pass {option.strip()} to pip"
+    assert f"@{RELEASE_TAG}" in source, f"{path.name}: the install cell must say how to pin the release @{RELEASE_TAG}"
+
+
+def test_requirements_accept_colab_packages_and_newer_pythons():
+    """Colab ships ipywidgets 7 and moves to newer Pythons: the requirements accept both, so pip keeps Colab's."""
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    requirements = {requirement.name: requirement for requirement in map(Requirement, PROJECT["dependencies"])}
+    assert requirements["ipywidgets"].specifier.contains("7.7.1"), requirements["ipywidgets"]
+    python = SpecifierSet(PROJECT["requires-python"])
+    newer = [version for version in ("3.13", "3.14", "3.15") if not python.contains(version)]
+    assert not newer, f"requires-python {python} refuses Python {newer}: let TensorFlow's wheels decide"
 
 
 def test_the_release_tag_names_the_package_version():
@@ -223,6 +251,8 @@ def test_the_release_tag_names_the_package_version():
     assert REPOSITORY_URL.startswith("https://github.com/") and REPOSITORY_URL.count("/") == 4
     readme = (ROOT / "README.md").read_text()
     assert f"pip install {PIP_REQUIREMENT}" in readme, f"README must install {PIP_REQUIREMENT}"
+    release = f'"keras_convlstm @ git+{REPOSITORY_URL}@{RELEASE_TAG}"'
+    assert f"pip install {release}" in readme, f"README must show how to install the release {release}"
     assert "tagged `v<version>`" in readme, "README must say that releases are tagged v<version>"
 
 

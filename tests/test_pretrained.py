@@ -1,9 +1,13 @@
 """The shipped pretrained models load, are small, and reproduce their recorded held-out checks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from keras_convlstm import pretrained
+import benchmarks
+from benchmarks.ship_pretrained import read_history
+from keras_convlstm import pretrained, viz
 from keras_convlstm.cli import DEMO_PRETRAINED
 from keras_convlstm.evaluation import evaluate
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
@@ -66,3 +70,35 @@ def test_a_shipped_model_rebuilt_in_float32_predicts_the_stored_frames_within_bf
     # most, a sixteenth of one on average.
     assert 0 < difference.max() <= 4 * 2**-8
     assert difference.mean() <= 2**-8 / 16
+
+
+# The training logs kept for the shipped models; cpu-quality-moving-mnist's was not kept, so it ships no history.
+HISTORY_LOGS = {
+    "cpu-deep-rollout-moving-mnist": "deep_rollout_history.csv",
+    "cpu-quality-rollout-moving-mnist": "bce_ssim_rollout_history.csv",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HISTORY_LOGS))
+def test_shipped_history_is_the_run_that_produced_the_model(name):
+    info = pretrained.pretrained_info(name)
+    history = info["history"]
+    assert [row["epoch"] for row in history] == list(range(info["epochs_completed"]))
+    # The summary recorded when the model was shipped (strings, as CSVLogger wrote them) is the history's last row.
+    assert history[-1] == {key: float(value) for key, value in info["final_epoch"].items()}
+    best = info["best_checkpoint"]  # its epoch counted from 1
+    assert history[best["epoch"] - 1]["val_loss"] == best["value"] == min(row["val_loss"] for row in history)
+    # What benchmarks/ship_pretrained.py writes from the run's log.
+    assert history == read_history(Path(benchmarks.__file__).parent / "results" / HISTORY_LOGS[name])
+
+
+def test_shipped_history_plots_one_point_per_epoch():
+    history = pretrained.pretrained_info("cpu-deep-rollout-moving-mnist")["history"]
+    figure = viz.plot_history(history, metrics=("loss",), ylabels={"loss": "BCE + 0.5 (1 - SSIM)"})
+    (axis,) = figure.axes
+    assert axis.get_ylabel() == "BCE + 0.5 (1 - SSIM)"
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    assert set(lines) == {"loss", "val_loss"}
+    np.testing.assert_array_equal(lines["val_loss"].get_xdata(), np.arange(1, len(history) + 1))
+    np.testing.assert_array_equal(lines["val_loss"].get_ydata(), [row["val_loss"] for row in history])
+    assert "history" not in pretrained.pretrained_info(NAME)

@@ -99,6 +99,13 @@ def test_plot_frames_partial_last_row():
         viz.plot_frames(_frames(), ncols=0)
 
 
+def test_plot_frames_own_titles():
+    figure = viz.plot_frames(_frames(time=3), titles=["left", "still", "right"])
+    assert [axis.get_title() for axis in figure.axes] == ["left", "still", "right"]
+    with pytest.raises(ValueError, match="expected 3 titles, one per frame, got 2"):
+        viz.plot_frames(_frames(time=3), titles=["left", "right"])
+
+
 def test_plot_truth_vs_prediction(tmp_path):
     truth, prediction = _frames(time=10, seed=1), _frames(time=10, seed=2)
     path = tmp_path / "rollout.png"
@@ -159,6 +166,24 @@ def test_plot_history_rejects_bad_input():
         viz.plot_history({"loss": [1.0, 2.0], "epoch": [0]})
 
 
+def test_plot_history_from_records_with_chosen_panels_and_labels():
+    records = [
+        {"epoch": 0, "learning_rate": 1e-3, "loss": 0.5, "val_loss": 0.6},
+        {"epoch": 1, "learning_rate": 1e-3, "loss": 0.3, "val_loss": 0.4},
+    ]
+    figure = viz.plot_history(records, metrics=("loss",), ylabels={"loss": "BCE per pixel"})
+    (axis,) = figure.axes
+    assert (axis.get_title(), axis.get_ylabel()) == ("loss", "BCE per pixel")
+    lines = _panel_lines(axis)
+    np.testing.assert_array_equal(lines["loss"][0], [1, 2])
+    np.testing.assert_allclose(lines["val_loss"][1], [0.6, 0.4])
+    assert [axis.get_ylabel() for axis in viz.plot_history(records).axes] == ["", ""]
+    with pytest.raises(ValueError, match=r"expected metric names among \['learning_rate', 'loss'\], got \['mse'\]"):
+        viz.plot_history(records, metrics=("mse",))
+    with pytest.raises(ValueError, match="expected every epoch to log"):
+        viz.plot_history([records[0], {"epoch": 1, "loss": 0.3}])
+
+
 def test_plot_metric_curves(tmp_path):
     values = {
         "model": {"mse": [1.0, 2.0, 3.0], "ssim": [0.9, 0.8, 0.7], "psnr": [20.0, 19.0, 18.0]},
@@ -200,7 +225,7 @@ def test_save_gif_duration_loop_and_clipping(tmp_path):
     assert durations == [500] * 3
     assert loop == 2
     np.testing.assert_array_equal(read[:, 0, 0, 0], [0, 64, 255])
-    with pytest.raises(ValueError, match="expected duration_ms > 0 .* got 0"):
+    with pytest.raises(ValueError, match=r"expected duration_ms from 1 to 655350 .* got 0"):
         viz.save_gif(frames, tmp_path / "bad.gif", duration_ms=0)
     with pytest.raises(ValueError, match="expected loop >= 0"):
         viz.gif_bytes(frames, loop=-1)
@@ -412,6 +437,16 @@ def test_show_videos_auto_falls_back_to_html_without_ipywidgets(monkeypatch):
     monkeypatch.setattr(viz, "_in_ipython_kernel", lambda: True)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # makes `import ipywidgets` raise ImportError
     assert isinstance(viz.show_videos([_frames(time=3)]), HTML)
+
+
+def test_show_videos_with_ipywidgets_7_shows_html_and_refuses_widgets(monkeypatch):
+    """ipywidgets 7 (Colab's) lacks the display hook of the widget view: auto picks HTML, 'widgets' says why not."""
+    monkeypatch.setattr(viz, "_in_ipython_kernel", lambda: True)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(widgets, "__version__", "7.7.1")
+    assert isinstance(viz.show_videos([_frames(time=3)]), HTML)
+    with pytest.raises(ValueError, match=r"mode='widgets' needs ipywidgets >= 8, got 7\.7\.1"):
+        viz.show_videos([_frames(time=3)], mode="widgets")
 
 
 def test_show_videos_rejects_bad_arguments():

@@ -147,27 +147,33 @@ def exercise_4() -> None:
     """Why does ``activation="relu"`` in a recurrent cell risk exploding states?
 
     With tanh, ``H_t = o_t * tanh(C_t)`` is bounded by 1 whatever happens, and ``C_t = f_t C_{t-1} + i_t g_t``
-    grows by at most 1 per step. With relu nothing bounds ``H_t``: it feeds back through the state-to-state
-    kernel into the candidate ``relu(W_hc * H_{t-1} + ...)``, so once that loop gains more than 1 per step the
-    states grow geometrically. Below, the same cell and the same constant input run 30 steps: with tanh the
-    largest ``|H_t|`` stays below 1, with relu it grows by a factor of about 3 per step. In the keras.io network
-    BatchNormalization rescales each layer's output for the next layer, but not the state that a layer feeds
-    back to itself, so large recurrent weights (a large learning rate) can still make it diverge.
+    is not, but grows by less than 1 per step (``|i_t g_t| < 1``), so ``|C_t| < t`` after ``t`` steps. With relu
+    nothing bounds ``H_t``: it feeds back through the state-to-state kernel into the candidate
+    ``relu(W_hc * H_{t-1} + ...)``, so once that loop gains more than 1 per step the states grow geometrically.
+    Below, the same cell and the same constant input run 30 steps: with tanh the largest ``|H_t|`` stays below 1
+    (and ``|C_t|`` passes 1 but gains less than 1 per step), with relu it grows by a factor of about 3 per step.
+    In the keras.io network BatchNormalization rescales each layer's output for the next layer, but not the state
+    that a layer feeds back to itself, so large recurrent weights (a large learning rate) can still make it
+    diverge.
     """
     steps = 30
     kernel = np.full((1, 1, 1, 4), 1.0, "float32")
     recurrent = np.full((1, 1, 1, 4), 2.0, "float32")
     frame = np.ones((1, 4, 4, 1), "float32")
-    largest = {}
+    largest, largest_cell = {}, {}
     for activation in ("tanh", "relu"):
         hidden = cell_state = np.zeros((1, 4, 4, 1), "float32")
-        largest[activation] = []
+        largest[activation], largest_cell[activation] = [], []
         for _ in range(steps):
             hidden, cell_state = cell.convlstm_step(frame, hidden, cell_state, kernel, recurrent, activation=activation)
             largest[activation].append(float(np.abs(keras.ops.convert_to_numpy(hidden)).max()))
+            largest_cell[activation].append(float(np.abs(keras.ops.convert_to_numpy(cell_state)).max()))
     growth = largest["relu"][-1] / largest["relu"][-2]
     print(f"max |H_30|: tanh {largest['tanh'][-1]:.3f}, relu {largest['relu'][-1]:.3g} (x{growth:.2f} per step)")
     assert max(largest["tanh"]) < 1.0
+    # Under tanh C_t passes 1 but gains less than 1 per step.
+    tanh_cell = np.array(largest_cell["tanh"])
+    assert tanh_cell.max() > 1.0 and np.all(np.diff(tanh_cell) < 1.0) and np.all(tanh_cell < np.arange(1, steps + 1))
     assert largest["relu"][-1] > 1e10 and growth > 2.5
 
 
