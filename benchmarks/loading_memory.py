@@ -4,7 +4,7 @@ A file in the official layout, uint8 ``(20, 10000, 64, 64)`` (819 MB, filled wit
 written in chunks with ``np.lib.format.open_memmap`` to a temporary folder. Each path then runs in its own
 fresh Python process, which reports its peak resident memory:
 
-- ours: ``data.load_moving_mnist(path, num_sequences=None)`` (a memory map) and one epoch of
+- ours: ``official_file.load_moving_mnist(path, num_sequences=None)`` (a memory map) and one epoch of
   ``data.SequenceDataset`` batches of 5 (float32 shifted frames, converted per batch);
 - official: the example's steps applied to the whole file: ``np.load``, ``np.swapaxes(0, 1)``,
   ``np.expand_dims(-1)``, ``/ 255`` (float64, ~6.6 GB), then one epoch of batches of 5 cast to float32.
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common
-from keras_convlstm import data, synthetic
+from keras_convlstm import data, official_file, synthetic
 
 NAME = "loading_memory"
 FULL = {"num_sequences": 10_000, "batch_size": 5, "chunk": 1000}
@@ -80,7 +80,7 @@ def write_official_layout(path: Path, num_sequences: int, chunk: int) -> None:
 
 def run_ours(path: Path, batch_size: int) -> float:
     """Our path: memory-mapped loading and one epoch of streamed float32 batches; returns the sum of inputs."""
-    sequences = data.load_moving_mnist(path, num_sequences=None)
+    sequences = official_file.load_moving_mnist(path, num_sequences=None)
     dataset = data.SequenceDataset(sequences, batch_size=batch_size, shuffle=True, seed=0)
     total = 0.0
     for index in range(len(dataset)):

@@ -1,7 +1,7 @@
 """Renders every notebook, executed with its quick parameters, into a markdown page with its figures: ``make docs``.
 
 For each ``notebooks/<name>.ipynb`` this writes ``docs/<name>.md`` and the images it shows into
-``docs/<name>_files/``: matplotlib figures as PNG, and every GIF (the ``viz.show_videos`` players and GIF files
+``docs/<name>_files/``: matplotlib figures as PNG, and every GIF (the ``animation.show_videos`` players and GIF files
 displayed with ``IPython.display.Image``) as a ``.gif`` file embedded with ``![...](...)``, so the animations
 play on GitHub. The stored notebooks are not modified.
 
@@ -42,7 +42,7 @@ CELL_TIMEOUT_S = 300
 INJECTED_TAG = "injected-parameters"
 # A markdown link or image target: [text](target) or ![alt](target).
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
-# One GIF cell of viz.show_videos' HTML view: '<td ...>label<br><img src="data:image/gif;base64,..." ...></td>'.
+# One GIF cell of animation.show_videos' HTML view: '<td ...>label<br><img src="data:image/gif;base64,..." ...></td>'.
 HTML_GIF = re.compile(r'<td[^>]*>(.*?)<br><img src="data:image/gif;base64,([A-Za-z0-9+/=]+)"', re.DOTALL)
 
 
@@ -95,7 +95,7 @@ def _gif_markdown(label: str, path: str) -> str:
 def gifs_to_files(notebook: nbformat.NotebookNode, stem: str) -> dict[str, bytes]:
     """Replaces every GIF output with markdown that embeds a file; returns ``{relative path: GIF bytes}``.
 
-    Handles ``image/gif`` outputs and the HTML tables of ``viz.show_videos`` (one markdown table row per row of
+    Handles ``image/gif`` outputs and the HTML tables of ``animation.show_videos`` (one markdown table row per row of
     videos, the labels as header). Widget state is dropped: GitHub cannot render it.
     """
     files = {}

@@ -5,15 +5,16 @@ Data (the official Moving MNIST file and generators), models (the keras.io examp
 against baselines, and pictures. Public modules, one concern each, loaded on first use (``import keras_convlstm``
 and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.build_model`` loads what it needs):
 
-- data: ``data`` (official file, splits, shifted frames, datasets), ``synthetic`` (generated movies, MNIST
-  digits), ``bouncing_balls`` (colour balls under gravity, written as .mp4 files), ``clips`` (next-frame clips
-  from your own videos), ``videos`` (labelled video folders), ``checks``
-  (argument and frame checks), ``files`` (cache folder, atomic writes);
+- data: ``official_file`` (the official Moving MNIST file: download, verification, loading), ``data`` (splits,
+  shifted frames, datasets), ``synthetic`` (generated movies, MNIST digits), ``bouncing_balls`` (colour balls
+  under gravity, written as .mp4 files), ``clips`` (next-frame clips from your own videos), ``videos`` (labelled
+  video folders), ``checks`` (argument and frame checks), ``files`` (cache folder, atomic writes);
 - models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
 - running them: ``rollout``, ``training``, ``run_folder`` (a run's settings record, lock and resume policy),
-  ``distribute``, ``metrics``, ``evaluation``, ``viz``, ``diagrams`` (architecture diagrams), ``colab``,
-  ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
+  ``distribute``, ``metrics``, ``evaluation``, ``viz`` (matplotlib figures), ``animation`` (GIFs and videos
+  shown in notebooks), ``diagrams`` (architecture diagrams), ``colab``, ``recipes``, and ``cli`` (the command
+  line, ``python -m keras_convlstm``).
 
 Keras itself is loaded by whatever first imports it, through this package's hook: quietly when
 ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's native libraries log at load time, before that setting applies), with an
@@ -32,6 +33,7 @@ import sys
 __version__ = "0.1.0"
 
 _MODULES = (
+    "animation",
     "bouncing_balls",
     "causality",
     "cell",
@@ -47,6 +49,7 @@ _MODULES = (
     "losses",
     "metrics",
     "models",
+    "official_file",
     "precision",
     "pretrained",
     "recipes",
@@ -61,8 +64,8 @@ _MODULES = (
 _NAMES = {
     "check_causal": "causality",
     "create_shifted_frames": "data",
-    "download_moving_mnist": "data",
-    "load_moving_mnist": "data",
+    "download_moving_mnist": "official_file",
+    "load_moving_mnist": "official_file",
     "load_or_generate_moving_mnist": "data",
     "split_dataset": "data",
     "evaluate": "evaluation",

@@ -206,7 +206,7 @@ def load_sequences_argument(path: str | os.PathLike) -> np.ndarray:
 
     A missing file, or one that is not a complete ``.npy`` file of frames, raises :class:`CommandError`.
     """
-    from keras_convlstm.data import npy_file_problem
+    from keras_convlstm.official_file import npy_file_problem
 
     path = Path(path)
     if not path.is_file():
@@ -224,7 +224,7 @@ def _sequences_from(source: str, num_sequences: int | None, seed: int, split: st
     if source == GENERATED:
         return synthetic.generate_moving_mnist_split(num_sequences or DEFAULT_SEQUENCES, seed=seed, split=split)
     if source == "official":
-        from keras_convlstm.data import load_moving_mnist
+        from keras_convlstm.official_file import load_moving_mnist
 
         path = download_official(None, None, cache_option="KERAS_HOME=FOLDER", offline_option="--data generated")
         return load_moving_mnist(path, num_sequences=num_sequences or DEFAULT_SEQUENCES)
@@ -241,7 +241,7 @@ def is_video_source(source: str) -> bool:
         return False
     if path.is_dir() or path.suffix.lower() != ".npy":
         return True
-    from keras_convlstm.data import npy_file_problem
+    from keras_convlstm.official_file import npy_file_problem
 
     if npy_file_problem(path) is not None:
         return False  # load_sequences_argument says what is wrong with it
@@ -291,12 +291,12 @@ def download_official(cache_dir: str | None, url: str | None, *, cache_option: s
     Its message says what to do on the command line: ``cache_option`` names where else the file can go (when
     the cache folder cannot be written), ``offline_option`` how to use generated sequences instead.
     """
-    from keras_convlstm import data
+    from keras_convlstm import official_file
 
     directory = Path(cache_dir) if cache_dir is not None else files.default_cache_dir()
     try:
-        return data.download_moving_mnist(directory, url or data.OFFICIAL_URL, verbose=True)
-    except data.DownloadError as error:
+        return official_file.download_moving_mnist(directory, url or official_file.OFFICIAL_URL, verbose=True)
+    except official_file.DownloadError as error:
         cause = error.__cause__
         if isinstance(cause, OSError) and cause.filename is not None:  # the cache folder, not the network
             raise CommandError(
@@ -309,8 +309,9 @@ def download_official(cache_dir: str | None, url: str | None, *, cache_option: s
 def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
     """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``; in ``gif`` its context
     frames, then its first ``GIF_FRAMES`` predicted frames, each numbered and marked "context" or "predicted"."""
+    from keras_convlstm.animation import save_gif, save_side_by_side_gif
     from keras_convlstm.data import to_float_frames
-    from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction, save_gif, save_side_by_side_gif
+    from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction
 
     given = context.shape[1]
     first = given + 1
@@ -333,7 +334,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         raise CommandError(f"{', '.join(given)}: not used with --source {args.source}")
     out = files.check_file_path(args.out)
     if args.source == "official":
-        from keras_convlstm.data import load_moving_mnist
+        from keras_convlstm.official_file import load_moving_mnist
 
         path = download_official(
             args.cache_dir, args.url, cache_option="--cache-dir FOLDER", offline_option="--source generated"
@@ -641,16 +642,17 @@ def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from keras_convlstm import data
+    from keras_convlstm import data, official_file
+    from keras_convlstm.animation import save_gif
     from keras_convlstm.evaluation import evaluate
     from keras_convlstm.rollout import predict_frames
-    from keras_convlstm.viz import plot_frames, save_gif
+    from keras_convlstm.viz import plot_frames
 
     out_dir = files.check_folder_path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     # The official file when it is cached (its first 1,000 sequences, split 900 / 100), else generated data.
-    source = data.choose_source("auto")
+    source = official_file.choose_source("auto")
     num_sequences = 1000 if source == "official" else args.sequences_per_epoch
     mnist = data.load_or_generate_moving_mnist(
         source, num_sequences, num_validation=args.eval_sequences, batch_size=8, seed=args.seed, verbose=False
@@ -697,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated: which offline digits the sequences use (test: held-out digits; default train)",
     )
     p.add_argument("--seed", type=random_seed, default=None, help="generated: the seed (default 0)")
-    p.add_argument("--url", default=None, help="official: where from (default keras_convlstm.data.OFFICIAL_URL)")
+    p.add_argument(
+        "--url", default=None, help="official: where from (default keras_convlstm.official_file.OFFICIAL_URL)"
+    )
     p.add_argument("--cache-dir", default=None, help="official: default ~/.keras/datasets ($KERAS_HOME/datasets)")
     p.add_argument("--out", required=True, help="output .npy: uint8 (sequences, 20, 64, 64, 1)")
     p.set_defaults(run=cmd_data)

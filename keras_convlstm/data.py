@@ -1,15 +1,11 @@
-"""Owns the official Moving MNIST file (download, verification, loading), splits, shifted frames and datasets.
-
-The Keras example reads ``mnist_test_seq.npy``: uint8 frames of shape ``(time, sequence, height, width)`` =
-``(20, 10000, 64, 64)``. Here the file is downloaded once into the Keras cache and verified (size, md5, .npy
-header) before it is used, and it is read memory-mapped: :func:`load_moving_mnist` returns a uint8 view of
-shape ``(sequence, time, height, width, 1)`` without copying, and the float32 conversion happens per batch in
-:class:`SequenceDataset` (dividing the whole file by 255 in float64, as the example does, takes ~6.5 GB).
+"""Training data: shifted frames, seeded splits and the datasets that serve batches to ``fit``.
 
 The datasets (``keras.utils.PyDataset``) serve batches that are a pure function of (seed, epoch, batch index):
-stored sequences (:class:`SequenceDataset`), given arrays (:class:`ArrayDataset`), and generated data: Moving
-MNIST as shifted frames (:class:`GeneratedMovingMNIST`) or as given and future frames
-(:class:`ContextHorizonMovingMNIST`), and moving squares (:class:`MovingSquareBatches`).
+stored sequences (:class:`SequenceDataset`, e.g. the memory-mapped official file of
+:func:`keras_convlstm.official_file.load_moving_mnist`, converted to float32 one batch at a time), given arrays
+(:class:`ArrayDataset`) and Moving MNIST generated afresh every epoch as shifted frames
+(:class:`GeneratedMovingMNIST`). :func:`load_or_generate_moving_mnist` is the one entry point for training and
+validation data: the official file if a verified copy is cached, else generated sequences.
 
 Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
 float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also reachable here as
@@ -19,416 +15,17 @@ float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import hashlib
-import http.client
-import io
 import math
 import mmap
-import os
-import shutil
-import socket
-import ssl
-import sys
-import tempfile
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_convlstm import synthetic
 from keras_convlstm.checks import check_integer, validate_frames
-from keras_convlstm.files import default_cache_dir
-
-OFFICIAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
-OFFICIAL_FILENAME = "mnist_test_seq.npy"
-# keras.io's example caches the same file under this name (keras.utils.get_file("moving_mnist.npy", URL)).
-KERAS_IO_FILENAME = "moving_mnist.npy"
-OFFICIAL_NUM_BYTES = 819_200_096
-OFFICIAL_MD5 = "be083ec986bfe91a449d63653c411eb2"
-OFFICIAL_FRAME_SIZE = 64
-NPY_MAGIC = b"\x93NUMPY"
-DOWNLOAD_CHUNK_BYTES = 1 << 20
-FILE_LAYOUT = "(time, sequence, height, width)"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Download and verification
-# ---------------------------------------------------------------------------------------------------------
-
-
-class DownloadError(RuntimeError):
-    """The Moving MNIST file could not be downloaded or failed verification."""
-
-
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Reads a .npy header: ``(shape, dtype, data offset)``; ValueError if the file is not a .npy file."""
-    with open(path, "rb") as handle:
-        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise ValueError(f"{path} is not a .npy file (it does not start with the .npy magic bytes)")
-        handle.seek(0)
-        try:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except ValueError as error:
-            raise ValueError(f"{path} has an unreadable .npy header: {error}") from error
-        return shape, dtype, handle.tell()
-
-
-def npy_file_problem(path: str | os.PathLike) -> str | None:
-    """Why ``path`` is not a complete ``.npy`` file of numbers (not text, not pickled objects, not cut short).
-
-    Reads only the header and the file size, so it is cheap for files of any size.
-
-    Returns:
-        None for a readable file, else one sentence that names the problem.
-    """
-    path = Path(path)
-    try:
-        shape, dtype, offset = _npy_header(path)
-    except ValueError as error:
-        return str(error)
-    if dtype.hasobject:
-        return f"{path} holds Python objects (dtype {dtype}), expected an array of numbers"
-    expected_bytes = offset + math.prod(shape) * dtype.itemsize
-    actual_bytes = path.stat().st_size
-    if actual_bytes != expected_bytes:
-        return (
-            f"{path} is truncated or damaged: the header announces {expected_bytes:,} bytes for {dtype} of "
-            f"shape {shape}, the file has {actual_bytes:,}"
-        )
-    return None
-
-
-def _moving_mnist_file_problem(path: Path, frame_size: int | None) -> str | None:
-    """Why ``path`` is not a complete .npy file of uint8 ``(time, sequence, height, width)``, or None."""
-    try:
-        shape, dtype, _ = _npy_header(path)
-    except ValueError as error:
-        return str(error)
-    if dtype != np.uint8 or len(shape) != 4:
-        return f"expected uint8 frames of shape {FILE_LAYOUT}, the file holds {dtype} of shape {shape}"
-    if frame_size is not None and shape[2:] != (frame_size, frame_size):
-        return f"expected {frame_size}x{frame_size} frames {FILE_LAYOUT}, the file holds shape {shape}"
-    return npy_file_problem(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _md5(path: Path, size: int, modified_ns: int) -> str:
-    """md5 of a file; size and modification time are in the cache key, so a changed file is re-hashed."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(DOWNLOAD_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _verify(path: Path, md5: str | None, num_bytes: int | None) -> str | None:
-    """Why the downloaded or cached file is unusable, or None when it passes every requested check."""
-    status = path.stat()
-    if num_bytes is not None and status.st_size != num_bytes:
-        return f"expected {num_bytes:,} bytes, got {status.st_size:,}"
-    problem = _moving_mnist_file_problem(path, OFFICIAL_FRAME_SIZE)
-    if problem is not None:
-        return problem
-    if md5 is not None:
-        found = _md5(path, status.st_size, status.st_mtime_ns)
-        if found != md5.lower():
-            return f"md5 mismatch: expected {md5.lower()}, got {found}"
-    return None
-
-
-def _describe_failure(error: BaseException, timeout: float) -> str:
-    """A readable reason for a network failure raised by urllib or http.client."""
-    if isinstance(error, urllib.error.HTTPError):
-        return f"the server answered HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.ContentTooShortError):
-        return f"the body was truncated ({error.reason})"
-    cause = error.reason if isinstance(error, urllib.error.URLError) else error
-    if isinstance(cause, socket.gaierror):
-        return f"the host name could not be resolved ({cause})"
-    if isinstance(cause, ssl.SSLError):
-        return f"SSL/TLS error ({cause})"
-    if isinstance(cause, TimeoutError):
-        return f"timed out after {timeout} s without data"
-    if isinstance(cause, ConnectionRefusedError):
-        return f"the connection was refused ({cause})"
-    if isinstance(cause, http.client.IncompleteRead):
-        return f"the body was truncated: {len(cause.partial):,} bytes read, {cause.expected:,} more expected"
-    return f"{type(cause).__name__}: {cause}"
-
-
-class _Rejected(Exception):
-    """A download that arrived but is not the expected file."""
-
-
-class _TimeoutAndHeaderChecks(urllib.request.BaseHandler):
-    """The urllib handler that adds to ``keras.utils.get_file`` what it lacks.
-
-    ``get_file`` downloads with ``urllib.request.urlretrieve``, which takes no timeout and hides the response
-    headers. This handler sets ``timeout`` on every request (the connection and each read), names the client, and
-    rejects an HTML page or an announced size other than ``num_bytes`` before any byte of the body is written.
-    """
-
-    handler_order = 400  # before urllib's own HTTP handlers (500), which open the connection with the timeout
-
-    def __init__(self, timeout: float, num_bytes: int | None):
-        self.timeout = timeout
-        self.num_bytes = num_bytes
-
-    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
-        request.timeout = self.timeout
-        request.add_unredirected_header("User-agent", "keras_convlstm")
-        return request
-
-    def http_response(self, request: urllib.request.Request, response):
-        if 200 <= response.status < 300:
-            content_type = response.headers.get("Content-Type", "")
-            length = response.headers.get("Content-Length", "")
-            problem = None
-            if "html" in content_type.lower():
-                problem = f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file"
-            elif self.num_bytes is not None and length.isdigit() and int(length) != self.num_bytes:
-                problem = f"the server announces {int(length):,} bytes, expected {self.num_bytes:,}"
-            if problem is not None:
-                response.close()
-                raise _Rejected(problem)
-        return response
-
-    https_request = http_request
-    https_response = http_response
-
-
-@contextlib.contextmanager
-def _get_file_with(checks: _TimeoutAndHeaderChecks, verbose: bool):
-    """Runs ``keras.utils.get_file`` with ``checks`` installed and its console output on stderr or silenced.
-
-    Both are process-wide while the block runs: urllib's global opener (``urllib.request.install_opener``; urllib's
-    default opener is installed again afterwards, replacing any custom one) and ``sys.stdout``, where Keras writes
-    its "Downloading data from" line and progress bar.
-    """
-    urllib.request.install_opener(urllib.request.build_opener(checks))
-    try:
-        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
-            yield
-    finally:
-        urllib.request.install_opener(None)
-
-
-def _fetch(url: str, target: Path, md5: str | None, num_bytes: int | None, timeout: float, verbose: bool) -> None:
-    """Downloads ``url`` with ``keras.utils.get_file`` into a staging folder beside ``target``, verifies the file,
-    then moves it into place; the staging folder is removed whatever happens."""
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
-    staged = staging / target.name
-    try:
-        with _get_file_with(_TimeoutAndHeaderChecks(timeout, num_bytes), verbose):
-            try:
-                keras.utils.get_file(target.name, url, md5_hash=md5, cache_dir=staging, cache_subdir="")
-            except ValueError:  # get_file's md5 check; name the first check the file fails, md5 included
-                problem = _verify(staged, md5, num_bytes) if staged.is_file() else None
-                if problem is None:
-                    raise
-                raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}") from None
-            except Exception as error:
-                # get_file re-raises a urllib.error.URLError as a bare Exception, with the URLError as its context.
-                if type(error) is Exception and isinstance(error.__context__, urllib.error.URLError):
-                    raise error.__context__ from None
-                raise
-        problem = _verify(staged, None, num_bytes)  # size and .npy header; get_file checked the md5
-        if problem is not None:
-            raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}")
-        os.replace(staged, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def download_moving_mnist(
-    cache_dir: str | os.PathLike | None = None,
-    url: str = OFFICIAL_URL,
-    *,
-    md5: str | None = OFFICIAL_MD5,
-    num_bytes: int | None = OFFICIAL_NUM_BYTES,
-    timeout: float = 60.0,
-    verbose: bool = False,
-) -> Path:
-    """Downloads the Moving MNIST test file once and returns its verified path in the cache.
-
-    A file already cached is used if it passes the checks below (see :func:`find_cached_moving_mnist`: this
-    package's ``mnist_test_seq.npy`` or the keras.io example's ``moving_mnist.npy``); a corrupt
-    ``mnist_test_seq.npy`` is deleted and downloaded again (an error then says it was deleted, and why; the
-    keras.io copy is left alone). Hidden ``.part`` folders left by a download that was killed are removed.
-
-    The download is ``keras.utils.get_file`` (its progress bar, its md5 check) into a hidden staging folder in
-    ``cache_dir``, with what it lacks added here: a ``timeout``, a look at the headers before the body (no HTML
-    page, the announced size is ``num_bytes``), a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the
-    file size, and the move into place only after every check passed. No partial file is left behind on failure.
-    While it runs, urllib's global opener and ``sys.stdout`` are replaced: the process-wide settings through which
-    a timeout and header checks reach ``get_file`` and its console output is redirected.
-
-    Args:
-        cache_dir: folder of the cached file; default :func:`default_cache_dir` (Keras' dataset cache).
-        url: where to download from.
-        md5: expected hex md5 digest; None skips the check (for a smaller file at another ``url``).
-        num_bytes: expected file size in bytes; None skips the check.
-        timeout: seconds to wait for the connection and for each read.
-        verbose: show Keras's progress bar (on stderr) and say when a cached file is replaced.
-
-    Returns:
-        The path of the verified file (``cache_dir / "moving_mnist.npy"`` when only the keras.io copy is there).
-
-    Raises:
-        DownloadError: the file could not be downloaded or failed a check; the message names the URL, the
-            cache path, the reason and how to get the data another way.
-    """
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = directory / OFFICIAL_FILENAME
-    cached = find_cached_moving_mnist(directory, md5=md5, num_bytes=num_bytes)
-    if cached is not None:
-        return cached
-    removed = ""
-    try:
-        if target.is_file():
-            problem = _verify(target, md5, num_bytes)
-            if verbose:
-                print(f"The cached {target} is unusable ({problem}); downloading it again")
-            target.unlink()
-            removed = f" (the file that was there failed its checks, {problem}, and was deleted)"
-        directory.mkdir(parents=True, exist_ok=True)
-        for leftover in directory.glob(f".{target.name}.*.part"):  # from a download that was killed
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink(missing_ok=True)
-        if verbose:
-            print(f"Downloading {target.name} into {directory}", file=sys.stderr)
-        _fetch(url, target, md5, num_bytes, timeout, verbose)
-    except _Rejected as error:
-        cause, reason = error, str(error)
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        cause, reason = error, _describe_failure(error, timeout)
-        if isinstance(error, urllib.error.HTTPError):
-            error.close()  # an HTTPError holds the open response
-    else:
-        return target
-    raise DownloadError(
-        f"Could not download Moving MNIST from {url} to {target}: {reason}{removed}. "
-        f"Download {OFFICIAL_FILENAME} by hand from {OFFICIAL_URL} and place it at {target}, "
-        "or use keras_convlstm.synthetic.generate_moving_mnist() offline."
-    ) from cause
-
-
-def find_cached_moving_mnist(
-    cache_dir: str | os.PathLike | None = None,
-    *,
-    md5: str | None = OFFICIAL_MD5,
-    num_bytes: int | None = OFFICIAL_NUM_BYTES,
-    verbose: bool = False,
-) -> Path | None:
-    """The verified official file in the Keras cache, or None: nothing is downloaded.
-
-    Two names are looked up in ``cache_dir``: ``mnist_test_seq.npy`` (written by :func:`download_moving_mnist`)
-    and ``moving_mnist.npy`` (written by the keras.io example's ``keras.utils.get_file``). A file counts only
-    if it passes the checks of :func:`download_moving_mnist`: ``num_bytes`` bytes, a .npy header of uint8
-    ``(time, sequence, 64, 64)`` and the ``md5`` digest (computed once per process for an unchanged file).
-
-    Args:
-        cache_dir: the folder to look in; default :func:`default_cache_dir` (Keras' dataset cache).
-        md5: expected hex md5 digest; None skips the check.
-        num_bytes: expected file size in bytes; None skips the check.
-        verbose: print why a cached file that exists is not used.
-
-    Returns:
-        The path of the first file that passes, or None.
-    """
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    for name in (OFFICIAL_FILENAME, KERAS_IO_FILENAME):
-        path = directory / name
-        if not path.is_file():
-            continue
-        problem = _verify(path, md5, num_bytes)
-        if problem is None:
-            return path
-        if verbose:
-            print(f"Not using {path}: {problem}")
-    return None
-
-
-SOURCES = ("auto", "official", "generated")
-
-
-def choose_source(source: str = "auto", *, verbose: bool = True) -> str:
-    """Resolves a data source name: "auto" becomes "official" when the official file is cached, else "generated".
-
-    "Cached" means :func:`find_cached_moving_mnist` finds a verified copy (this package's or the keras.io
-    example's) in :func:`default_cache_dir`.
-
-    Args:
-        source: "auto", "official" (the official file, downloaded if needed) or "generated" (Moving MNIST made
-            on the fly by :mod:`keras_convlstm.synthetic`).
-        verbose: print one line when "auto" falls back to generated data (and why a cached file is not used).
-
-    Returns:
-        "official" or "generated".
-    """
-    if source not in SOURCES:
-        raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES}")
-    if source != "auto":
-        return source
-    if find_cached_moving_mnist(verbose=verbose) is not None:
-        return "official"
-    if verbose:
-        print(
-            f"No verified official file ({OFFICIAL_FILENAME} or {KERAS_IO_FILENAME}) in {default_cache_dir()}: "
-            "generating Moving MNIST from real MNIST digits instead."
-        )
-    return "generated"
-
-
-def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int | None = 1000) -> np.ndarray:
-    """Reads Moving MNIST sequences, memory-mapped, as uint8 ``(sequence, time, height, width, 1)``.
-
-    The file stores ``(time, sequence, height, width)``; the result is a read-only view of the memory-mapped
-    file with the first two axes swapped and a channel axis added: no data is read until it is used and no
-    float copy is made (convert per batch, e.g. with :class:`SequenceDataset` or :func:`to_float_frames`).
-
-    Args:
-        path: a .npy file in that layout; None downloads (or reuses) the official file with
-            :func:`download_moving_mnist`.
-        num_sequences: how many sequences to keep, from the first; None keeps all.
-
-    Returns:
-        uint8 ``(num_sequences, time, height, width, 1)`` in [0, 255], a view of a ``np.memmap``.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a .npy file of uint8 frames ``(time, sequence, height, width)`` or
-            ``num_sequences`` is outside [1, number of sequences in the file].
-    """
-    path = download_moving_mnist() if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no Moving MNIST file at {path}: expected a .npy file of uint8 frames {FILE_LAYOUT} such as "
-            f"{OFFICIAL_FILENAME} from {OFFICIAL_URL}"
-        )
-    problem = _moving_mnist_file_problem(path, frame_size=None)
-    if problem is not None:
-        raise ValueError(f"{path} is not a Moving MNIST file: {problem}")
-    frames = np.load(path, mmap_mode="r")
-    available = frames.shape[1]
-    num_sequences = available if num_sequences is None else check_integer(num_sequences, "num_sequences")
-    if num_sequences > available:
-        raise ValueError(f"num_sequences must be in [1, {available}] for {path}, got {num_sequences}")
-    return np.swapaxes(frames[:, :num_sequences], 0, 1)[..., np.newaxis]
-
+from keras_convlstm.official_file import choose_source, download_moving_mnist, load_moving_mnist
 
 # ---------------------------------------------------------------------------------------------------------
 # Conversion
@@ -596,7 +193,8 @@ def _read_float32(storage: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
 class SequenceDataset(EpochDataset):
     """Streams shifted-frame batches ``(x, y)`` from stored sequences, converting one batch at a time.
 
-    The storage stays in its dtype (typically the uint8 memory map of :func:`load_moving_mnist`); each batch
+    The storage stays in its dtype (typically the uint8 memory map of
+    :func:`keras_convlstm.official_file.load_moving_mnist`); each batch
     is read, divided by 255 in float32 and split into inputs (frames ``0..T-2``) and targets (frames
     ``1..T-1``). With ``shuffle`` the order of epoch ``e`` is the permutation drawn from
     ``np.random.default_rng([seed, e])``: a pure function of ``(seed, epoch)``.
@@ -722,85 +320,6 @@ class GeneratedMovingMNIST(EpochDataset):
         return frames[:, :-1], frames[:, 1:]
 
 
-class ContextHorizonMovingMNIST(GeneratedMovingMNIST):
-    """Fresh Moving MNIST batches split into given and future frames, for an encoder-forecaster.
-
-    The sequences are exactly those of :class:`GeneratedMovingMNIST` with the same arguments (a pure function
-    of seed, epoch and batch index; call ``set_epoch`` at each epoch begin).
-
-    Args:
-        sequences_per_epoch: sequences per epoch.
-        batch_size: sequences per batch.
-        context: frames given; the other ``num_frames - context`` frames are the targets.
-        **kwargs: the other arguments of :class:`GeneratedMovingMNIST` (``seed``, ``num_frames``,
-            ``image_size``, ``num_digits``, ``digits``, ...).
-
-    Batches:
-        ``(x, y)``: float32 ``(batch, context, 64, 64, 1)`` and ``(batch, num_frames - context, 64, 64, 1)``
-        in [0, 1].
-    """
-
-    def __init__(self, sequences_per_epoch: int = 1000, batch_size: int = 5, *, context: int = 10, **kwargs):
-        super().__init__(sequences_per_epoch, batch_size, **kwargs)
-        if not 1 <= context < self.num_frames:
-            raise ValueError(
-                f"context must be in [1, {self.num_frames - 1}] for {self.num_frames} frames, got {context}"
-            )
-        self.context = context
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        inputs, shifted = super().__getitem__(index)  # frames 0..T-2 and 1..T-1
-        return inputs[:, : self.context], shifted[:, self.context - 1 :]
-
-
-class MovingSquareBatches(EpochDataset):
-    """Fresh moving-square batches: frames ``0..T-2`` of each sequence as input, frame ``T-1`` as target.
-
-    Batch ``i`` of epoch ``e`` is :func:`keras_convlstm.synthetic.generate_moving_squares` with seed
-    ``np.random.SeedSequence([seed, e, i])``, so every step sees new squares and a run can be repeated exactly.
-
-    Args:
-        batches_per_epoch: batches per epoch.
-        batch_size: sequences per batch.
-        image_size: canvas side in pixels.
-        num_frames: frames per sequence (``T``); the last is the target.
-        seed: base seed.
-        **kwargs: ``keras.utils.PyDataset`` arguments.
-
-    Batches:
-        ``(x, y)``: float32 ``(batch, num_frames - 1, image_size, image_size, 1)`` and
-        ``(batch, image_size, image_size, 1)``, values 0 or 1.
-    """
-
-    def __init__(
-        self,
-        batches_per_epoch: int,
-        batch_size: int = 8,
-        image_size: int = 64,
-        num_frames: int = 10,
-        seed: int = 0,
-        **kwargs,
-    ):
-        super().__init__(batch_size, seed, **kwargs)
-        self.batches_per_epoch = check_integer(batches_per_epoch, "batches_per_epoch")
-        self.image_size = image_size
-        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        self._check_index(index)
-        squares = synthetic.generate_moving_squares(
-            self.batch_size,
-            self.num_frames,
-            image_size=self.image_size,
-            seed=np.random.SeedSequence([self.seed, self.epoch, index]),
-        )
-        frames = to_float_frames(squares)
-        return frames[:, :-1], frames[:, -1]
-
-
 def _is_uint8_frames(array: np.ndarray) -> bool:
     return array.dtype == np.uint8 and array.ndim >= 4
 
@@ -903,8 +422,9 @@ def load_or_generate_moving_mnist(
 ) -> MovingMNISTData:
     """Moving MNIST for training and validation: the official file if it is cached (verified), else generated.
 
-    ``source="auto"`` resolves with :func:`choose_source`: a verified copy of the official file in the Keras
-    cache (under either name, see :func:`find_cached_moving_mnist`) is used, otherwise sequences are generated
+    ``source="auto"`` resolves with :func:`keras_convlstm.official_file.choose_source`: a verified copy of the
+    official file in the Keras cache (under either name, see
+    :func:`keras_convlstm.official_file.find_cached_moving_mnist`) is used, otherwise sequences are generated
     from real MNIST digits; nothing is downloaded unless ``source="official"``.
 
     - official: the first ``num_sequences`` sequences of the file, split with :func:`split_indices`

@@ -48,3 +48,41 @@ def pytest_report_header(config) -> str:
     import keras
 
     return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> dict:
+    """A small Moving MNIST file in the official layout (time, sequence, height, width): its frames, path, bytes
+    and md5."""
+    import hashlib
+
+    import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 256, size=(20, 6, 64, 64), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("small") / "small.npy"
+    np.save(path, frames)
+    content = path.read_bytes()
+    return {"frames": frames, "path": path, "content": content, "md5": hashlib.md5(content).hexdigest()}
+
+
+@pytest.fixture
+def keras_cache(tmp_path, monkeypatch):
+    """An empty Keras dataset cache, ``$KERAS_HOME/datasets``, where the official file is looked up."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cache = tmp_path / "datasets"
+    cache.mkdir()
+    return cache
+
+
+@pytest.fixture
+def accept_small_file_as_official(monkeypatch, small_file):
+    """Call it to make the default checks expect ``small_file``'s size and md5 instead of the 819 MB official
+    file's."""
+    from keras_convlstm import official_file
+
+    def accept():
+        for function in (official_file.find_cached_moving_mnist, official_file.download_moving_mnist):
+            monkeypatch.setitem(function.__kwdefaults__, "md5", small_file["md5"])
+            monkeypatch.setitem(function.__kwdefaults__, "num_bytes", len(small_file["content"]))
+
+    return accept

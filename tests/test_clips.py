@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from keras_convlstm import clips, metrics
+from keras_convlstm.animation import save_side_by_side_gif
 from keras_convlstm.models import build_model
 from keras_convlstm.rollout import official_rollout, predict_frames
-from keras_convlstm.viz import plot_truth_vs_prediction, save_side_by_side_gif
+from keras_convlstm.viz import plot_truth_vs_prediction
 
 COLOURS = ((255, 40, 40), (40, 255, 40), (60, 60, 255))
 

@@ -14,7 +14,7 @@ import pytest
 from command_line import one_line_error
 from PIL import Image, ImageSequence
 
-from keras_convlstm import cli, evaluation, files, metrics, rollout, viz
+from keras_convlstm import animation, cli, evaluation, files, metrics, rollout, viz
 from keras_convlstm.cli import main
 from keras_convlstm.models import build_model
 
@@ -56,14 +56,14 @@ def test_file_paths_are_checked_before_any_work(tmp_path, bad_path):
 
 def test_a_failed_gif_or_figure_write_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
     frames = np.random.default_rng(0).random((3, 8, 8), dtype=np.float32)
-    gif = viz.save_gif(frames, tmp_path / "clip.gif")
+    gif = animation.save_gif(frames, tmp_path / "clip.gif")
     figure_path = tmp_path / "grid.png"
     viz.plot_frames(frames, path=figure_path)
     before = gif.read_bytes(), figure_path.read_bytes()
 
-    monkeypatch.setattr(viz.iio, "imwrite", _disk_full)
+    monkeypatch.setattr(animation.iio, "imwrite", _disk_full)
     with pytest.raises(OSError):
-        viz.save_gif(frames[::-1], gif)
+        animation.save_gif(frames[::-1], gif)
     figure = viz.plot_frames(frames[::-1])
     monkeypatch.setattr(type(figure), "savefig", _disk_full)
     with pytest.raises(OSError):
@@ -313,7 +313,7 @@ def test_predict_on_a_full_disk_changes_none_of_its_outputs(tmp_path, monkeypatc
     earlier = {path.name: path.read_bytes() for path in out_dir.iterdir()}
     assert sorted(earlier) == ["predictions.npy", "rollout.gif", "rollout.png"]
 
-    monkeypatch.setattr(viz.iio, "imwrite", _disk_full)  # the GIF is written last
+    monkeypatch.setattr(animation.iio, "imwrite", _disk_full)  # the GIF is written last
     assert main([*args, "--context", "8", "--horizon", "12"]) == 2
     written = ", ".join(str(out_dir / name) for name in ("predictions.npy", "rollout.png", "rollout.gif"))
     assert one_line_error(capsys).endswith(
@@ -356,7 +356,7 @@ def test_every_output_gets_the_mode_a_plain_write_gives(tmp_path, umask, small_p
     outputs = [
         files.write_json(tmp_path / "run.json", {"seed": 0}),
         files.save_npy(tmp_path / "predictions.npy", frames),
-        viz.save_gif(frames, tmp_path / "rollout.gif"),
+        animation.save_gif(frames, tmp_path / "rollout.gif"),
         tmp_path / "rollout.png",
         tmp_path / "model.keras",
     ]
@@ -530,15 +530,15 @@ def test_negative_numbers_in_any_notation_reach_the_option_and_plain_ones_stay_v
 def test_a_gif_of_thousands_of_identical_frames_is_written_with_the_longest_display_time_gif_allows(tmp_path):
     still = np.zeros((3400, 4, 4), np.uint8)
     moved = np.concatenate([still, np.full((1, 4, 4), 255, np.uint8)])
-    gif = viz.save_gif(moved, tmp_path / "still.gif", annotate=False, scale=1)
+    gif = animation.save_gif(moved, tmp_path / "still.gif", annotate=False, scale=1)
     with Image.open(gif) as image:
         durations = [frame.info["duration"] for frame in ImageSequence.Iterator(image)]
     assert durations == [3276 * 200, 200]  # 3,400 x 200 ms merged, capped at the last whole frame within 655.35 s
-    with Image.open(viz.save_gif(still[:1], tmp_path / "one.gif", annotate=False, scale=1)) as image:
+    with Image.open(animation.save_gif(still[:1], tmp_path / "one.gif", annotate=False, scale=1)) as image:
         assert image.n_frames == 1 and image.info["duration"] == 200
     (tmp_path / "one.gif").unlink()
     with pytest.raises(ValueError, match=r"expected duration_ms from 1 to 655350 .*, got 1000000"):
-        viz.save_gif(still[:2], tmp_path / "slow.gif", duration_ms=1_000_000)
+        animation.save_gif(still[:2], tmp_path / "slow.gif", duration_ms=1_000_000)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["still.gif"]
 
 

@@ -105,7 +105,7 @@ def test_shi2015(tmp_path_factory):
 
 def test_context_horizon_dataset_matches_generated_sequences():
     digits = np.full((3, 28, 28), 200, dtype=np.uint8)
-    pairs = data.ContextHorizonMovingMNIST(6, 3, context=10, seed=5, digits=digits)
+    pairs = recipes.shi2015.ContextHorizonMovingMNIST(6, 3, context=10, seed=5, digits=digits)
     shifted = data.GeneratedMovingMNIST(6, 3, seed=5, digits=digits)
     pairs.set_epoch(2)
     shifted.set_epoch(2)
@@ -117,11 +117,11 @@ def test_context_horizon_dataset_matches_generated_sequences():
     pairs.set_epoch(3)
     assert not np.array_equal(pairs[1][0], x)
     with pytest.raises(ValueError, match="context must be in"):
-        data.ContextHorizonMovingMNIST(6, 3, context=20, digits=digits)
+        recipes.shi2015.ContextHorizonMovingMNIST(6, 3, context=20, digits=digits)
 
 
 def test_moving_square_batches_are_seeded_and_fresh():
-    batches = data.MovingSquareBatches(2, batch_size=4, image_size=12, seed=1)
+    batches = recipes.moving_square.MovingSquareBatches(2, batch_size=4, image_size=12, seed=1)
     x, y = batches[0]
     assert x.shape == (4, 9, 12, 12, 1) and y.shape == (4, 12, 12, 1) and x.dtype == np.float32
     assert set(np.unique(x)) <= {0.0, 1.0} and (x.sum(axis=(2, 3, 4)) == 25).all()

@@ -6,14 +6,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from keras_convlstm import synthetic, videos, viz
+from keras_convlstm import animation, synthetic, videos, viz
 
 FFMPEG_PLUGIN = next(
-    (
-        plugin
-        for plugin, module in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg"))
-        if importlib.util.find_spec(module)
-    ),
+    (plugin for plugin, module in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg")) if importlib.util.find_spec(module)),
     None,
 )
 
@@ -28,7 +24,9 @@ def _gif_folder(root, people=(1, 2, 3), classes=("boxing", "walking"), num_frame
         (root / name).mkdir(parents=True)
         for person in people:
             frames = _video(10 * person + label, num_frames)
-            viz.save_gif(frames, root / name / f"person{person:02d}_{name}_d1_uncomp.gif", scale=1, annotate=False)
+            animation.save_gif(
+                frames, root / name / f"person{person:02d}_{name}_d1_uncomp.gif", scale=1, annotate=False
+            )
     return root
 
 
@@ -68,7 +66,7 @@ def test_clips_are_consecutive_frames_of_the_video(tmp_path):
 def test_gif_round_trip_and_grey_conversion(tmp_path):
     frames = _video(0, 5)
     path = tmp_path / "clip.gif"
-    viz.save_gif(frames, path, scale=1, annotate=False)
+    animation.save_gif(frames, path, scale=1, annotate=False)
     rgb = videos.read_video(path, image_size=None, grayscale=False)
     grey = videos.read_video(path, image_size=None, grayscale=True)
     assert rgb.shape == (5, 24, 32, 3) and grey.shape == (5, 24, 32, 1)
@@ -82,7 +80,7 @@ def test_resize_shape_and_values(tmp_path):
     # A grey video of constant frames keeps its value through bilinear resizing.
     frames = np.stack([np.full((24, 32), 40 * k, dtype=np.uint8) for k in range(1, 5)])
     path = tmp_path / "steps.gif"
-    viz.save_gif(frames, path, scale=1, annotate=False)
+    animation.save_gif(frames, path, scale=1, annotate=False)
     small = videos.read_video(path, image_size=(6, 8))
     assert small.shape == (4, 6, 8, 1)
     assert small[:, :, :, 0].tolist() == [[[40 * k] * 8] * 6 for k in range(1, 5)]
@@ -99,7 +97,7 @@ def test_cut_clips_counts():
 
 def test_short_videos_are_skipped_and_reported(tmp_path):
     root = _gif_folder(tmp_path / "videos", people=(1,), num_frames=8)
-    viz.save_gif(_video(7, 20), root / "boxing" / "person02_boxing_d2_uncomp.gif", scale=1, annotate=False)
+    animation.save_gif(_video(7, 20), root / "boxing" / "person02_boxing_d2_uncomp.gif", scale=1, annotate=False)
     clips = videos.load_video_folder(root, num_frames=10, image_size=(12, 16))
     assert len(clips) == 2 and clips.groups.tolist() == ["person02", "person02"]
     assert sorted(clips.skipped) == [
@@ -158,8 +156,8 @@ def test_folder_errors(tmp_path):
 
 def test_different_sizes_need_image_size(tmp_path):
     (tmp_path / "a").mkdir()
-    viz.save_gif(_video(0, 4, 8, 8), tmp_path / "a" / "person01_a.gif", scale=1, annotate=False)
-    viz.save_gif(_video(1, 4, 8, 12), tmp_path / "a" / "person02_a.gif", scale=1, annotate=False)
+    animation.save_gif(_video(0, 4, 8, 8), tmp_path / "a" / "person01_a.gif", scale=1, annotate=False)
+    animation.save_gif(_video(1, 4, 8, 12), tmp_path / "a" / "person02_a.gif", scale=1, annotate=False)
     with pytest.raises(ValueError, match="one frame size"):
         videos.load_video_folder(tmp_path, num_frames=4, image_size=None)
     assert videos.load_video_folder(tmp_path, num_frames=4, image_size=(8, 8)).clips.shape == (2, 4, 8, 8, 1)

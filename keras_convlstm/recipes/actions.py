@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, synthetic, training, videos, viz
+from keras_convlstm import animation, data, synthetic, training, videos, viz
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
 
@@ -153,7 +153,7 @@ def write_action_folder(
             digits=np.ascontiguousarray(digits[person::num_people]),
         )
         for index, (clip, label) in enumerate(zip(clips, labels, strict=True)):
-            viz.save_gif(
+            animation.save_gif(
                 clip,
                 root / names[label] / f"person{person + 1:02d}_{names[label]}_{index}.gif",
                 100,

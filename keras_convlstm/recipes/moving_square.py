@@ -3,7 +3,7 @@
 Owns the recipe's settings (:class:`MovingSquareSettings`, :data:`QUICK`, :data:`FULL`) and its steps, each
 callable alone: :func:`build_data`, :func:`build_model`, :func:`train`, :func:`evaluate`,
 :func:`write_pictures`, :func:`summarize`; :func:`run` chains them. The training batches are
-:class:`keras_convlstm.data.MovingSquareBatches`.
+:class:`MovingSquareBatches`.
 
 Example:
     >>> settings = choose_settings(quick=True, max_steps=150)
@@ -24,7 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, evaluation, synthetic, training, viz
+from keras_convlstm import animation, data, evaluation, synthetic, training, viz
+from keras_convlstm.checks import check_integer
 from keras_convlstm.evaluation import evaluate as evaluate_against_baselines
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
@@ -79,15 +80,63 @@ def choose_settings(quick: bool = False, **overrides: object) -> MovingSquareSet
     return common.choose(QUICK, FULL, quick, **overrides)
 
 
-def build_data(settings: MovingSquareSettings, seed: int = 0) -> tuple[data.MovingSquareBatches, np.ndarray]:
+class MovingSquareBatches(data.EpochDataset):
+    """Fresh moving-square batches: frames ``0..T-2`` of each sequence as input, frame ``T-1`` as target.
+
+    Batch ``i`` of epoch ``e`` is :func:`keras_convlstm.synthetic.generate_moving_squares` with seed
+    ``np.random.SeedSequence([seed, e, i])``, so every step sees new squares and a run can be repeated exactly.
+
+    Args:
+        batches_per_epoch: batches per epoch.
+        batch_size: sequences per batch.
+        image_size: canvas side in pixels.
+        num_frames: frames per sequence (``T``); the last is the target.
+        seed: base seed.
+        **kwargs: ``keras.utils.PyDataset`` arguments.
+
+    Batches:
+        ``(x, y)``: float32 ``(batch, num_frames - 1, image_size, image_size, 1)`` and
+        ``(batch, image_size, image_size, 1)``, values 0 or 1.
+    """
+
+    def __init__(
+        self,
+        batches_per_epoch: int,
+        batch_size: int = 8,
+        image_size: int = 64,
+        num_frames: int = 10,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(batch_size, seed, **kwargs)
+        self.batches_per_epoch = check_integer(batches_per_epoch, "batches_per_epoch")
+        self.image_size = image_size
+        self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        self._check_index(index)
+        squares = synthetic.generate_moving_squares(
+            self.batch_size,
+            self.num_frames,
+            image_size=self.image_size,
+            seed=np.random.SeedSequence([self.seed, self.epoch, index]),
+        )
+        frames = data.to_float_frames(squares)
+        return frames[:, :-1], frames[:, -1]
+
+
+def build_data(settings: MovingSquareSettings, seed: int = 0) -> tuple[MovingSquareBatches, np.ndarray]:
     """The training batches and the held-out sequences.
 
     Returns:
-        ``(batches, held_out)``: :class:`~keras_convlstm.data.MovingSquareBatches` serving ``batch_size`` fresh
+        ``(batches, held_out)``: :class:`MovingSquareBatches` serving ``batch_size`` fresh
         sequences per step from ``seed``, and uint8 ``(held_out_sequences, 10, image_size, image_size, 1)``
         squares from seed ``synthetic.HELD_OUT_SEED + seed``, values 0 or 255.
     """
-    batches = data.MovingSquareBatches(
+    batches = MovingSquareBatches(
         settings.steps_per_epoch, settings.batch_size, settings.image_size, NUM_FRAMES, seed=seed
     )
     held_out = synthetic.generate_moving_squares(
@@ -111,7 +160,7 @@ def build_model(settings: MovingSquareSettings, seed: int = 0) -> keras.Model:
 
 def train(
     model: keras.Model,
-    batches: data.MovingSquareBatches,
+    batches: MovingSquareBatches,
     settings: MovingSquareSettings,
     out_dir: str | os.PathLike,
     seed: int = 0,
@@ -169,7 +218,7 @@ def write_pictures(
         example[context:], prediction, first_frame_number=NUM_FRAMES, path=out_dir / "truth_vs_prediction.png"
     )
     viz.plot_history({"loss (MSE, mean of 10 steps)": history.history["loss"]}, path=out_dir / "mse_curve.png")
-    viz.save_gif(
+    animation.save_gif(
         np.concatenate([example[:context], prediction]), out_dir / "inputs_and_prediction.gif", context_frames=context
     )
     return list(FILES)

@@ -4,7 +4,7 @@ Owns the recipe's settings (:class:`Shi2015Settings`, :data:`QUICK`, :data:`FULL
 numbers (:data:`PAPER_TABLE1`, :data:`PAPER_THREE_DIGITS`, :data:`PAPER_RADAR`), its data
 (:class:`Shi2015Data`) and its steps, each callable alone: :func:`build_data`, :func:`build_model`,
 :func:`train`, :func:`evaluate`, :func:`write_pictures`, :func:`summarize`; :func:`run` chains them. The
-encoder-forecaster trains on :class:`keras_convlstm.data.ContextHorizonMovingMNIST`.
+encoder-forecaster trains on :class:`ContextHorizonMovingMNIST`.
 """
 
 from __future__ import annotations
@@ -154,6 +154,37 @@ def choose_settings(quick: bool = False, **overrides: object) -> Shi2015Settings
     return common.choose(QUICK, FULL, quick, **overrides)
 
 
+class ContextHorizonMovingMNIST(data.GeneratedMovingMNIST):
+    """Fresh Moving MNIST batches split into given and future frames, for an encoder-forecaster.
+
+    The sequences are exactly those of :class:`keras_convlstm.data.GeneratedMovingMNIST` with the same arguments
+    (a pure function of seed, epoch and batch index; call ``set_epoch`` at each epoch begin).
+
+    Args:
+        sequences_per_epoch: sequences per epoch.
+        batch_size: sequences per batch.
+        context: frames given; the other ``num_frames - context`` frames are the targets.
+        **kwargs: the other arguments of :class:`keras_convlstm.data.GeneratedMovingMNIST` (``seed``,
+            ``num_frames``, ``image_size``, ``num_digits``, ``digits``, ...).
+
+    Batches:
+        ``(x, y)``: float32 ``(batch, context, 64, 64, 1)`` and ``(batch, num_frames - context, 64, 64, 1)``
+        in [0, 1].
+    """
+
+    def __init__(self, sequences_per_epoch: int = 1000, batch_size: int = 5, *, context: int = 10, **kwargs):
+        super().__init__(sequences_per_epoch, batch_size, **kwargs)
+        if not 1 <= context < self.num_frames:
+            raise ValueError(
+                f"context must be in [1, {self.num_frames - 1}] for {self.num_frames} frames, got {context}"
+            )
+        self.context = context
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs, shifted = super().__getitem__(index)  # frames 0..T-2 and 1..T-1
+        return inputs[:, : self.context], shifted[:, self.context - 1 :]
+
+
 def build_data(settings: Shi2015Settings, seed: int = 0) -> Shi2015Data:
     """Loads the MNIST digits and generates the validation (seed ``seed + 1``) and test sequences.
 
@@ -201,13 +232,13 @@ def train(
 
     The seq2seq ``shi2015`` learns next frames from shifted frames (teacher forcing,
     :class:`~keras_convlstm.data.GeneratedMovingMNIST`); the encoder-forecaster learns (first 10 frames ->
-    last 10 frames) pairs (:class:`~keras_convlstm.data.ContextHorizonMovingMNIST`). Writes
+    last 10 frames) pairs (:class:`ContextHorizonMovingMNIST`). Writes
     ``out_dir/runs/<preset>/``. ``verbose`` is ``model.fit``'s.
     """
     context = settings.context_frames
     common_args = {"batch_size": settings.batch_size, "seed": seed, "digits": sequences.train_digits}
     if model.config.kind == "encoder_forecaster":
-        train_set = data.ContextHorizonMovingMNIST(settings.sequences_per_epoch, context=context, **common_args)
+        train_set = ContextHorizonMovingMNIST(settings.sequences_per_epoch, context=context, **common_args)
         val_data = (
             data.to_float_frames(sequences.validation[:, :context]),
             data.to_float_frames(sequences.validation[:, context:]),
