@@ -25,6 +25,7 @@ BENCHMARKS = (
     "generation_speed",
     "loading_memory",
     "flops",
+    "step_profile",
     "replicas",
     "time_to_quality",
     "backends",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import flops
+from benchmarks import flops, step_profile
 from keras_convlstm import precision
 from keras_convlstm.models import build_model
 
@@ -96,3 +96,44 @@ def test_precision_isa_quick_run_measures_under_the_avx2_limit_in_its_own_proces
         assert ratio == pytest.approx(bfloat16["sequences_per_s"] / float32)
     else:
         assert ratio is None
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        ("adam/Add_10:AddV2", "optimizer"),
+        (
+            "gradient_tape/m/conv_lstm_1/while/grad/conv_lstm_cell/convolution_6_grad/Conv2DBackpropFilter:"
+            "_MklNativeConv2DBackpropFilter",
+            "convolution gradient (weights)",
+        ),
+        (
+            "gradient_tape/m/output_conv/convolution/Conv3DBackpropInputV2:_MklNativeConv3DBackpropInputV2",
+            "convolution gradient (inputs)",
+        ),
+        ("m/conv_lstm_2/while/conv_lstm_cell/convolution_3:_MklNativeConv2D", "convolution (forward)"),
+        ("m/batch_norm_1/Cast_5:Cast", "casts"),
+        ("gradient_tape/m/batch_norm_2/batchnorm/mul_1/Mul:Mul", "BatchNormalization"),
+        ("m/conv_lstm_3/while/conv_lstm_cell/Sigmoid_2:Sigmoid", "gate arithmetic"),
+        ("m/conv_lstm_1/while/conv_lstm_cell/split_2:Split", "layout and copies"),
+        ("m/binary_crossentropy/Mean:Mean", "reductions (loss, metrics)"),
+        ("m/conv_lstm_1/VariableShape:VariableShape", "other"),
+    ],
+)
+def test_profiled_kernels_are_sorted_by_kind_of_work(event, kind):
+    assert step_profile.kind_of(event) == kind
+
+
+@pytest.mark.half_precision
+def test_step_profile_quick_run_adds_up(tmp_path):
+    record = run_quick("step_profile", tmp_path / "profile.json", "--profiled-steps", "1")
+    results = record["results"]
+    throughput, profile = results["throughput"], results["profile"]
+    assert throughput["fraction_of_bf16_matmul"] == pytest.approx(
+        throughput["achieved_gflops"] / results["ceiling"]["matmul_bf16_gflops"]
+    )
+    assert sum(profile["kinds_s_per_step"].values()) == pytest.approx(profile["kernel_s_per_step"])
+    assert sum(profile["kinds_share"].values()) == pytest.approx(1.0)
+    assert profile["compute_threads"] >= 1 and profile["wall_s_per_step"] > 0
+    for kind in ("convolution (forward)", "convolution gradient (weights)", "gate arithmetic", "optimizer"):
+        assert profile["kinds_s_per_step"][kind] > 0, kind
