@@ -29,6 +29,7 @@ BENCHMARKS = (
     "replicas",
     "time_to_quality",
     "backends",
+    "video_memory",
 )
 
 

@@ -7,7 +7,8 @@ Every function takes the frames of one sequence as ``(time, height, width)``, ``
 GIFs are written by imageio with a frame duration in milliseconds (never frames per second) and ``loop=0``
 (repeat forever). GIF frames are enlarged by a whole factor (at least :data:`GIF_MIN_SIDE` pixels on the short
 side), framed by a 1-pixel grey border and numbered in a band below the image, which also says "context" or
-"predicted" when the caller gives the number of context frames. :func:`show_videos` places such GIFs side by side
+"future" (dark) when the caller gives the number of context frames: "future" rather than "predicted", since a
+truth video shown beside a forecast has the same band. :func:`show_videos` places such GIFs side by side
 in a notebook, as ipywidgets or as an HTML table.
 """
 
@@ -34,7 +35,7 @@ _LABEL_COLOR = (0, 0, 0)
 # Shortest side, in pixels, that a GIF's frames are enlarged to by default (readable where the GIF is shown at
 # its own size, as on GitHub).
 GIF_MIN_SIDE = 192
-# The border keeps a white object at the edge visible on a white page. The band of a predicted frame is dark
+# The border keeps a white object at the edge visible on a white page. The band of a frame after the context is dark
 # with white text; all three are greys, so grey videos keep every value within GIF's 256 colours.
 _BORDER = 128
 _PREDICTED_BAND = 64
@@ -95,7 +96,7 @@ def _framed(frames: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _with_frame_bands(frames: np.ndarray, first_frame: int, context_frames: int | None) -> np.ndarray:
-    """Adds a band below each uint8 frame: "frame k", and "context" or "predicted" when ``context_frames`` is set."""
+    """Adds a band below each uint8 frame: "frame k", and "context" or "future" when ``context_frames`` is set."""
     if isinstance(first_frame, bool) or not isinstance(first_frame, (int, np.integer)) or first_frame < 1:
         raise ValueError(f"expected first_frame as an integer >= 1 (frames count from 1), got {first_frame!r}")
     if context_frames is not None and (
@@ -107,7 +108,7 @@ def _with_frame_bands(frames: np.ndarray, first_frame: int, context_frames: int 
         labels = [(f"frame {number}", False) for number in numbers]
     else:
         labels = [
-            (f"frame {number} (context)", False) if number <= context_frames else (f"frame {number} (predicted)", True)
+            (f"frame {number} (context)", False) if number <= context_frames else (f"frame {number} (future)", True)
             for number in numbers
         ]
     font = ImageFont.load_default()
@@ -161,8 +162,8 @@ def gif_frames(
         scale: whole enlargement factor (nearest neighbour: each pixel becomes a ``scale x scale`` block); None
             picks the smallest one giving at least :data:`GIF_MIN_SIDE` pixels on the short side; 1 keeps the size.
         first_frame: number of the first frame (frames count from 1).
-        context_frames: frames numbered up to this are marked "context", later ones "predicted" (in a dark
-            band); None marks neither.
+        context_frames: frames numbered up to this are marked "context", later ones "future" (in a dark
+            band: the predicted frames of a forecast, the true ones of the truth beside it); None marks neither.
         annotate: False gives only the enlarged pixels: no border, no band (for GIFs read back as data).
 
     Returns:

@@ -308,7 +308,7 @@ def download_official(cache_dir: str | None, url: str | None, *, cache_option: s
 
 def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray) -> None:
     """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``; in ``gif`` its context
-    frames, then its first ``GIF_FRAMES`` predicted frames, each numbered and marked "context" or "predicted"."""
+    frames, then its first ``GIF_FRAMES`` predicted frames, each numbered and marked "context" or "future"."""
     from keras_convlstm.animation import save_gif, save_side_by_side_gif
     from keras_convlstm.data import to_float_frames
     from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction

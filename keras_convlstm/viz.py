@@ -88,7 +88,8 @@ def plot_frames(
         raise ValueError(f"expected {len(images)} titles, one per frame, got {len(titles)}")
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    figure, axes = _new_figure(nrows, ncols, figsize=(2.0 * ncols, 2.0 * nrows + (0.5 if title else 0.0)))
+    # 0.4 inch a row above each frame for its title
+    figure, axes = _new_figure(nrows, ncols, figsize=(2.0 * ncols, 2.4 * nrows + (0.5 if title else 0.0)))
     for index, axis in enumerate(axes.flat):
         if index < len(images):
             _show_frame(axis, images[index], titles[index])

@@ -139,7 +139,7 @@ def test_save_side_by_side_gif(tmp_path):
     np.testing.assert_array_equal(read[:, : pair.shape[1]], pair)
     bands = read[:, pair.shape[1] :]
     assert 8 <= bands.shape[1] <= 30 and bands.shape[2] == pair.shape[2]
-    # Frames 3 and 4 are context (white band), frames 5 and 6 predicted (dark band).
+    # Frames 3 and 4 are context (white band), frames 5 and 6 future (dark band).
     assert [int(np.median(band)) for band in bands] == [255, 255, 64, 64]
     assert len({band.tobytes() for band in bands}) == 4
     with pytest.raises(ValueError, match="same number of frames and height"):
@@ -175,7 +175,7 @@ def test_gif_frames_border_shows_a_white_object_at_the_edge():
     assert (image[:, 1:-1, 1:-1] == 255).all()
 
 
-def test_gif_frames_number_each_frame_and_mark_context_and_predicted():
+def test_gif_frames_number_each_frame_and_mark_context_and_future():
     frames = np.zeros((4, 16, 16), dtype=np.uint8)
     numbered = animation.gif_frames(frames)
     bands = numbered[:, 194:]
@@ -187,11 +187,11 @@ def test_gif_frames_number_each_frame_and_mark_context_and_predicted():
     np.testing.assert_array_equal(animation.gif_frames(frames[1:], first_frame=2), numbered[1:])
 
     marked = animation.gif_frames(frames, context_frames=2)[:, 194:]
-    assert [int(np.median(band)) for band in marked] == [255, 255, 64, 64]  # context white, predicted dark
+    assert [int(np.median(band)) for band in marked] == [255, 255, 64, 64]  # context white, future dark
     assert (marked[2:] > 160).any(axis=(1, 2, 3)).all()  # light text in the dark bands
     assert not np.array_equal(marked[0], bands[0])  # "frame 1 (context)", not "frame 1"
-    all_predicted = animation.gif_frames(frames, first_frame=11, context_frames=10)[:, 194:]
-    assert [int(np.median(band)) for band in all_predicted] == [64] * 4
+    all_future = animation.gif_frames(frames, first_frame=11, context_frames=10)[:, 194:]
+    assert [int(np.median(band)) for band in all_future] == [64] * 4
 
 
 @pytest.mark.parametrize(
