@@ -75,6 +75,8 @@ def exercise_2() -> tuple[float, float]:
 def exercise_3() -> int | None:
     """Roll the default model out 20 frames: from which step on is it worse than a blank frame?
 
+    The sequences come from the held-out test digits (``_held_out`` passes them to ``generate_moving_mnist`` as
+    ``digits``; without that argument it draws the training digits, which the model has seen).
     The model was trained to predict 10 frames; beyond that it runs on its own, increasingly blurred, predictions.
     The per-step MSE keeps growing past step 10, while the blank frame's stays flat (about the energy of two
     digits). The answer printed is the first step whose MSE is above the blank frame's, or None if none is within
