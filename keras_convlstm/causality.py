@@ -8,10 +8,14 @@ so it judges a model it has never seen (a plain ``keras.Sequential``, a custom l
 the package's presets. :class:`CausalityReport` holds what it saw and prints a verdict for a notebook.
 
 Example:
+    >>> from keras_convlstm.models import build_model
     >>> report = check_causal(build_model("keras-example"))
     >>> report.causal, report.leaks
     (False, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)])
     >>> print(report)
+    keras_example: NOT causal: 5 of 6 output steps read their target or a later input frame
+    Leaks (output step <- input frame): 0 <- 1, 1 <- 2, 2 <- 3, 3 <- 4, 4 <- 5
+    ...
 """
 
 from __future__ import annotations

@@ -49,8 +49,7 @@ GENERATED = "generated"
 DEFAULT_SEQUENCES = 1000  # generated or official sequences used when --num-sequences is not given
 DEFAULT_CLIP_FRAMES = 20  # frames of a training clip cut from videos
 DEFAULT_FRAME_SIZE = 64  # side of the frames read from videos
-# The shipped model with the lowest held-out MSE (README's table: within 0.2 % of cpu-quality-rollout-moving-mnist,
-# with a higher SSIM); the other two trade MSE for SSIM in opposite directions.
+# The shipped model the demo loads: README's table of the shipped models says why.
 DEMO_PRETRAINED = "cpu-deep-rollout-moving-mnist"
 
 

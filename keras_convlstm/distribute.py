@@ -12,11 +12,17 @@ all-reduces them, which makes 2 replicas compute what 1 device computes on the w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Union
+
 import keras
 
 from keras_convlstm.checks import check_integer
 
-Distribution = object  # a ``tf.distribute.Strategy`` or a ``keras.distribution.Distribution``
+if TYPE_CHECKING:  # TensorFlow is imported only where it is the backend
+    import tensorflow as tf
+
+# What data_parallel returns and train takes: a TensorFlow strategy, or a Keras data-parallel distribution on JAX.
+Distribution = Union["tf.distribute.Strategy", "keras.distribution.DataParallel"]
 
 
 def use_local_devices(count: int) -> list[str]:

@@ -98,9 +98,14 @@ class MetricTable:
         threshold: binarisation threshold used for CSI, FAR and POD, or None when unknown.
 
     Example:
+        >>> import numpy as np
+        >>> frames = np.random.default_rng(0).random((4, 20, 16, 16, 1))
+        >>> context, truth = frames[:, :10], frames[:, 10:]
+        >>> prediction = np.full_like(truth, truth.mean())
         >>> table = MetricTable.from_predictions(
         ...     {"model": prediction, "copy-last-frame": copy_last_frame(context, 10)}, truth)
-        >>> print(table)
+        >>> list(table.metrics), table.metrics["model"]["mse"].shape
+        (['model', 'copy-last-frame'], (10,))
     """
 
     metrics: dict[str, dict[str, np.ndarray]]

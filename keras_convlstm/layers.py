@@ -68,7 +68,8 @@ class SpaceToDepth(_PatchLayer):
         ``(batch, time, height / p, width / p, channels * p * p)`` (or without ``time``), ``p = patch_size``.
 
     Example:
-        >>> SpaceToDepth(4)(np.zeros((2, 20, 64, 64, 1), "float32")).shape
+        >>> import numpy as np
+        >>> tuple(SpaceToDepth(4)(np.zeros((2, 20, 64, 64, 1), "float32")).shape)
         (2, 20, 16, 16, 16)
     """
 
@@ -111,7 +112,8 @@ class DepthToSpace(_PatchLayer):
         ``(batch, time, height * p, width * p, channels / (p * p))`` (or without ``time``), ``p = patch_size``.
 
     Example:
-        >>> DepthToSpace(4)(np.zeros((2, 20, 16, 16, 16), "float32")).shape
+        >>> import numpy as np
+        >>> tuple(DepthToSpace(4)(np.zeros((2, 20, 16, 16, 16), "float32")).shape)
         (2, 20, 64, 64, 1)
     """
 
@@ -170,7 +172,9 @@ class CausalConv3D(keras.layers.Conv3D):
         ``(batch, time, height, width, filters)``.
 
     Example:
-        >>> CausalConv3D(1, (3, 3, 3), activation="sigmoid")(np.zeros((2, 19, 64, 64, 64), "float32")).shape
+        >>> import numpy as np
+        >>> frames = np.zeros((2, 19, 64, 64, 64), "float32")
+        >>> tuple(CausalConv3D(1, (3, 3, 3), activation="sigmoid")(frames).shape)
         (2, 19, 64, 64, 1)
     """
 

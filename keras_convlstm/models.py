@@ -39,8 +39,8 @@ PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float
 _CLASSIFIER_POOL_SIZE = 5
 _CLASSIFIER_POOL_STRIDES = 2
 # Longest sequence whose ConvLSTM2D loops a JAX training step unrolls; longer ones keep lax.scan. XLA:CPU runs the
-# backward pass of the scanned loop about 20x slower than the unrolled one, while compiling the unrolled step takes
-# time in proportion to the number of frames (BENCHMARKS.md).
+# backward pass of the scanned loop far slower than the unrolled one, while compiling the unrolled step takes time
+# in proportion to the number of frames (BENCHMARKS.md, "Backends").
 MAX_UNROLLED_FRAMES = 32
 
 

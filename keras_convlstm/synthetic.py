@@ -51,10 +51,6 @@ _SOURCE_DESCRIPTIONS = {
 }
 
 
-def _generator(seed: int | np.random.SeedSequence | np.random.Generator | None) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # MNIST digits
 # ---------------------------------------------------------------------------------------------------------
@@ -222,7 +218,7 @@ def moving_mnist_trajectories(
     image_size = check_integer(image_size, "image_size")
     if image_size <= digit_size:
         raise ValueError(f"image_size must be larger than digit_size ({digit_size}), got {image_size}")
-    rng = _generator(seed)
+    rng = np.random.default_rng(seed)
     position = rng.random((n, num_digits, 2))
     theta = rng.uniform(0.0, 2.0 * np.pi, size=(n, num_digits))
     velocity = MOVING_MNIST_STEP * np.stack([np.sin(theta), np.cos(theta)], axis=-1)
@@ -290,7 +286,7 @@ def generate_moving_mnist(
     if digits is None:
         digits, _ = load_mnist_digits("auto", "train", verbose=False)
     digits = _check_digits(digits)
-    rng = _generator(seed)
+    rng = np.random.default_rng(seed)
     positions = moving_mnist_trajectories(n, num_frames, num_digits, image_size, digits.shape[1], seed=rng)
     choices = rng.integers(0, len(digits), size=(n, num_digits))
     corners = np.rint(positions).astype(np.intp)
@@ -337,7 +333,7 @@ def generate_moving_squares(
     image_size = check_integer(image_size, "image_size")
     if image_size <= square_size:
         raise ValueError(f"image_size must be larger than square_size ({square_size}), got {image_size}")
-    rng = _generator(seed)
+    rng = np.random.default_rng(seed)
     start = rng.integers(0, image_size, size=(n, 1, 2))
     velocity = rng.integers(1, 3, size=(n, 1, 2)) * rng.choice([-1, 1], size=(n, 1, 2))
     corner = (start + np.arange(num_frames)[:, np.newaxis] * velocity) % image_size  # (n, T, 2)
@@ -377,7 +373,7 @@ def generate_noisy_squares(
     """
     n = check_integer(num_sequences, "num_sequences")
     num_frames = check_integer(num_frames, "num_frames")
-    squares = _draw_noisy_squares(n, num_frames, _generator(seed))
+    squares = _draw_noisy_squares(n, num_frames, np.random.default_rng(seed))
     pixels = np.arange(*NOISY_SQUARES_CROP, dtype=np.int16)
 
     def coverage(time_offset: int, grow: int) -> np.ndarray:
@@ -511,7 +507,7 @@ def generate_moving_digit_actions(
     if digits is None:
         digits, _ = load_mnist_digits("auto", "train", verbose=False)
     digits = _resize_digits(_check_digits(digits), digit_size)
-    rng = _generator(seed)
+    rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % num_classes).astype(np.int64)
     start = rng.random((n, 1, 2)) * (height, width)
     choices = rng.integers(0, len(digits), size=n)

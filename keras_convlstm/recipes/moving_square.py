@@ -9,8 +9,10 @@ Example:
     >>> settings = choose_settings(quick=True, max_steps=150)
     >>> batches, held_out = build_data(settings, seed=0)
     >>> model = build_model(settings, seed=0)
-    >>> history = train(model, batches, settings, "runs/moving-square")
-    >>> evaluate(model, held_out).means()["model"]["mse_per_pixel"]
+    >>> history = train(model, batches, settings, "runs/moving-square", verbose=0)
+    >>> table = evaluate(model, held_out)
+    >>> table.systems
+    ['model', 'copy-last-frame', 'blank']
 """
 
 from __future__ import annotations
