@@ -8,6 +8,8 @@ import importlib.metadata
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from keras_convlstm import models, synthetic
 from keras_convlstm.evaluation import format_table, format_value
 from keras_convlstm.precision import cpu_flags, cpu_info, onednn_max_cpu_isa, resolve_precision
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPOSITORY = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPOSITORY / "benchmarks" / "results"
 SHARED_MACHINE_NOTE = "Figures depend on the machine and on what else runs on it (see the load average)."
 # The CPU flags that decide float32 and bfloat16 speed, recorded beside every figure.
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -227,3 +230,19 @@ def timed_training(
     keras.utils.set_random_seed(seed)
     model = models.build_model(preset, **overrides)
     return model, time_fit(model, inputs, targets, batch_size=batch_size, warmup_steps=warmup_steps)
+
+
+def run_worker(module: str, *arguments: str) -> dict:
+    """Runs ``python -m benchmarks.<module> --worker ARGUMENTS`` in a fresh process (for a clean peak memory).
+
+    Returns:
+        The JSON record the worker printed on its last line.
+
+    Raises:
+        RuntimeError: the worker failed; the message ends with its standard error.
+    """
+    command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", *arguments]
+    finished = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"the {module} worker failed (exit {finished.returncode}):\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])

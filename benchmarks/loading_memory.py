@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -125,13 +124,7 @@ def worker(name: str, path: Path, batch_size: int) -> None:
 
 def measure(name: str, path: Path, batch_size: int) -> dict:
     """Runs ``worker(name)`` in a fresh Python process and returns its record."""
-    command = [sys.executable, "-m", "benchmarks.loading_memory", "--worker", name, "--path", str(path)]
-    command += ["--batch-size", str(batch_size)]
-    repository = Path(__file__).resolve().parent.parent
-    finished = subprocess.run(command, cwd=repository, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"the {name} worker failed (exit {finished.returncode}):\n{finished.stderr[-3000:]}")
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return common.run_worker("loading_memory", name, "--path", str(path), "--batch-size", str(batch_size))
 
 
 def report(results: dict) -> str:

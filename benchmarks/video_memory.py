@@ -18,7 +18,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -105,13 +104,7 @@ def write_folder(folder: Path, settings: dict) -> int:
 
 def measure(folder: Path, quick: bool) -> dict:
     """Runs :func:`worker` in a fresh Python process and returns its record."""
-    command = [sys.executable, "-m", "benchmarks.video_memory", "--worker", str(folder)]
-    command += ["--quick"] if quick else []
-    repository = Path(__file__).resolve().parent.parent
-    finished = subprocess.run(command, cwd=repository, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"the worker failed (exit {finished.returncode}):\n{finished.stderr[-3000:]}")
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return common.run_worker("video_memory", str(folder), *(["--quick"] if quick else []))
 
 
 def report(results: dict) -> str:
