@@ -5,6 +5,7 @@ import types
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 from sample_frames import random_frames
@@ -31,7 +32,19 @@ def test_plot_frames_grid_titles_and_png(tmp_path):
     assert figure.get_suptitle() == "A sequence"
     with Image.open(path) as image:
         assert image.format == "PNG"
-        assert image.size == (1000, 850)  # 10 x 8.5 inches at 100 dpi
+        assert image.size == (1000, 1010)  # 10 x (4 rows of 2.4 + 0.5 for the title) inches at 100 dpi
+
+
+@pytest.mark.parametrize("ncols", [5, 10])
+def test_plot_frames_titles_are_not_hidden_by_the_row_above(ncols):
+    square = random_frames(time=20, height=32, width=32, channels=3)  # square frames fill the width of a cell
+    figure = viz.plot_frames(square, ncols=ncols, title="A sequence")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for above, below in zip(figure.axes[:-ncols], figure.axes[ncols:], strict=True):
+        title_top = below.title.get_window_extent(renderer).y1
+        assert title_top <= above.get_window_extent(renderer).y0, (above.get_title(), below.get_title())
 
 
 def test_plot_frames_partial_last_row():
