@@ -6,7 +6,7 @@ callable alone: :func:`build_data`, :func:`build_model`, :func:`train`, :func:`e
 :class:`MovingSquareBatches`.
 
 Example:
-    >>> settings = choose_settings(quick=True, max_steps=150)
+    >>> settings = choose_settings(quick=True, max_steps=20)
     >>> batches, held_out = build_data(settings, seed=0)
     >>> model = build_model(settings, seed=0)
     >>> history = train(model, batches, settings, "runs/moving-square", verbose=0)
