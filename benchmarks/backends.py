@@ -10,7 +10,7 @@ minutes reports that it did not finish instead of stalling the run:
   warm-up. JAX is timed twice: with the ConvLSTM2D loops unrolled in training (the package's default up to
   ``models.MAX_UNROLLED_FRAMES`` frames) and with ``lax.scan`` (the limit set to 0), whose backward pass XLA:CPU
   runs far slower; TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop;
-- rollout: ``rollout.predict_frames`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
+- rollout: ``rollout.predict_rollout`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
   first call (compiling included) and the median of the calls after it.
 
 Usage (from the repository root)::
@@ -95,7 +95,7 @@ def measure(system: dict, settings: dict, loop: str) -> dict:
     seconds = []
     for _ in range(1 + plan["repeats"]):
         started = time.perf_counter()
-        rollout.predict_frames(model, context, plan["horizon"])
+        rollout.predict_rollout(model, context, plan["horizon"])
         seconds.append(time.perf_counter() - started)
     return {
         **training,

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from benchmarks import common
-from keras_convlstm import synthetic
+from keras_convlstm import mnist_digits, synthetic
 
 NAME = "generation_speed"
 FULL = {"ours_sequences": 2000, "naive_sequences": 300, "repeats": 5, "check_sequences": 50}
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     core = pin_to_one_core()
     print(common.describe_machine(common.machine_info()), flush=True)
     print(f"pinned to core {core}" if core is not None else "could not pin to one core (no sched_setaffinity)")
-    digits, _ = synthetic.load_mnist_digits(split="train", verbose=False)
+    digits, _ = mnist_digits.load_mnist_digits(split="train", verbose=False)
 
     def ours(count: int, seed: int) -> np.ndarray:
         return synthetic.generate_moving_mnist(count, NUM_FRAMES, IMAGE_SIZE, NUM_DIGITS, seed=seed, digits=digits)

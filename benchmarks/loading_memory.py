@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common
-from keras_convlstm import data, official_file, synthetic
+from keras_convlstm import data, mnist_digits, official_file, synthetic
 
 NAME = "loading_memory"
 FULL = {"num_sequences": 10_000, "batch_size": 5, "chunk": 1000}
@@ -65,7 +65,7 @@ def ru_maxrss_bytes() -> int:
 
 def write_official_layout(path: Path, num_sequences: int, chunk: int) -> None:
     """Writes generated Moving MNIST as a .npy file of uint8 ``(20, num_sequences, 64, 64)``, chunk by chunk."""
-    digits, _ = synthetic.load_mnist_digits(split="train", verbose=False)
+    digits, _ = mnist_digits.load_mnist_digits(split="train", verbose=False)
     frames = np.lib.format.open_memmap(
         path, mode="w+", dtype=np.uint8, shape=(NUM_FRAMES, num_sequences, FRAME_SIZE, FRAME_SIZE)
     )

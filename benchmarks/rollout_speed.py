@@ -1,8 +1,8 @@
-"""Rollout speed: ``rollout.predict_frames`` against the official loop (``rollout.official_rollout``).
+"""Rollout speed: ``rollout.predict_rollout`` against the official loop (``rollout.official_rollout``).
 
 The official network (``build_model("keras-example")``, seeded weights) continues Moving MNIST sequences from
 their first ``context`` frames by ``horizon`` frames. The official loop calls ``model.predict`` on the whole
-sequence so far for every new frame (quadratic work, a new input length each step); ``predict_frames`` steps
+sequence so far for every new frame (quadratic work, a new input length each step); ``predict_rollout`` steps
 the layers one frame at a time (linear work, one compiled step). Each batch size gets a freshly built model,
 so the first call of each path includes its tracing, as a user meets it; the steady state is the median of
 the calls after it. Both paths must give the same frames: the largest absolute difference is reported.
@@ -46,13 +46,13 @@ def warm_up_runtime() -> None:
     """Runs both paths once on a tiny throwaway model, so that one-time runtime start-up is charged to neither."""
     tiny = models.build_model("keras-example", image_size=8, filters=(2, 2, 2))
     frames = np.zeros((1, 2, 8, 8, 1), np.float32)
-    rollout.predict_frames(tiny, frames, 2)
+    rollout.predict_rollout(tiny, frames, 2)
     rollout.official_rollout(tiny, frames, 2)
     keras.backend.clear_session()
 
 
 def frames_run(settings: dict) -> tuple[int, int]:
-    """Frames per sequence that the official loop and ``predict_frames`` push through the network."""
+    """Frames per sequence that the official loop and ``predict_rollout`` push through the network."""
     context, horizon = settings["context"], settings["horizon"]
     return sum(range(context, context + horizon)), context + horizon - 1
 
@@ -63,7 +63,7 @@ def measure(batch_size: int, sequences: np.ndarray, settings: dict) -> dict:
     model = models.build_model("keras-example", image_size=64 // settings["stride"])
     context, horizon = sequences[:batch_size, : settings["context"]], settings["horizon"]
     ours, ours_first, ours_steady = timed_calls(
-        lambda: rollout.predict_frames(model, context, horizon), settings["repeats"]
+        lambda: rollout.predict_rollout(model, context, horizon), settings["repeats"]
     )
     official, official_first, official_steady = timed_calls(
         lambda: rollout.official_rollout(model, context, horizon), settings["official_repeats"]

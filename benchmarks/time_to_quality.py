@@ -4,7 +4,7 @@ A model (``cpu-fast`` by default) trains with ``model.fit`` on fresh Moving MNIS
 (``data.GeneratedMovingMNIST``, train digits) for ``--minutes`` of wall-clock. Before training and then every
 ``--eval-every`` minutes the clock is paused and ``evaluation.evaluate`` rolls the model out 10 frames from
 10 context frames on a fixed held-out set: ``--eval-sequences`` sequences generated from a fixed seed with
-the held-out test digits (``synthetic.load_mnist_digits(split="test")``). Reported per point: training
+the held-out test digits (``mnist_digits.load_mnist_digits(split="test")``). Reported per point: training
 seconds, sequences seen, the latest training loss, and the mean over the 10 predicted frames of the MSE
 (summed over the 64x64 pixels of a frame, on [0, 1]) and the SSIM, with the same numbers for copy-last-frame
 and blank frames. The curve is written as JSON and drawn as a PNG beside it.

@@ -6,15 +6,17 @@ against baselines, and pictures. Public modules, one concern each, loaded on fir
 and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.build_model`` loads what it needs):
 
 - data: ``official_file`` (the official Moving MNIST file: download, verification, loading), ``data`` (splits,
-  shifted frames, datasets), ``synthetic`` (generated movies, MNIST digits), ``bouncing_balls`` (colour balls
-  under gravity, written as .mp4 files), ``clips`` (next-frame clips from your own videos), ``videos`` (labelled
-  video folders), ``checks`` (argument and frame checks), ``files`` (cache folder, atomic writes);
+  shifted frames, datasets), ``mnist_digits`` (where MNIST digits come from), ``synthetic`` (generated movies),
+  ``bouncing_balls`` (colour balls under gravity, written as .mp4 files), ``clips`` (next-frame clips from your
+  own videos), ``videos`` (labelled video folders), ``frames`` (checks and dtype conversion of frames),
+  ``checks`` (argument checks), ``files`` (cache folder, atomic writes);
 - models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
-- running them: ``rollout``, ``training``, ``run_folder`` (a run's settings record, lock and resume policy),
-  ``distribute``, ``metrics``, ``evaluation``, ``viz`` (matplotlib figures), ``animation`` (GIFs and videos
-  shown in notebooks), ``diagrams`` (architecture diagrams), ``colab``, ``recipes``, and ``cli`` (the command
-  line, ``python -m keras_convlstm``).
+- running them: ``rollout``, ``training``, ``scheduled_sampling`` (training on the model's own predictions),
+  ``run_folder`` (a run's settings record, lock and resume policy), ``backups`` (reading and repairing an
+  interrupted run's backup), ``distribute``, ``metrics``, ``evaluation``, ``viz`` (matplotlib figures),
+  ``animation`` (GIFs and videos shown in notebooks), ``diagrams`` (architecture diagrams), ``colab``,
+  ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
 
 Keras itself is loaded by whatever first imports it, through this package's hook: quietly when
 ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's native libraries log at load time, before that setting applies), with an
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 
 _MODULES = (
     "animation",
+    "backups",
     "bouncing_balls",
     "causality",
     "cell",
@@ -45,9 +48,11 @@ _MODULES = (
     "distribute",
     "evaluation",
     "files",
+    "frames",
     "layers",
     "losses",
     "metrics",
+    "mnist_digits",
     "models",
     "official_file",
     "precision",
@@ -55,6 +60,7 @@ _MODULES = (
     "recipes",
     "rollout",
     "run_folder",
+    "scheduled_sampling",
     "synthetic",
     "training",
     "videos",
@@ -69,6 +75,7 @@ _NAMES = {
     "load_or_generate_moving_mnist": "data",
     "split_dataset": "data",
     "evaluate": "evaluation",
+    "load_mnist_digits": "mnist_digits",
     "ModelConfig": "models",
     "build_model": "models",
     "get_preset": "models",
@@ -77,11 +84,12 @@ _NAMES = {
     "list_pretrained": "pretrained",
     "load_pretrained": "pretrained",
     "official_rollout": "rollout",
-    "predict_frames": "rollout",
-    "predict_next_frames": "rollout",
+    "predict_rollout": "rollout",
+    "predict_one_step": "rollout",
+    "predict_frames": "rollout",  # former name of predict_rollout, until the next release
+    "predict_next_frames": "rollout",  # former name of predict_one_step, until the next release
+    "ScheduledSampling": "scheduled_sampling",
     "generate_moving_mnist": "synthetic",
-    "load_mnist_digits": "synthetic",
-    "ScheduledSampling": "training",
     "train": "training",
 }
 

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from keras_convlstm import colab
 from keras_convlstm.files import atomic_path
+from keras_convlstm.frames import validate_sequence
 
 # Gaps and label bands are white so that they stand out against the black background of Moving MNIST.
 _BACKGROUND = 255
@@ -44,22 +45,6 @@ _PREDICTED_COLOR = (255, 255, 255)
 GIF_MAX_DURATION_MS = 65535 * 10
 
 
-def _as_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
-    """Checks one sequence of frames and returns it as an array (no copy)."""
-    frames = np.asarray(frames)
-    layout_ok = frames.ndim == 3 or (frames.ndim == 4 and frames.shape[-1] in (1, 3))
-    if not layout_ok or frames.shape[0] < 1:
-        raise ValueError(
-            f"expected {name} of shape (time, height, width), (time, height, width, 1) or "
-            f"(time, height, width, 3) with time >= 1, got shape {frames.shape}"
-        )
-    if frames.dtype != np.uint8 and not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"expected {name} as float in [0, 1] or uint8, got dtype {frames.dtype}")
-    if np.issubdtype(frames.dtype, np.floating) and np.isnan(frames).any():
-        raise ValueError(f"expected {name} without NaN, got {int(np.isnan(frames).sum())} NaN values")
-    return frames
-
-
 def to_uint8_rgb(frames: np.ndarray) -> np.ndarray:
     """Converts frames to uint8 RGB.
 
@@ -70,7 +55,7 @@ def to_uint8_rgb(frames: np.ndarray) -> np.ndarray:
     Returns:
         uint8 array ``(time, height, width, 3)``; grey frames have three equal channels.
     """
-    frames = _as_frames(frames)
+    frames = validate_sequence(frames)
     if frames.dtype != np.uint8:
         frames = np.rint(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
     if frames.ndim == 3:

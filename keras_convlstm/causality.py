@@ -26,7 +26,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_convlstm.checks import FRAMES_LAYOUT, check_integer, check_size
+from keras_convlstm.checks import check_integer, check_size
+from keras_convlstm.frames import FRAMES_LAYOUT
 from keras_convlstm.models import ModelConfig
 
 DEFAULT_FRAMES = 6

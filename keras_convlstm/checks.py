@@ -1,9 +1,9 @@
-"""Argument checks shared by every module: whole-number counts, image and kernel sizes, and frame batches.
+"""Argument checks shared by every module: whole-number counts and image and kernel sizes.
 
 This module owns the wording of these errors, so that the same mistake reads the same wherever it is made:
 "batch_size must be an integer >= 1, got 0", "image_size must be a positive integer or 2 positive integers
-(height, width), got (64, 0)", "expected frames of shape (batch, time, height, width, channels), got shape
-(20, 64, 64)". It imports nothing from the rest of the package.
+(height, width), got (64, 0)". Frames have their own module, :mod:`keras_convlstm.frames`. It imports nothing from
+the rest of the package.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-FRAMES_LAYOUT = "(batch, time, height, width, channels)"
 
 
 def is_positive_int(value: object) -> bool:
@@ -56,55 +54,3 @@ def check_size(value: object, name: str, axes: Sequence[str] = ("height", "width
             f"got {value!r}"
         )
     return tuple(int(size) for size in sizes)
-
-
-def _describe_dtype(given: object, frames: np.ndarray) -> str:
-    """The dtype of an array; for nested lists, the Python type of their values (NumPy would read ints as int64)."""
-    if hasattr(given, "dtype"):
-        return str(frames.dtype)
-    return f"a {type(given).__name__} of Python {type(frames.flat[0].item()).__name__} values (use uint8 or float32)"
-
-
-def validate_frames(frames: np.ndarray, *, name: str = "frames", min_frames: int = 1) -> None:
-    """Checks that ``frames`` is a channels-last movie batch ``(batch, time, height, width, channels)``.
-
-    Args:
-        frames: uint8 in [0, 255] or floating in [0, 1].
-        name: the argument name used in error messages.
-        min_frames: the smallest acceptable number of time steps.
-
-    Raises:
-        TypeError: dtype neither uint8 nor floating.
-        ValueError: not 5-D, channels-first, an empty axis, fewer than ``min_frames`` frames, NaN or
-            infinite values, or float values outside [0, 1].
-    """
-    given = frames
-    frames = np.asarray(frames)
-    shape = frames.shape
-    if frames.ndim != 5:
-        raise ValueError(f"expected {name} of shape {FRAMES_LAYOUT}, got shape {shape} ({frames.ndim}-D)")
-    if shape[2] in (1, 3) and shape[-1] > 4:
-        raise ValueError(
-            f"expected channels-last {name} of shape {FRAMES_LAYOUT}, got shape {shape}, which looks "
-            f"channels-first (batch, time, channels, height, width); use np.moveaxis({name}, 2, -1)"
-        )
-    if 0 in shape:
-        raise ValueError(f"expected non-empty {name} of shape {FRAMES_LAYOUT}, got shape {shape}")
-    if shape[1] < min_frames:
-        raise ValueError(f"expected {name} with at least {min_frames} time steps, got {shape[1]} (shape {shape})")
-    if frames.dtype == np.uint8:
-        return
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(
-            f"expected {name} of dtype uint8 in [0, 255] or float in [0, 1], got {_describe_dtype(given, frames)}"
-        )
-    non_finite = np.count_nonzero(~np.isfinite(frames))
-    if non_finite:
-        raise ValueError(f"expected finite {name}, found {non_finite:,} NaN or infinite values")
-    low, high = frames.min(), frames.max()
-    if low < 0 or high > 1:
-        outside = np.count_nonzero((frames < 0) | (frames > 1))
-        hint = " (divide [0, 255] floats by 255)" if high > 1 else ""
-        raise ValueError(
-            f"expected float {name} in [0, 1], found {outside:,} values outside (min {low:g}, max {high:g}){hint}"
-        )

@@ -33,12 +33,12 @@ import psutil
 from tqdm.auto import tqdm
 
 from keras_convlstm import files, run_folder, synthetic
-from keras_convlstm.checks import validate_frames
+from keras_convlstm.frames import to_float_frames, validate_frames
 
 if TYPE_CHECKING:
     import keras
 
-    from keras_convlstm.training import ScheduledSampling
+    from keras_convlstm.scheduled_sampling import ScheduledSampling
 
 # TensorFlow logs harmless C++ errors on CPU (no CUDA driver; a grappler remapper note for causal Conv3D). Set before
 # Keras loads: each command imports the modules that need Keras when it runs, so that `--help` and bad arguments
@@ -309,7 +309,6 @@ def _write_rollout(png: Path, gif: Path, context: np.ndarray, truth: np.ndarray 
     """The first sequence's rollout: its first :data:`PICTURE_FRAMES` frames in ``png``; in ``gif`` its context
     frames, then its first ``GIF_FRAMES`` predicted frames, each numbered and marked "context" or "future"."""
     from keras_convlstm.animation import save_gif, save_side_by_side_gif
-    from keras_convlstm.data import to_float_frames
     from keras_convlstm.viz import plot_frames, plot_truth_vs_prediction
 
     given = context.shape[1]
@@ -390,7 +389,7 @@ def _initial_weights(source: str) -> list[np.ndarray]:
 
 
 def _scheduled_sampling(args: argparse.Namespace) -> ScheduledSampling | None:
-    from keras_convlstm.training import ScheduledSampling
+    from keras_convlstm.scheduled_sampling import ScheduledSampling
 
     if args.scheduled_sampling is None:
         return None
@@ -435,12 +434,17 @@ def cmd_train(args: argparse.Namespace) -> None:
             if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
                 raise CommandError(f"--init-from {args.init_from}: its weights do not fit the {args.preset!r} preset")
             model.set_weights(weights)
-        if args.data == GENERATED:
+        if args.data == GENERATED:  # fresh sequences every epoch; validation drawn from the held-out digits
             num_sequences = args.num_sequences or DEFAULT_SEQUENCES
-            train_set = data.GeneratedMovingMNIST(num_sequences, args.batch_size, seed=args.seed)
-            val_sequences = synthetic.generate_moving_mnist_split(
-                max(args.batch_size, num_sequences // 10), seed=args.seed + 1, split="train"
+            mnist = data.load_or_generate_moving_mnist(
+                GENERATED,
+                num_sequences,
+                num_validation=max(args.batch_size, num_sequences // 10),
+                batch_size=args.batch_size,
+                seed=args.seed,
+                verbose=False,
             )
+            train_set, val_sequences = mnist.train, mnist.validation
         elif videos:  # decoded once into a cache of clips, split by video
             from keras_convlstm.clips import load_video_clips
 
@@ -536,7 +540,7 @@ def check_room(memory: int, disk: int, out_dir: Path, work: str, advice: str) ->
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from keras_convlstm.rollout import predict_frames
+    from keras_convlstm.rollout import predict_rollout
 
     out_dir = files.check_folder_path(args.out_dir)
     model = None
@@ -565,7 +569,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     with progress:
         for start in range(0, len(context), PREDICT_BATCH):
             batch = context[start : start + PREDICT_BATCH]
-            prediction[start : start + len(batch)] = predict_frames(model, batch, args.horizon, batch_size=None)
+            prediction[start : start + len(batch)] = predict_rollout(model, batch, args.horizon, batch_size=None)
             progress.update(len(batch) * args.horizon)
     if not np.all(np.isfinite(prediction)):
         raise CommandError(f"{args.model} predicted NaN or infinite frames; nothing was written to {out_dir}")
@@ -644,7 +648,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from keras_convlstm import data, official_file
     from keras_convlstm.animation import save_gif
     from keras_convlstm.evaluation import evaluate
-    from keras_convlstm.rollout import predict_frames
     from keras_convlstm.viz import plot_frames
 
     out_dir = files.check_folder_path(args.out_dir)
@@ -664,12 +667,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     model = _demo_model(args, train_set, out_dir)
     with files.atomic_path(out_dir / "model.keras") as temporary:
         model.save(temporary)
-    table = evaluate(model, held_out)
+    table, predictions = evaluate(model, held_out, return_predictions=True)
     table.to_json(out_dir / "metrics.json")
     context, truth = held_out[:, :10], held_out[:, 10:20]
-    _write_rollout(
-        out_dir / "rollout.png", out_dir / "rollout.gif", context, truth, predict_frames(model, context[:1], 10)
-    )
+    _write_rollout(out_dir / "rollout.png", out_dir / "rollout.gif", context, truth, predictions["model"][:1])
     print(table.to_text())
     print(
         f"wrote frames.png, sequence.gif, rollout.png, rollout.gif, metrics.json and model.keras to {out_dir} "

@@ -8,8 +8,8 @@ stored sequences (:class:`SequenceDataset`, e.g. the memory-mapped official file
 validation data: the official file if a verified copy is cached, else generated sequences.
 
 Frames everywhere are channels-last ``(batch, time, height, width, channels)``, either uint8 in [0, 255] or
-float in [0, 1]; :func:`keras_convlstm.checks.validate_frames` checks that (also reachable here as
-``data.validate_frames``) and :func:`to_float_frames` converts to float32 in [0, 1]. The datasets share
+float in [0, 1], checked and converted by :mod:`keras_convlstm.frames` (each dataset reads and converts one batch
+at a time, and each batch comes from arrays checked once, when the dataset is made). The datasets share
 :class:`EpochDataset`, whose batches are a pure function of (seed, epoch, batch index).
 """
 
@@ -23,35 +23,10 @@ import mmap
 import keras
 import numpy as np
 
-from keras_convlstm import synthetic
-from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm import mnist_digits, synthetic
+from keras_convlstm.checks import check_integer
+from keras_convlstm.frames import as_float, validate_frames
 from keras_convlstm.official_file import choose_source, download_moving_mnist, load_moving_mnist
-
-# ---------------------------------------------------------------------------------------------------------
-# Conversion
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _as_float32(frames: np.ndarray) -> np.ndarray:
-    """uint8 / 255 or a float cast, in float32, without validation."""
-    if frames.dtype == np.uint8:
-        return np.divide(frames, np.float32(255), dtype=np.float32)
-    return np.asarray(frames, dtype=np.float32)
-
-
-def to_float_frames(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
-    """Validates ``frames`` and returns them as float32 in [0, 1].
-
-    Args:
-        frames: ``(batch, time, height, width, channels)``, uint8 in [0, 255] (divided by 255 in float32,
-            never through float64) or float in [0, 1] (cast to float32; a float32 input is returned as is).
-        name: the argument name used in error messages.
-
-    Returns:
-        float32 ``(batch, time, height, width, channels)`` in [0, 1].
-    """
-    validate_frames(frames, name=name)
-    return _as_float32(np.asarray(frames))
 
 
 def create_shifted_frames(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +39,7 @@ def create_shifted_frames(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(x, y)``, float32 ``(batch, time - 1, height, width, channels)`` in [0, 1]; both are views of one
         float32 copy of ``data``.
     """
-    validate_frames(data, name="data", min_frames=2)
-    frames = _as_float32(np.asarray(data))
+    frames = as_float(validate_frames(data, name="data", min_frames=2))
     return frames[:, :-1], frames[:, 1:]
 
 
@@ -181,11 +155,11 @@ def _read_float32(storage: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
     """
     mapping = _read_only_mapping(storage)
     if mapping is None or storage.ndim < 2 or not hasattr(mmap, "MADV_DONTNEED"):
-        return _as_float32(np.asarray(storage[rows]))
+        return as_float(np.asarray(storage[rows]))
     selected = np.arange(len(storage))[rows]
     frames = np.empty((len(selected),) + storage.shape[1:], dtype=np.float32)
     for step in range(storage.shape[1]):
-        frames[:, step] = _as_float32(np.asarray(storage[selected, step]))
+        frames[:, step] = as_float(np.asarray(storage[selected, step]))
         mapping.madvise(mmap.MADV_DONTNEED)
     return frames
 
@@ -294,7 +268,7 @@ class GeneratedMovingMNIST(EpochDataset):
         self.sequences_per_epoch = check_integer(sequences_per_epoch, "sequences_per_epoch")
         self.num_frames = check_integer(num_frames, "num_frames", minimum=2)
         if digits is None:
-            digits, _ = synthetic.load_mnist_digits("auto", "train", verbose=False)
+            digits, _ = mnist_digits.load_mnist_digits("auto", "train", verbose=False)
         self.image_size = image_size
         self.num_digits = num_digits
         self.digits = digits
@@ -316,7 +290,7 @@ class GeneratedMovingMNIST(EpochDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         start, stop = self._batch_bounds(index, self.sequences_per_epoch)
-        frames = _as_float32(self._generate(index, stop - start))
+        frames = as_float(self._generate(index, stop - start))
         return frames[:, :-1], frames[:, 1:]
 
 
@@ -442,7 +416,7 @@ def load_or_generate_moving_mnist(
         val_fraction: share of the official sequences used for validation, in (0, 1).
         batch_size: sequences per training batch.
         seed: seed of the split, the shuffling and the generated sequences.
-        digit_source: digits of generated data, see :func:`keras_convlstm.synthetic.load_mnist_digits`.
+        digit_source: digits of generated data, see :func:`keras_convlstm.mnist_digits.load_mnist_digits`.
         verbose: print the source used and where generated digits come from.
 
     Returns:
@@ -457,8 +431,8 @@ def load_or_generate_moving_mnist(
         train = SequenceDataset(sequences, batch_size, indices=train_idx, seed=seed)
         validation = sequences[val_idx[:num_validation]]
     else:
-        train_digits, _ = synthetic.load_mnist_digits(digit_source, "train", verbose=verbose)
-        test_digits, _ = synthetic.load_mnist_digits(digit_source, "test", verbose=verbose)
+        train_digits, _ = mnist_digits.load_mnist_digits(digit_source, "train", verbose=verbose)
+        test_digits, _ = mnist_digits.load_mnist_digits(digit_source, "test", verbose=verbose)
         train = GeneratedMovingMNIST(num_sequences, batch_size, seed=seed, digits=train_digits)
         count = round(num_sequences * val_fraction) if num_validation is None else num_validation
         validation = synthetic.generate_moving_mnist(

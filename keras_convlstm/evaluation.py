@@ -22,21 +22,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm.checks import FRAMES_LAYOUT, check_integer, validate_frames
-from keras_convlstm.data import to_float_frames
+from keras_convlstm.checks import check_integer
 from keras_convlstm.files import write_json
-from keras_convlstm.metrics import frame_metrics, to_float64_frames
+from keras_convlstm.frames import as_float, check_frame_layout, to_float_frames, validate_frames
+from keras_convlstm.metrics import frame_metrics
 from keras_convlstm.models import check_input
-from keras_convlstm.rollout import predict_frames, predict_next_frames
-
-
-def _check_context(context: np.ndarray, horizon: int) -> np.ndarray:
-    """``context`` as an array, after checking its layout (any dtype and values) and that ``horizon`` is a count."""
-    context = np.asarray(context)
-    if context.ndim != 5 or context.shape[1] < 1:
-        raise ValueError(f"expected context of shape {FRAMES_LAYOUT} with time >= 1, got shape {context.shape}")
-    check_integer(horizon, "horizon")
-    return context
+from keras_convlstm.rollout import predict_one_step, predict_rollout
 
 
 def copy_last_frame(context: np.ndarray, horizon: int) -> np.ndarray:
@@ -49,8 +40,8 @@ def copy_last_frame(context: np.ndarray, horizon: int) -> np.ndarray:
     Returns:
         ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
     """
-    context = _check_context(context, horizon)
-    return np.repeat(context[:, -1:], horizon, axis=1)
+    context = check_frame_layout(context, name="context")
+    return np.repeat(context[:, -1:], check_integer(horizon, "horizon"), axis=1)
 
 
 def blank_frames(context: np.ndarray, horizon: int) -> np.ndarray:
@@ -63,9 +54,9 @@ def blank_frames(context: np.ndarray, horizon: int) -> np.ndarray:
     Returns:
         zeros ``(batch, horizon, height, width, channels)``, same dtype as ``context``.
     """
-    context = _check_context(context, horizon)
+    context = check_frame_layout(context, name="context")
     batch, _, height, width, channels = context.shape
-    return np.zeros((batch, horizon, height, width, channels), dtype=context.dtype)
+    return np.zeros((batch, check_integer(horizon, "horizon"), height, width, channels), dtype=context.dtype)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -150,7 +141,7 @@ class MetricTable:
             truth: same shape as each prediction.
             threshold: binarisation threshold of CSI, FAR and POD.
         """
-        truth = to_float64_frames(truth, name="truth")
+        truth = to_float_frames(truth, name="truth", dtype=np.float64)
         return cls(
             {
                 system: frame_metrics(prediction, truth, threshold)
@@ -274,42 +265,63 @@ class MetricTable:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def _context_frames(context_frames: int, context: int | None) -> int:
+    """The number of context frames, from ``context_frames`` or from the former keyword ``context``."""
+    if context is not None:
+        warnings.warn(
+            "the keyword 'context' is now 'context_frames' (a number of frames; 'context' is kept until the next "
+            "release)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        context_frames = context
+    return check_integer(context_frames, "context_frames")
+
+
 def evaluate(
     model: keras.Model,
     sequences: np.ndarray,
-    context: int = 10,
+    context_frames: int = 10,
     horizon: int = 10,
     *,
     batch_size: int = 32,
     threshold: float = 0.5,
-) -> MetricTable:
-    """Rolls ``model`` out from the first ``context`` frames and scores the next ``horizon`` frames.
+    return_predictions: bool = False,
+    context: int | None = None,
+) -> MetricTable | tuple[MetricTable, dict[str, np.ndarray]]:
+    """Rolls ``model`` out from the first ``context_frames`` frames and scores the next ``horizon`` frames.
 
     The baselines see the same context: "copy-last-frame" repeats its last frame, "blank" predicts zeros.
 
     Args:
         model: a frame-prediction model.
         sequences: held-out sequences ``(batch, time, height, width, channels)`` with
-            ``time >= context + horizon``, uint8 or float in [0, 1].
-        context: frames given to the model.
+            ``time >= context_frames + horizon``, uint8 or float in [0, 1].
+        context_frames: how many true frames the model reads before it predicts.
         horizon: frames predicted and scored.
         batch_size: sequences per rollout batch.
         threshold: binarisation threshold of CSI, FAR and POD.
+        return_predictions: also return the predicted frames, so that a caller who shows them does not roll
+            the model out a second time.
+        context: the former name of ``context_frames``, kept until the next release.
 
     Returns:
-        A :class:`MetricTable` with per-step metrics of "model", "copy-last-frame" and
-        "blank".
+        A :class:`MetricTable` with per-step metrics of "model", "copy-last-frame" and "blank"; with
+        ``return_predictions``, ``(table, predictions)`` where ``predictions`` maps the same names to float32
+        ``(batch, horizon, height, width, channels)``.
     """
-    context, horizon = check_integer(context, "context"), check_integer(horizon, "horizon")
-    validate_frames(sequences, name="sequences", min_frames=context + horizon)
-    given = sequences[:, :context]
-    truth = to_float_frames(sequences[:, context : context + horizon])
+    context_frames = _context_frames(context_frames, context)
+    horizon = check_integer(horizon, "horizon")
+    sequences = validate_frames(sequences, name="sequences", min_frames=context_frames + horizon)
+    given = sequences[:, :context_frames]
     predictions = {
-        "model": predict_frames(model, given, horizon, batch_size=batch_size),
-        "copy-last-frame": copy_last_frame(to_float_frames(given), horizon),
-        "blank": blank_frames(given, horizon),
+        "model": predict_rollout(model, given, horizon, batch_size=batch_size),
+        "copy-last-frame": copy_last_frame(as_float(given), horizon),
+        "blank": blank_frames(as_float(given[:, -1:]), horizon),
     }
-    return MetricTable.from_predictions(predictions, truth, threshold=threshold)
+    truth = as_float(sequences[:, context_frames : context_frames + horizon])  # float32, as the model sees it
+    table = MetricTable.from_predictions(predictions, truth, threshold=threshold)
+    return (table, predictions) if return_predictions else table
 
 
 VIEWS = ("rollout", "one-step", "whole-sequence")
@@ -318,54 +330,57 @@ VIEWS = ("rollout", "one-step", "whole-sequence")
 def evaluate_views(
     model: keras.Model,
     sequences: np.ndarray,
-    context: int = 10,
+    context_frames: int = 10,
     horizon: int = 10,
     *,
     batch_size: int = 32,
     threshold: float = 0.5,
+    context: int | None = None,
 ) -> MetricTable:
-    """Scores frames ``context .. context + horizon - 1`` predicted three ways, beside both baselines.
+    """Scores frames ``context_frames .. context_frames + horizon - 1`` predicted three ways, beside both baselines.
 
-    - "rollout": read ``context`` true frames, then feed each prediction back (:func:`predict_frames`): a
-      forecast, the only view available when the future is unknown.
-    - "one-step": each frame predicted from the true frames before it (:func:`predict_next_frames`), as the
+    - "rollout": read ``context_frames`` true frames, then feed each prediction back (:func:`predict_rollout`):
+      a forecast, the only view available when the future is unknown.
+    - "one-step": each frame predicted from the true frames before it (:func:`predict_one_step`), as the
       keras.io page's "predicted videos" are: every step starts again from the truth.
-    - "whole-sequence": the true frames ``0 .. context + horizon - 1`` in one call of the model, as in training
-      and in ``val_loss``. A causal model gives the one-step frames again; a model whose output ``t`` reads input
-      ``t + 1`` (the keras.io network's last ``Conv3D``) sees each frame it is asked to predict.
+    - "whole-sequence": the true frames ``0 .. context_frames + horizon - 1`` in one call of the model, as in
+      training and in ``val_loss``. A causal model gives the one-step frames again; a model whose output ``t``
+      reads input ``t + 1`` (the keras.io network's last ``Conv3D``) sees each frame it is asked to predict.
 
     Args:
         model: a sequence-to-sequence frame model (output ``t`` predicts frame ``t + 1``).
         sequences: held-out sequences ``(batch, time, height, width, channels)`` with
-            ``time >= context + horizon``, uint8 or float in [0, 1].
-        context: true frames read before the first scored frame.
+            ``time >= context_frames + horizon``, uint8 or float in [0, 1].
+        context_frames: true frames read before the first scored frame.
         horizon: frames scored.
         batch_size: sequences per batch.
         threshold: binarisation threshold of CSI, FAR and POD.
+        context: the former name of ``context_frames``, kept until the next release.
 
     Returns:
         A :class:`MetricTable` with the systems of :data:`VIEWS`, then "copy-last-frame" and "blank".
     """
-    context, horizon = check_integer(context, "context"), check_integer(horizon, "horizon")
+    context_frames = _context_frames(context_frames, context)
+    horizon = check_integer(horizon, "horizon")
     batch_size = check_integer(batch_size, "batch_size")
-    validate_frames(sequences, name="sequences", min_frames=context + horizon)
+    sequences = validate_frames(sequences, name="sequences", min_frames=context_frames + horizon)
     kind = getattr(getattr(model, "config", None), "kind", "seq2seq")
     if kind != "seq2seq":
         raise ValueError(f"the three views need a sequence-to-sequence frame model, got a {kind!r} model")
     check_input(model, sequences, check_time=False)
-    given = sequences[:, :context]
-    inputs = sequences[:, : context + horizon - 1]  # output t of these predicts frame t + 1
-    scored = slice(context - 1, context + horizon - 1)
+    given = sequences[:, :context_frames]
+    inputs = sequences[:, : context_frames + horizon - 1]  # output t of these predicts frame t + 1
+    scored = slice(context_frames - 1, context_frames + horizon - 1)
     whole = [
-        keras.ops.convert_to_numpy(model(to_float_frames(inputs[start : start + batch_size]), training=False))
+        keras.ops.convert_to_numpy(model(as_float(inputs[start : start + batch_size]), training=False))
         for start in range(0, len(inputs), batch_size)
     ]
     predictions = {
-        "rollout": predict_frames(model, given, horizon, batch_size=batch_size),
-        "one-step": predict_next_frames(model, inputs, batch_size=batch_size)[:, scored],
+        "rollout": predict_rollout(model, given, horizon, batch_size=batch_size),
+        "one-step": predict_one_step(model, inputs, batch_size=batch_size)[:, scored],
         "whole-sequence": np.concatenate(whole).astype(np.float32)[:, scored],
-        "copy-last-frame": copy_last_frame(to_float_frames(given), horizon),
-        "blank": blank_frames(given, horizon),
+        "copy-last-frame": copy_last_frame(as_float(given), horizon),
+        "blank": blank_frames(as_float(given[:, -1:]), horizon),
     }
-    truth = to_float_frames(sequences[:, context : context + horizon])
+    truth = as_float(sequences[:, context_frames : context_frames + horizon])
     return MetricTable.from_predictions(predictions, truth, threshold=threshold)

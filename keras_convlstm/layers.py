@@ -42,20 +42,22 @@ class _PatchLayer(keras.layers.Layer):
         return config
 
 
-def _leading_shape(inputs) -> list:
-    """Batch (and time) sizes of a frame tensor: ``-1`` for the batch, the possibly dynamic time size after it."""
-    leading = [-1]
-    if len(inputs.shape) == 5:
-        leading.append(ops.shape(inputs)[1])
-    return leading
+def _per_frame(operation, inputs, patch_size: int):
+    """Applies ``operation(frames, patch_size)``, a 4-D ``keras.ops`` op, to every frame of 4-D or 5-D frames."""
+    if patch_size == 1:  # the identity; the keras.ops patch ops need a block size of at least 2
+        return inputs
+    if len(inputs.shape) == 4:
+        return operation(inputs, patch_size)
+    outputs = operation(ops.reshape(inputs, (-1, *inputs.shape[2:])), patch_size)
+    return ops.reshape(outputs, (-1, ops.shape(inputs)[1], *outputs.shape[1:]))  # the time size may be dynamic
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class SpaceToDepth(_PatchLayer):
     """Cuts every frame into ``patch_size x patch_size`` patches stacked on the channel axis.
 
-    Each time step is transformed on its own. The channel order inside a patch position is
-    ``(patch row, patch column, channel)``, the convention of ``tf.nn.space_to_depth``.
+    Each time step is transformed on its own by ``keras.ops.space_to_depth``. The channel order inside a patch
+    position is ``(patch row, patch column, channel)``, the convention of ``tf.nn.space_to_depth``.
 
     Args:
         patch_size: side of the square patches, a positive integer that divides height and width.
@@ -85,11 +87,7 @@ class SpaceToDepth(_PatchLayer):
         self.built = True
 
     def call(self, inputs):
-        height, width, channels = inputs.shape[-3:]
-        p = self.patch_size
-        patches = ops.reshape(inputs, (-1, height // p, p, width // p, p, channels))
-        patches = ops.transpose(patches, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(patches, (*_leading_shape(inputs), height // p, width // p, channels * p * p))
+        return _per_frame(ops.space_to_depth, inputs, self.patch_size)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         height, width, channels = input_shape[-3:]
@@ -100,6 +98,8 @@ class SpaceToDepth(_PatchLayer):
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class DepthToSpace(_PatchLayer):
     """Inverse of :class:`SpaceToDepth`: unstacks channel patches back into ``patch_size x patch_size`` pixels.
+
+    Each time step is transformed on its own by ``keras.ops.depth_to_space``.
 
     Args:
         patch_size: side of the square patches, a positive integer; ``patch_size ** 2`` must divide the channels.
@@ -129,12 +129,7 @@ class DepthToSpace(_PatchLayer):
         self.built = True
 
     def call(self, inputs):
-        height, width, channels = inputs.shape[-3:]
-        p = self.patch_size
-        depth = channels // (p * p)
-        pixels = ops.reshape(inputs, (-1, height, width, p, p, depth))
-        pixels = ops.transpose(pixels, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(pixels, (*_leading_shape(inputs), height * p, width * p, depth))
+        return _per_frame(ops.depth_to_space, inputs, self.patch_size)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         height, width, channels = input_shape[-3:]

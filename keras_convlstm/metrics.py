@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_convlstm.checks import validate_frames
+from keras_convlstm.frames import to_float_frames
 
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
@@ -65,23 +65,10 @@ METRIC_NAMES = (
 _SSIM_BLOCK = 512
 
 
-def to_float64_frames(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:
-    """Validates ``frames`` and returns them as float64 in [0, 1], the scale every metric works on.
-
-    Args:
-        frames: ``(batch, horizon, height, width, channels)``, float in [0, 1] or uint8 (divided by 255).
-        name: the argument name used in error messages.
-    """
-    validate_frames(frames, name=name)
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float64) / 255.0
-    return frames.astype(np.float64, copy=False)
-
-
 def _as_pair(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    prediction = to_float64_frames(prediction, name="prediction")
-    truth = to_float64_frames(truth, name="truth")
+    """Both arguments checked once and in float64 (the public functions' boundary), with the same shape."""
+    prediction = to_float_frames(prediction, name="prediction", dtype=np.float64)
+    truth = to_float_frames(truth, name="truth", dtype=np.float64)
     if prediction.shape != truth.shape:
         raise ValueError(
             f"expected prediction and truth of the same shape, got {prediction.shape} and {truth.shape}"
@@ -108,8 +95,7 @@ def mse_per_frame(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    prediction, truth = _as_pair(prediction, truth)
-    return _frame_sum((prediction - truth) ** 2).mean(axis=0)
+    return _mse_per_frame(*_as_pair(prediction, truth))
 
 
 def mae_per_frame(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -122,8 +108,7 @@ def mae_per_frame(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    prediction, truth = _as_pair(prediction, truth)
-    return _frame_sum(np.abs(prediction - truth)).mean(axis=0)
+    return _mae_per_frame(*_as_pair(prediction, truth))
 
 
 def mse_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -136,8 +121,7 @@ def mse_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    prediction, truth = _as_pair(prediction, truth)
-    return _frame_mean((prediction - truth) ** 2).mean(axis=0)
+    return _mse_per_pixel(*_as_pair(prediction, truth))
 
 
 def mae_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -150,8 +134,7 @@ def mae_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    prediction, truth = _as_pair(prediction, truth)
-    return _frame_mean(np.abs(prediction - truth)).mean(axis=0)
+    return _mae_per_pixel(*_as_pair(prediction, truth))
 
 
 def _window_means(images: np.ndarray, size: int) -> np.ndarray:
@@ -194,23 +177,7 @@ def ssim(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)`` with values in [-1, 1].
     """
-    prediction, truth = _as_pair(prediction, truth)
-    batch, horizon, height, width, channels = prediction.shape
-    if height < SSIM_WINDOW or width < SSIM_WINDOW:
-        raise ValueError(
-            f"expected frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels for SSIM, got {height}x{width}"
-        )
-    flat_prediction = prediction.reshape(batch * horizon, height, width, channels)
-    flat_truth = truth.reshape(batch * horizon, height, width, channels)
-    values = np.concatenate(
-        [
-            _ssim_frames(
-                flat_prediction[start : start + _SSIM_BLOCK], flat_truth[start : start + _SSIM_BLOCK]
-            )
-            for start in range(0, batch * horizon, _SSIM_BLOCK)
-        ]
-    )
-    return values.reshape(batch, horizon).mean(axis=0)
+    return _ssim(*_as_pair(prediction, truth))
 
 
 def psnr(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -225,10 +192,7 @@ def psnr(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    prediction, truth = _as_pair(prediction, truth)
-    error = _frame_mean((prediction - truth) ** 2)
-    with np.errstate(divide="ignore"):
-        return (-10.0 * np.log10(error)).mean(axis=0)
+    return _psnr(*_as_pair(prediction, truth))
 
 
 def bce_per_frame(prediction: np.ndarray, truth: np.ndarray, eps: float = BCE_EPSILON) -> np.ndarray:
@@ -245,10 +209,7 @@ def bce_per_frame(prediction: np.ndarray, truth: np.ndarray, eps: float = BCE_EP
     """
     if not 0.0 < eps < 0.5:
         raise ValueError(f"expected eps in (0, 0.5), got {eps}")
-    prediction, truth = _as_pair(prediction, truth)
-    prediction = np.clip(prediction, eps, 1.0 - eps)
-    entropy = -(truth * np.log(prediction) + (1.0 - truth) * np.log1p(-prediction))
-    return _frame_sum(entropy).mean(axis=0)
+    return _bce_per_frame(*_as_pair(prediction, truth), eps)
 
 
 def bce_per_sequence(prediction: np.ndarray, truth: np.ndarray, eps: float = BCE_EPSILON) -> float:
@@ -283,21 +244,7 @@ def contingency_counts(
     Returns:
         ``{"hits", "misses", "false_alarms", "correct_negatives"}``, each an int64 array ``(horizon,)``.
     """
-    if not 0 < threshold <= 1:  # frames are in [0, 1]: any other threshold makes every pixel "on" or every "off"
-        raise ValueError(f"expected a threshold in (0, 1], got {threshold}")
-    prediction, truth = _as_pair(prediction, truth)
-    predicted_on = prediction >= threshold
-    true_on = truth >= threshold
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return mask.sum(axis=(0, 2, 3, 4), dtype=np.int64)
-
-    return {
-        "hits": count(predicted_on & true_on),
-        "misses": count(~predicted_on & true_on),
-        "false_alarms": count(predicted_on & ~true_on),
-        "correct_negatives": count(~predicted_on & ~true_on),
-    }
+    return _contingency_counts(*_as_pair(prediction, truth), threshold)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -318,8 +265,7 @@ def csi(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np
     Returns:
         float64 array ``(horizon,)``.
     """
-    counts = contingency_counts(prediction, truth, threshold)
-    return _ratio(counts["hits"], counts["hits"] + counts["misses"] + counts["false_alarms"])
+    return _csi(contingency_counts(prediction, truth, threshold))
 
 
 def far(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -333,8 +279,7 @@ def far(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np
     Returns:
         float64 array ``(horizon,)``.
     """
-    counts = contingency_counts(prediction, truth, threshold)
-    return _ratio(counts["false_alarms"], counts["hits"] + counts["false_alarms"])
+    return _far(contingency_counts(prediction, truth, threshold))
 
 
 def pod(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -348,8 +293,7 @@ def pod(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np
     Returns:
         float64 array ``(horizon,)``.
     """
-    counts = contingency_counts(prediction, truth, threshold)
-    return _ratio(counts["hits"], counts["hits"] + counts["misses"])
+    return _pod(contingency_counts(prediction, truth, threshold))
 
 
 def correlation(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -362,10 +306,7 @@ def correlation(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``; about 1 when ``prediction == truth`` (and not all zero).
     """
-    prediction, truth = _as_pair(prediction, truth)
-    numerator = _frame_sum(prediction * truth)
-    denominator = np.sqrt(_frame_sum(prediction**2) * _frame_sum(truth**2) + CORRELATION_EPSILON)
-    return (numerator / denominator).mean(axis=0)
+    return _correlation(*_as_pair(prediction, truth))
 
 
 def frame_metrics(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
@@ -382,18 +323,19 @@ def frame_metrics(prediction: np.ndarray, truth: np.ndarray, threshold: float = 
         :func:`bce_per_frame`.
     """
     prediction, truth = _as_pair(prediction, truth)
+    counts = _contingency_counts(prediction, truth, threshold)
     return {
-        "mse": mse_per_frame(prediction, truth),
-        "mae": mae_per_frame(prediction, truth),
-        "mse_per_pixel": mse_per_pixel(prediction, truth),
-        "mae_per_pixel": mae_per_pixel(prediction, truth),
-        "ssim": ssim(prediction, truth),
-        "psnr": psnr(prediction, truth),
-        "bce": bce_per_frame(prediction, truth),
-        "csi": csi(prediction, truth, threshold),
-        "far": far(prediction, truth, threshold),
-        "pod": pod(prediction, truth, threshold),
-        "correlation": correlation(prediction, truth),
+        "mse": _mse_per_frame(prediction, truth),
+        "mae": _mae_per_frame(prediction, truth),
+        "mse_per_pixel": _mse_per_pixel(prediction, truth),
+        "mae_per_pixel": _mae_per_pixel(prediction, truth),
+        "ssim": _ssim(prediction, truth),
+        "psnr": _psnr(prediction, truth),
+        "bce": _bce_per_frame(prediction, truth, BCE_EPSILON),
+        "csi": _csi(counts),
+        "far": _far(counts),
+        "pod": _pod(counts),
+        "correlation": _correlation(prediction, truth),
     }
 
 
@@ -412,7 +354,95 @@ def sharpness(frames: np.ndarray) -> np.ndarray:
     Returns:
         float64 array ``(horizon,)``.
     """
-    frames = to_float64_frames(frames)
+    frames = to_float_frames(frames, dtype=np.float64)
     across = np.square(np.diff(frames, axis=3)).mean(axis=(2, 3, 4))
     down = np.square(np.diff(frames, axis=2)).mean(axis=(2, 3, 4))
     return np.sqrt(0.5 * (across + down)).mean(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The metrics on float64 pairs of the same shape that _as_pair has checked: each public function above checks its
+# arguments once and calls one of these; frame_metrics checks once and calls them all.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _mse_per_frame(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return _frame_sum((prediction - truth) ** 2).mean(axis=0)
+
+
+def _mae_per_frame(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return _frame_sum(np.abs(prediction - truth)).mean(axis=0)
+
+
+def _mse_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return _frame_mean((prediction - truth) ** 2).mean(axis=0)
+
+
+def _mae_per_pixel(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return _frame_mean(np.abs(prediction - truth)).mean(axis=0)
+
+
+def _ssim(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    batch, horizon, height, width, channels = prediction.shape
+    if height < SSIM_WINDOW or width < SSIM_WINDOW:
+        raise ValueError(
+            f"expected frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels for SSIM, got {height}x{width}"
+        )
+    flat_prediction = prediction.reshape(batch * horizon, height, width, channels)
+    flat_truth = truth.reshape(batch * horizon, height, width, channels)
+    values = np.concatenate(
+        [
+            _ssim_frames(
+                flat_prediction[start : start + _SSIM_BLOCK], flat_truth[start : start + _SSIM_BLOCK]
+            )
+            for start in range(0, batch * horizon, _SSIM_BLOCK)
+        ]
+    )
+    return values.reshape(batch, horizon).mean(axis=0)
+
+
+def _psnr(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    error = _frame_mean((prediction - truth) ** 2)
+    with np.errstate(divide="ignore"):
+        return (-10.0 * np.log10(error)).mean(axis=0)
+
+
+def _bce_per_frame(prediction: np.ndarray, truth: np.ndarray, eps: float) -> np.ndarray:
+    prediction = np.clip(prediction, eps, 1.0 - eps)
+    entropy = -(truth * np.log(prediction) + (1.0 - truth) * np.log1p(-prediction))
+    return _frame_sum(entropy).mean(axis=0)
+
+
+def _contingency_counts(prediction: np.ndarray, truth: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    if not 0 < threshold <= 1:  # frames are in [0, 1]: any other threshold makes every pixel "on" or every "off"
+        raise ValueError(f"expected a threshold in (0, 1], got {threshold}")
+    predicted_on = prediction >= threshold
+    true_on = truth >= threshold
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return mask.sum(axis=(0, 2, 3, 4), dtype=np.int64)
+
+    return {
+        "hits": count(predicted_on & true_on),
+        "misses": count(~predicted_on & true_on),
+        "false_alarms": count(predicted_on & ~true_on),
+        "correct_negatives": count(~predicted_on & ~true_on),
+    }
+
+
+def _csi(counts: dict[str, np.ndarray]) -> np.ndarray:
+    return _ratio(counts["hits"], counts["hits"] + counts["misses"] + counts["false_alarms"])
+
+
+def _far(counts: dict[str, np.ndarray]) -> np.ndarray:
+    return _ratio(counts["false_alarms"], counts["hits"] + counts["false_alarms"])
+
+
+def _pod(counts: dict[str, np.ndarray]) -> np.ndarray:
+    return _ratio(counts["hits"], counts["hits"] + counts["misses"])
+
+
+def _correlation(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    numerator = _frame_sum(prediction * truth)
+    denominator = np.sqrt(_frame_sum(prediction**2) * _frame_sum(truth**2) + CORRELATION_EPSILON)
+    return (numerator / denominator).mean(axis=0)

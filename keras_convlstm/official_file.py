@@ -11,11 +11,9 @@ without copying. The float32 conversion happens per batch in :class:`keras_convl
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import http.client
-import io
 import math
 import os
 import shutil
@@ -27,7 +25,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from keras_convlstm.checks import check_integer
@@ -140,8 +137,6 @@ def _describe_failure(error: BaseException, timeout: float) -> str:
     """A readable reason for a network failure raised by urllib or http.client."""
     if isinstance(error, urllib.error.HTTPError):
         return f"the server answered HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.ContentTooShortError):
-        return f"the body was truncated ({error.reason})"
     cause = error.reason if isinstance(error, urllib.error.URLError) else error
     if isinstance(cause, socket.gaierror):
         return f"the host name could not be resolved ({cause})"
@@ -160,79 +155,42 @@ class _Rejected(Exception):
     """A download that arrived but is not the expected file."""
 
 
-class _TimeoutAndHeaderChecks(urllib.request.BaseHandler):
-    """The urllib handler that adds to ``keras.utils.get_file`` what it lacks.
-
-    ``get_file`` downloads with ``urllib.request.urlretrieve``, which takes no timeout and hides the response
-    headers. This handler sets ``timeout`` on every request (the connection and each read), names the client, and
-    rejects an HTML page or an announced size other than ``num_bytes`` before any byte of the body is written.
-    """
-
-    handler_order = 400  # before urllib's own HTTP handlers (500), which open the connection with the timeout
-
-    def __init__(self, timeout: float, num_bytes: int | None):
-        self.timeout = timeout
-        self.num_bytes = num_bytes
-
-    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
-        request.timeout = self.timeout
-        request.add_unredirected_header("User-agent", "keras_convlstm")
-        return request
-
-    def http_response(self, request: urllib.request.Request, response):
-        if 200 <= response.status < 300:
-            content_type = response.headers.get("Content-Type", "")
-            length = response.headers.get("Content-Length", "")
-            problem = None
-            if "html" in content_type.lower():
-                problem = f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file"
-            elif self.num_bytes is not None and length.isdigit() and int(length) != self.num_bytes:
-                problem = f"the server announces {int(length):,} bytes, expected {self.num_bytes:,}"
-            if problem is not None:
-                response.close()
-                raise _Rejected(problem)
-        return response
-
-    https_request = http_request
-    https_response = http_response
-
-
-@contextlib.contextmanager
-def _get_file_with(checks: _TimeoutAndHeaderChecks, verbose: bool):
-    """Runs ``keras.utils.get_file`` with ``checks`` installed and its console output on stderr or silenced.
-
-    Both are process-wide while the block runs: urllib's global opener (``urllib.request.install_opener``; urllib's
-    default opener is installed again afterwards, replacing any custom one) and ``sys.stdout``, where Keras writes
-    its "Downloading data from" line and progress bar.
-    """
-    urllib.request.install_opener(urllib.request.build_opener(checks))
-    try:
-        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
-            yield
-    finally:
-        urllib.request.install_opener(None)
+def _announced_size(response: http.client.HTTPResponse, num_bytes: int | None) -> int | None:
+    """The body size the server announces (None if it does not); rejects an HTML page or a size other than
+    ``num_bytes`` before any byte of the body is read."""
+    content_type = response.headers.get("Content-Type", "")
+    length = response.headers.get("Content-Length", "")
+    announced = int(length) if length.isdigit() else None
+    if "html" in content_type.lower():
+        raise _Rejected(f"the server sent an HTML page (Content-Type {content_type!r}) instead of a .npy file")
+    if num_bytes is not None and announced is not None and announced != num_bytes:
+        raise _Rejected(f"the server announces {announced:,} bytes, expected {num_bytes:,}")
+    return announced
 
 
 def _fetch(url: str, target: Path, md5: str | None, num_bytes: int | None, timeout: float, verbose: bool) -> None:
-    """Downloads ``url`` with ``keras.utils.get_file`` into a staging folder beside ``target``, verifies the file,
-    then moves it into place; the staging folder is removed whatever happens."""
+    """Streams ``url`` into a staging folder beside ``target``, verifies the file, then moves it into place; the
+    staging folder is removed whatever happens."""
+    from tqdm.auto import tqdm  # only a download needs it
+
+    request = urllib.request.Request(url, headers={"User-Agent": "keras_convlstm"})
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
     staged = staging / target.name
     try:
-        with _get_file_with(_TimeoutAndHeaderChecks(timeout, num_bytes), verbose):
-            try:
-                keras.utils.get_file(target.name, url, md5_hash=md5, cache_dir=staging, cache_subdir="")
-            except ValueError:  # get_file's md5 check; name the first check the file fails, md5 included
-                problem = _verify(staged, md5, num_bytes) if staged.is_file() else None
-                if problem is None:
-                    raise
-                raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}") from None
-            except Exception as error:
-                # get_file re-raises a urllib.error.URLError as a bare Exception, with the URLError as its context.
-                if type(error) is Exception and isinstance(error.__context__, urllib.error.URLError):
-                    raise error.__context__ from None
-                raise
-        problem = _verify(staged, None, num_bytes)  # size and .npy header; get_file checked the md5
+        # The timeout bounds the connection and each read; urlopen raises HTTPError for a status other than 2xx.
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            announced = _announced_size(response, num_bytes)
+            progress = tqdm(
+                total=announced, desc=target.name, unit="B", unit_scale=True, unit_divisor=1024, disable=not verbose
+            )
+            with open(staged, "wb") as handle, progress:
+                while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+                    handle.write(chunk)
+                    progress.update(len(chunk))
+        received = staged.stat().st_size
+        if announced is not None and received != announced:  # the server closed the connection early
+            raise _Rejected(f"the body was truncated: {received:,} bytes read, {announced:,} announced")
+        problem = _verify(staged, md5, num_bytes)
         if problem is not None:
             raise _Rejected(f"the downloaded file is not the expected Moving MNIST file: {problem}")
         os.replace(staged, target)
@@ -256,12 +214,12 @@ def download_moving_mnist(
     ``mnist_test_seq.npy`` is deleted and downloaded again (an error then says it was deleted, and why; the
     keras.io copy is left alone). Hidden ``.part`` folders left by a download that was killed are removed.
 
-    The download is ``keras.utils.get_file`` (its progress bar, its md5 check) into a hidden staging folder in
-    ``cache_dir``, with what it lacks added here: a ``timeout``, a look at the headers before the body (no HTML
-    page, the announced size is ``num_bytes``), a .npy header of uint8 ``(time, sequence, 64, 64)`` matching the
-    file size, and the move into place only after every check passed. No partial file is left behind on failure.
-    While it runs, urllib's global opener and ``sys.stdout`` are replaced: the process-wide settings through which
-    a timeout and header checks reach ``get_file`` and its console output is redirected.
+    The download streams ``urllib.request.urlopen(url, timeout=timeout)`` into a hidden staging folder in
+    ``cache_dir`` (a tqdm progress bar on stderr when ``verbose``): the headers are looked at before the body (no
+    HTML page, the announced size is ``num_bytes``), then the file must have the announced size, a .npy header of
+    uint8 ``(time, sequence, 64, 64)`` matching its size and the ``md5`` digest before it is moved into place. No
+    partial file is left behind on failure, and no process-wide setting (urllib's opener, ``sys.stdout``) changes.
+    A download is not resumed: an interrupted one starts again from the first byte.
 
     Args:
         cache_dir: folder of the cached file; default :func:`default_cache_dir` (Keras' dataset cache).
@@ -269,7 +227,7 @@ def download_moving_mnist(
         md5: expected hex md5 digest; None skips the check (for a smaller file at another ``url``).
         num_bytes: expected file size in bytes; None skips the check.
         timeout: seconds to wait for the connection and for each read.
-        verbose: show Keras's progress bar (on stderr) and say when a cached file is replaced.
+        verbose: show a progress bar (on stderr) and say when a cached file is replaced.
 
     Returns:
         The path of the verified file (``cache_dir / "moving_mnist.npy"`` when only the keras.io copy is there).
@@ -298,7 +256,7 @@ def download_moving_mnist(
             else:
                 leftover.unlink(missing_ok=True)
         if verbose:
-            print(f"Downloading {target.name} into {directory}", file=sys.stderr)
+            print(f"Downloading {url} to {target}", file=sys.stderr)
         _fetch(url, target, md5, num_bytes, timeout, verbose)
     except _Rejected as error:
         cause, reason = error, str(error)
@@ -388,7 +346,7 @@ def load_moving_mnist(path: str | os.PathLike | None = None, num_sequences: int 
     The file stores ``(time, sequence, height, width)``; the result is a read-only view of the memory-mapped
     file with the first two axes swapped and a channel axis added: no data is read until it is used and no
     float copy is made (convert per batch, e.g. with :class:`keras_convlstm.data.SequenceDataset` or
-    :func:`keras_convlstm.data.to_float_frames`).
+    :func:`keras_convlstm.frames.to_float_frames`).
 
     Args:
         path: a .npy file in that layout; None downloads (or reuses) the official file with

@@ -2,14 +2,14 @@
 
 The official example predicts frame ``t + 1`` by running ``model.predict`` on the whole sequence seen so far and
 keeping the last output frame, so a rollout of ``horizon`` frames re-reads the context ``horizon`` times (quadratic
-cost) and retraces the predict function for every new sequence length. :func:`predict_frames` gives the same frames
+cost) and retraces the predict function for every new sequence length. :func:`predict_rollout` gives the same frames
 in linear time: it walks the model layer by layer, advances every ConvLSTM2D cell one frame at a time, and keeps
 only the few past frames that a temporal convolution needs. The step is written with Keras layers and
 ``keras.ops``; :func:`compile_loop` compiles the loop over it the way each backend allows, traced once per input
 signature, never per step or per horizon.
 
 :func:`official_rollout` keeps the official loop as the reference the fast path is tested and benchmarked against.
-:func:`predict_next_frames` is the one-step-ahead prediction from ground-truth inputs (teacher forcing), which is
+:func:`predict_one_step` is the one-step-ahead prediction from ground-truth inputs (teacher forcing), which is
 what the official GIF section really displayed.
 """
 
@@ -22,8 +22,8 @@ import keras
 import numpy as np
 
 from keras_convlstm.cell import layer_step, steppable
-from keras_convlstm.checks import check_integer, validate_frames
-from keras_convlstm.data import to_float_frames
+from keras_convlstm.checks import check_integer
+from keras_convlstm.frames import as_float, to_float_frames, validate_frames
 from keras_convlstm.layers import CausalConv3D
 from keras_convlstm.models import check_input
 
@@ -173,7 +173,6 @@ class FrameStepper:
                 raise ValueError(f"layer {layer.name!r}: go_backwards and stateful ConvLSTM2D cannot be stepped")
             if isinstance(layer, keras.layers.Conv3D):
                 _temporal_window(layer)  # validates the padding
-        self.trace_count = 0
         self._compiled_step = compile_step(self._step_body, model.variables)
         self._compiled_roll = compile_loop(self._step_body, self.initial_state, model.variables)
 
@@ -192,7 +191,6 @@ class FrameStepper:
 
     def _step_body(self, frame, state: list, training: bool = False) -> tuple:
         """One frame through every layer, in Keras ops: traced by the compiled step and loop, unrolled by unroll."""
-        self.trace_count += 1  # Python side effect: runs once per trace when compiled, once per call when eager.
         x = keras.ops.expand_dims(frame, 1)  # (batch, 1, height, width, channels)
         new_state = []
         position = 0
@@ -275,9 +273,10 @@ def frame_stepper(model: keras.Model) -> FrameStepper:
 
 
 def _batches(frames: np.ndarray, batch_size: int | None):
+    """Checked ``frames`` in float32 batches of ``batch_size`` sequences (all at once when None)."""
     size = len(frames) if batch_size is None else check_integer(batch_size, "batch_size")
     for start in range(0, len(frames), size):
-        yield to_float_frames(frames[start : start + size])
+        yield as_float(frames[start : start + size])
 
 
 def _roll_horizon(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np.ndarray:
@@ -285,7 +284,7 @@ def _roll_horizon(stepper: FrameStepper, frames: np.ndarray, horizon: int) -> np
     return stepper.roll(frames, horizon - 1)
 
 
-def predict_frames(
+def predict_rollout(
     model: keras.Model, context: np.ndarray, horizon: int = 10, *, batch_size: int | None = 32
 ) -> np.ndarray:
     """Continues each context sequence by ``horizon`` frames, feeding every prediction back as input.
@@ -302,7 +301,7 @@ def predict_frames(
     Returns:
         float32 ``(batch, horizon, height, width, channels)`` in [0, 1] (the model's output range).
     """
-    validate_frames(context, name="context", min_frames=1)
+    context = validate_frames(context, name="context", min_frames=1)
     check_input(model, context, check_time=_model_kind(model) == "encoder_forecaster")
     horizon = check_integer(horizon, "horizon")
     kind = _model_kind(model)
@@ -335,10 +334,9 @@ def official_rollout(model: keras.Model, context: np.ndarray, horizon: int = 10)
     Returns:
         float32 ``(batch, horizon, height, width, channels)``.
     """
-    validate_frames(context, name="context", min_frames=1)
-    check_input(model, context, check_time=False)
+    frames = to_float_frames(context, name="context")
+    check_input(model, frames, check_time=False)
     horizon = check_integer(horizon, "horizon")
-    frames = to_float_frames(context)
     start = frames.shape[1]
     for _ in range(horizon):
         output = model.predict(frames, verbose=0)
@@ -347,7 +345,7 @@ def official_rollout(model: keras.Model, context: np.ndarray, horizon: int = 10)
     return frames[:, start:]
 
 
-def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size: int | None = 32) -> np.ndarray:
+def predict_one_step(model: keras.Model, sequence: np.ndarray, *, batch_size: int | None = 32) -> np.ndarray:
     """One-step-ahead predictions from ground-truth inputs (teacher forcing), not a rollout.
 
     Output ``t`` is the prediction of frame ``t + 1`` after reading the true frames ``0..t``: each prediction
@@ -363,10 +361,18 @@ def predict_next_frames(model: keras.Model, sequence: np.ndarray, *, batch_size:
     Returns:
         float32 ``(batch, time, height, width, channels)``: predictions of frames ``1..time``.
     """
-    validate_frames(sequence, name="sequence", min_frames=1)
+    sequence = validate_frames(sequence, name="sequence", min_frames=1)
     check_input(model, sequence, check_time=False)
     kind = _model_kind(model)
     if kind not in ("seq2seq", "many_to_one"):
         raise ValueError(f"one-step-ahead prediction needs a frame-by-frame model, got a {kind!r} model")
     stepper = frame_stepper(model)
     return np.concatenate([_roll_horizon(stepper, batch, 1) for batch in _batches(sequence, batch_size)])
+
+
+# The names of the first release, kept for one more: ``predict_frames`` did not say it was the rollout, nor
+# ``predict_next_frames`` that it reads the true frames.
+predict_frames = predict_rollout
+"""Former name of :func:`predict_rollout`, kept as an alias until the next release."""
+predict_next_frames = predict_one_step
+"""Former name of :func:`predict_one_step`, kept as an alias until the next release."""

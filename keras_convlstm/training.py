@@ -11,7 +11,7 @@ already there is resumed, replaced or refused as ``existing_run`` says):
   interrupted) resumes from its last finished epoch when the same call is made again; the folder is removed
   when training ends normally. It is written after every other output of its epoch, so a kill can make a
   resumed run repeat an epoch, never skip one. A damaged backup falls back to its previous copy, or is set
-  aside as ``backup.damaged-N`` (training then starts again).
+  aside as ``backup.damaged-N`` and training starts again (:mod:`keras_convlstm.backups`).
 - ``history.csv``: one row per epoch, kept across a resumed run (rows of repeated epochs are replaced). A resumed
   run also reads it to give EarlyStopping and ReduceLROnPlateau the counters they had when the run stopped.
 """
@@ -32,7 +32,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm.checks import check_integer, validate_frames
+from keras_convlstm.backups import completed_epochs, usable_backup
+from keras_convlstm.checks import check_integer
 from keras_convlstm.data import ArrayDataset, SequenceDataset
 from keras_convlstm.distribute import (
     CopyWeights,
@@ -42,9 +43,15 @@ from keras_convlstm.distribute import (
     steps_without_empty_replicas,
 )
 from keras_convlstm.files import write_json, write_text
+from keras_convlstm.frames import validate_frames
 from keras_convlstm.precision import describe_hardware
-from keras_convlstm.rollout import FrameStepper
 from keras_convlstm.run_folder import RunFolder, array_fingerprint, claim
+from keras_convlstm.scheduled_sampling import (
+    ScheduledSampling,
+    ScheduledSamplingModel,
+    check_context,
+    check_scheduled_sampling,
+)
 
 TrainData = keras.utils.PyDataset | np.ndarray | tuple[np.ndarray, np.ndarray]
 
@@ -110,8 +117,8 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
         monitor: the log entry to minimise.
         resume: continue from the best value recorded beside ``path`` (False: start from infinity).
         saved_model: the model to save (None: the model being fitted), for example the frame model inside a
-            :class:`ScheduledSamplingModel`, or the plain model whose replica is fitted under a distribution.
-            It is what :attr:`model` returns to Keras's saving code.
+            :class:`~keras_convlstm.scheduled_sampling.ScheduledSamplingModel`, or the plain model whose replica is
+            fitted under a distribution. It is what :attr:`model` returns to Keras's saving code.
     """
 
     def __init__(
@@ -210,116 +217,6 @@ class _LoggedModel:
         self.stop_training = False
 
 
-@dataclasses.dataclass(frozen=True)
-class ScheduledSampling:
-    """Trains a frame model on its own predictions, as it will be used in a rollout.
-
-    After ``context`` true input frames, each later input frame of a training sequence is replaced, with
-    probability ``p``, by the model's prediction of it from the step before (Bengio et al. 2015, "Scheduled
-    Sampling"; PredRNN trains the same way). ``p`` grows linearly with the optimizer step from 0 at ``start_step``
-    to 1 at ``ramp_end_step``, then stays 1: the model then trains exactly as it is evaluated, 10 true frames in
-    and its own predictions after. Gradients flow through the fed-back predictions. Validation always feeds back
-    (``p = 1``), so ``val_loss`` measures the rollout. :func:`train` fits a :class:`ScheduledSamplingModel`, whose
-    draws at each step are seeded by ``seed`` and the step, so a resumed run draws the same inputs.
-
-    Args:
-        context: true frames read before feeding back starts.
-        start_step: optimizer step where ``p`` starts to grow from 0.
-        ramp_end_step: optimizer step where ``p`` reaches 1 (equal to ``start_step``: 1 from the start).
-        seed: seed of the per-sequence, per-frame draws.
-    """
-
-    context: int = 10
-    start_step: int = 0
-    ramp_end_step: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_integer(self.context, "context")
-        if not (isinstance(self.start_step, int) and isinstance(self.ramp_end_step, int)):
-            raise ValueError("start_step and ramp_end_step must be integers")
-        if not 0 <= self.start_step <= self.ramp_end_step:
-            raise ValueError(
-                f"expected 0 <= start_step <= ramp_end_step, got start_step={self.start_step}, "
-                f"ramp_end_step={self.ramp_end_step}"
-            )
-
-    def probability(self, step):
-        """The feed-back probability ``p`` at optimizer step ``step`` (an integer or a scalar tensor): float32."""
-        step = keras.ops.cast(step, "float32")
-        if self.ramp_end_step == self.start_step:
-            return keras.ops.where(step >= self.start_step, 1.0, 0.0)
-        return keras.ops.clip((step - self.start_step) / (self.ramp_end_step - self.start_step), 0.0, 1.0)
-
-    def feed_back_mask(self, batch_size, time: int, step=None, seed: int | keras.random.SeedGenerator | None = None):
-        """``(batch, time)`` booleans, true where input ``t`` is the model's own prediction.
-
-        Args:
-            batch_size: sequences in the batch (an integer or a scalar tensor).
-            time: input frames per sequence.
-            step: the optimizer step, which sets ``p``; None feeds back every frame after the context
-                (validation, rollout) and draws nothing.
-            seed: seed of the uniform draws, as ``keras.random`` takes it (None: ``self.seed``).
-        """
-        after_context = keras.ops.expand_dims(keras.ops.arange(time) >= self.context, 0)
-        if step is None:
-            return keras.ops.broadcast_to(after_context, (batch_size, time))
-        draws = keras.random.uniform((batch_size, time), seed=self.seed if seed is None else seed)
-        return keras.ops.logical_and(after_context, draws < self.probability(step))
-
-
-class ScheduledSamplingModel(keras.Model):
-    """The model that :func:`train` fits for scheduled sampling: ``model`` unrolled on its own predictions.
-
-    Its ``call`` runs the shared ``model`` frame by frame (:meth:`FrameStepper.unroll`) and, in training, reads
-    the model's own prediction instead of the true frame wherever ``schedule`` draws it; in inference (validation)
-    it feeds back every frame after the context. It has no weights of its own besides a step counter: training it
-    trains ``model``'s weights with ``model``'s optimizer, and ``model`` itself stays a plain Keras model that
-    saves and reloads as usual. The counter (a non-trainable variable, so ``BackupAndRestore`` saves and restores
-    it) starts at the optimizer's step, sets ``p`` and seeds each step's draws: ``keras.random.uniform`` seeded
-    with ``(schedule.seed, step)``, so a resumed run draws what the interrupted run would have drawn.
-
-    Args:
-        model: a compiled sequence-to-sequence model from ``build_model``.
-        schedule: the :class:`ScheduledSampling` settings.
-        **kwargs: ``keras.Model`` arguments (``name``).
-
-    Input shape:
-        ``(batch, time, height, width, channels)`` float32 frames in [0, 1], ``time`` fixed.
-
-    Output shape:
-        float32 ``(batch, time, height, width, channels)``: output ``t`` predicts frame ``t + 1``.
-    """
-
-    def __init__(self, model: keras.Model, schedule: ScheduledSampling, **kwargs):
-        _check_scheduled_sampling(model, schedule)
-        kwargs.setdefault("name", f"{model.name}_on_its_predictions")
-        super().__init__(**kwargs)
-        self.frame_model = model
-        self.schedule = schedule
-        self.stepper = FrameStepper(model)
-        first_step = int(model.optimizer.iterations)
-        self.training_step = self.add_weight(
-            shape=(), dtype="int32", initializer=keras.initializers.Constant(first_step), trainable=False, name="step"
-        )
-        self.seed_generator = keras.random.SeedGenerator(schedule.seed)
-        self.built = True  # every weight exists: the frame model's and the counter
-
-    def call(self, frames, training=None):
-        frames = keras.ops.convert_to_tensor(frames, "float32")
-        batch_size, time = keras.ops.shape(frames)[0], frames.shape[1]
-        if not training:
-            feed_back = self.schedule.feed_back_mask(batch_size, time)
-        else:
-            state = self.seed_generator.state
-            state.assign(keras.ops.cast(keras.ops.stack([self.schedule.seed, self.training_step.value]), state.dtype))
-            feed_back = self.schedule.feed_back_mask(
-                batch_size, time, self.training_step.value, seed=self.seed_generator
-            )
-            self.training_step.assign(self.training_step.value + 1)
-        return self.stepper.unroll(frames, feed_back, training=bool(training))
-
-
 def as_dataset(data: TrainData, batch_size: int, *, shuffle: bool, seed: int) -> keras.utils.PyDataset:
     """Wraps training or validation data in a seeded, epoch-aware ``PyDataset``.
 
@@ -397,9 +294,11 @@ def train(
         loss_threshold: stop once the epoch's training loss is below it (None: never).
         callbacks: extra Keras callbacks.
         scheduled_sampling: train a sequence-to-sequence model on its own predictions (see
-            :class:`ScheduledSampling`; its ``context`` must be shorter than the input sequences): ``fit`` then
-            runs on a :class:`ScheduledSamplingModel` around ``model``, which trains ``model``'s weights and
-            leaves ``model`` itself unchanged; None trains with teacher forcing, as the official example does.
+            :class:`~keras_convlstm.scheduled_sampling.ScheduledSampling`; its ``context`` must be shorter than the
+            input sequences): ``fit`` then runs on a
+            :class:`~keras_convlstm.scheduled_sampling.ScheduledSamplingModel` around ``model``, which trains
+            ``model``'s weights and leaves ``model`` itself unchanged; None trains with teacher forcing, as the
+            official example does.
         distribution: data-parallel training, from :func:`keras_convlstm.distribute.data_parallel` (a
             ``tf.distribute`` strategy on TensorFlow, a ``keras.distribution.DataParallel`` on JAX). A replica
             of ``model`` is created and fitted under it; ``model`` receives its weights after every epoch, and
@@ -422,7 +321,7 @@ def train(
     if steps_per_epoch is not None:
         check_integer(steps_per_epoch, "steps_per_epoch")
     if scheduled_sampling is not None:
-        _check_scheduled_sampling(model, scheduled_sampling)
+        check_scheduled_sampling(model, scheduled_sampling)
     if isinstance(out_dir, RunFolder) and existing_run is not None:
         raise ValueError("existing_run must be None for a RunFolder: it was decided when the folder was claimed")
 
@@ -436,7 +335,7 @@ def train(
     if scheduled_sampling is not None:
         for name, dataset in (("training", train_set), ("validation", val_set)):
             if dataset is not None:
-                _check_context(scheduled_sampling, dataset, name)
+                check_context(scheduled_sampling, dataset, name)
     own = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -480,10 +379,10 @@ def train(
     with held as run:
         resuming = run.start(record)
         backup_dir, history_csv = run.path / "backup", run.path / "history.csv"
-        resuming = resuming and _usable_backup(backup_dir, verbose=bool(verbose))
+        resuming = resuming and usable_backup(backup_dir, verbose=bool(verbose))
         finished_epochs = []
         if resuming:
-            completed = _completed_epochs(backup_dir)
+            completed = completed_epochs(backup_dir)
             _keep_history_before(history_csv, completed)
             finished_epochs = _history_rows(history_csv, completed)
         plateau = [
@@ -525,55 +424,6 @@ def train(
                 history_log.csv_file.close()
 
 
-BACKUP_WEIGHTS = "latest.weights.h5"
-BACKUP_METADATA = "training_metadata.json"
-
-
-def _backup_problem(weights: Path, metadata: Path) -> str | None:
-    """Why the weights and epoch record of a ``BackupAndRestore`` folder cannot be read back, or None."""
-    import h5py
-
-    try:
-        with h5py.File(weights, "r"):
-            pass
-        epoch = json.loads(metadata.read_text())["epoch"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"{type(error).__name__}: {error}"
-    if not isinstance(epoch, int) or epoch < 0:
-        return f"{metadata.name} records epoch {epoch!r}, expected a whole number >= 0"
-    return None
-
-
-def _usable_backup(backup_dir: Path, *, verbose: bool) -> bool:
-    """Checks an interrupted run's backup before Keras reads it; falls back to its previous copy when needed.
-
-    A backup whose latest files are damaged (a full disk, a size limit, a kill mid-write) but whose previous
-    copy (``*.bkp``, kept by ``double_checkpoint``) is whole is restored from that copy. When neither can be
-    read, the folder is set aside as ``backup.damaged-N`` and training starts again from its first epoch.
-
-    Returns:
-        Whether training resumes from ``backup_dir``.
-    """
-    weights, metadata = backup_dir / BACKUP_WEIGHTS, backup_dir / BACKUP_METADATA
-    problem = _backup_problem(weights, metadata)
-    if problem is None:
-        return True
-    previous_weights, previous_metadata = Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")
-    if _backup_problem(previous_weights, previous_metadata) is None:
-        os.replace(previous_weights, weights)
-        os.replace(previous_metadata, metadata)
-        if verbose:
-            print(f"the last backup in {backup_dir} is damaged ({problem}); resuming from the one before it")
-        return True
-    number = 1
-    while (aside := backup_dir.with_name(f"{backup_dir.name}.damaged-{number}")).exists():
-        number += 1
-    os.replace(backup_dir, aside)
-    if verbose:
-        print(f"the backup in {backup_dir} is damaged ({problem}); set aside as {aside}, starting from epoch 1")
-    return False
-
-
 def _history_rows(history_csv: Path, epochs: int) -> list[dict[str, float]]:
     """The logs of epochs ``0 .. epochs - 1`` in ``history.csv``, as numbers (values Keras left out are skipped).
 
@@ -595,17 +445,6 @@ def _history_rows(history_csv: Path, epochs: int) -> list[dict[str, float]]:
     return rows
 
 
-def _check_context(schedule: ScheduledSampling, dataset: keras.utils.PyDataset, name: str) -> None:
-    """Refuses a scheduled-sampling context that leaves no input frame of ``dataset`` to feed back."""
-    frames = np.shape(dataset[0][0])[1]
-    if schedule.context >= frames:
-        raise ValueError(
-            f"scheduled sampling feeds back the input frames after the first {schedule.context} (its context), but "
-            f"the {name} inputs have {frames} frames (a sequence's last frame is only a target): nothing would be "
-            f"fed back; choose a context below {frames}"
-        )
-
-
 def _describe_data(data: TrainData) -> object:
     """What ``run.json`` records of training or validation data: array fingerprints, else the dataset's class."""
     if isinstance(data, np.ndarray):
@@ -613,10 +452,6 @@ def _describe_data(data: TrainData) -> object:
     if isinstance(data, tuple):
         return [array_fingerprint(np.asarray(part)) for part in data]
     return type(data).__name__
-
-
-def _completed_epochs(backup_dir: Path) -> int:
-    return json.loads((backup_dir / BACKUP_METADATA).read_text())["epoch"]
 
 
 def _keep_history_before(history_csv: Path, epochs: int) -> None:
@@ -627,14 +462,3 @@ def _keep_history_before(history_csv: Path, epochs: int) -> None:
     kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
     if kept != lines:
         write_text(history_csv, "".join(kept))
-
-
-def _check_scheduled_sampling(model: keras.Model, scheduled_sampling: ScheduledSampling) -> None:
-    if not isinstance(scheduled_sampling, ScheduledSampling):
-        raise TypeError(f"scheduled_sampling must be a ScheduledSampling, got {type(scheduled_sampling).__name__}")
-    kind = getattr(getattr(model, "config", None), "kind", None)
-    if kind != "seq2seq":
-        raise ValueError(
-            "scheduled sampling trains a sequence-to-sequence ConvLSTMModel (from build_model) on its own "
-            f"predictions; got a {kind or type(model).__name__!r} model"
-        )

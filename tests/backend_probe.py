@@ -19,7 +19,7 @@ def predict(source: str, frames_file: str, out_file: str) -> None:
 
     from keras_convlstm import pretrained
     from keras_convlstm.models import build_model
-    from keras_convlstm.rollout import predict_frames
+    from keras_convlstm.rollout import predict_rollout
 
     frames = np.load(frames_file)
     if source.endswith(".keras"):
@@ -32,7 +32,7 @@ def predict(source: str, frames_file: str, out_file: str) -> None:
         model.fit(frames[:, :-1], frames[:, 1:], epochs=1, verbose=0)
         model.save(out_file.replace(".npz", ".keras"))
     outputs = keras.ops.convert_to_numpy(model(frames, training=False))
-    rollout = predict_frames(model, frames, 3)
+    rollout = predict_rollout(model, frames, 3)
     np.savez(out_file, outputs=outputs, rollout=rollout, backend=keras.backend.backend())
 
 

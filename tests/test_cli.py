@@ -238,7 +238,14 @@ def test_unknown_preset_is_rejected_by_the_module_entry_point(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_writes_pictures_metrics_and_model(tmp_path, capsys):
+def test_demo_writes_pictures_metrics_and_model(tmp_path, capsys, monkeypatch):
+    from keras_convlstm.rollout import FrameStepper
+
+    rolled = []  # sequences per rollout call: the demo scores and pictures one rollout of each held-out sequence
+    roll = FrameStepper.roll
+    monkeypatch.setattr(
+        FrameStepper, "roll", lambda self, frames, steps: rolled.append(len(frames)) or roll(self, frames, steps)
+    )
     assert (
         main(
             [
@@ -263,6 +270,7 @@ def test_demo_writes_pictures_metrics_and_model(tmp_path, capsys):
     assert len(metrics["model"]["mse"]) == 10
     printed = capsys.readouterr().out
     assert "copy-last-frame" in printed and "blank" in printed
+    assert sum(rolled) == 4, rolled
 
 
 def tiny_training(data_file: str | Path) -> list[str]:
@@ -458,3 +466,26 @@ def test_ctrl_c_before_any_epoch_or_outside_train_is_one_line(sequences_file, tm
     assert main(["data", "--out", str(tmp_path / "s.npy")]) == 130
     assert "keras-convlstm data: interrupted; every file is written whole" in one_line_error(capsys)
     assert not (tmp_path / "s.npy").exists()
+
+
+def test_training_on_generated_data_validates_on_held_out_digits(tmp_path, monkeypatch):
+    """``--data generated`` validates on sequences of the test digits, as ``load_or_generate_moving_mnist`` makes."""
+    from keras_convlstm import data, mnist_digits
+
+    given = {}
+
+    def stand_in(model, train_set, validation, **kwargs):  # what train would fit on, without fitting
+        given.update(train_set=train_set, validation=validation)
+        history = keras.callbacks.History()
+        history.history, history.epoch = {"loss": [0.5]}, [0]
+        return history
+
+    monkeypatch.setattr(training, "train", stand_in)
+    args = ["train", "--preset", "cpu-fast", "--filters", "4", "--kernel-sizes", "3", "--data", "generated"]
+    assert main([*args, "--num-sequences", "20", "--batch-size", "2", "--seed", "3", "--out-dir", str(tmp_path)]) == 0
+    expected = data.load_or_generate_moving_mnist("generated", 20, num_validation=2, batch_size=2, seed=3)
+    np.testing.assert_array_equal(given["validation"], expected.validation)
+    assert given["train_set"].seed == 3 and given["train_set"].sequences_per_epoch == 20
+    test_digits, _ = mnist_digits.load_mnist_digits("auto", "test", verbose=False)
+    regenerated = synthetic.generate_moving_mnist(2, seed=synthetic.HELD_OUT_SEED + 3, digits=test_digits)
+    np.testing.assert_array_equal(given["validation"], regenerated)

@@ -12,7 +12,7 @@ from PIL import Image
 from keras_convlstm import clips, metrics
 from keras_convlstm.animation import save_side_by_side_gif
 from keras_convlstm.models import build_model
-from keras_convlstm.rollout import official_rollout, predict_frames
+from keras_convlstm.rollout import official_rollout, predict_rollout
 from keras_convlstm.viz import plot_truth_vs_prediction
 
 COLOURS = ((255, 40, 40), (40, 255, 40), (60, 60, 255))
@@ -199,7 +199,7 @@ def test_a_colour_model_trains_rolls_out_scores_draws_and_reloads(tmp_path):
     assert any(not np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True))
 
     context, truth = validation[:, :5], validation[:, 5:8]
-    prediction = predict_frames(model, context, 3)
+    prediction = predict_rollout(model, context, 3)
     assert prediction.shape == (len(validation), 3, 16, 16, 3) and prediction.dtype == np.float32
     np.testing.assert_allclose(prediction, official_rollout(model, context, 3), atol=1e-5)
 
@@ -223,7 +223,7 @@ def test_a_colour_model_trains_rolls_out_scores_draws_and_reloads(tmp_path):
     model.save(tmp_path / "colour.keras")
     reloaded = keras.saving.load_model(tmp_path / "colour.keras")
     assert reloaded.config.channels == 3
-    np.testing.assert_allclose(predict_frames(reloaded, context, 3), prediction, atol=1e-6)
+    np.testing.assert_allclose(predict_rollout(reloaded, context, 3), prediction, atol=1e-6)
 
 
 def test_command_line_trains_on_a_video_folder_and_forecasts_a_video(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Tests of keras_convlstm.data: validation, conversion, splits, shifted frames, datasets and the entry point that
+"""Tests of keras_convlstm.data: splits, shifted frames, datasets and the entry point that
 loads or generates Moving MNIST."""
 
 import math
@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_convlstm import data, official_file, synthetic
+from keras_convlstm import data, mnist_digits, official_file, synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,62 +72,6 @@ def test_streaming_the_full_size_file_stays_under_1_5_gb(tmp_path):
     print(f"peak RSS {peak_kb / 1e6:.2f} GB, anonymous RSS at the end {anon_kb / 1e6:.2f} GB")
     assert peak_kb < 1_500_000
     assert anon_kb < 700_000
-
-
-# --------------------------------------------------------------------------------------------- validation
-
-
-@pytest.mark.parametrize(
-    ("frames", "error", "match"),
-    [
-        (
-            np.zeros((20, 64, 64, 1), np.uint8),
-            ValueError,
-            r"\(batch, time, height, width, channels\), got shape \(20, 64, 64, 1\)",
-        ),
-        (np.zeros((1, 2, 3, 8, 8, 1), np.uint8), ValueError, r"got shape \(1, 2, 3, 8, 8, 1\)"),
-        (np.zeros((2, 5, 1, 16, 16), np.uint8), ValueError, "channels-last.*looks channels-first"),
-        (np.zeros((2, 5, 3, 16, 16), np.float32), ValueError, "channels-last.*looks channels-first"),
-        (np.zeros((2, 1, 8, 8, 1), np.uint8), ValueError, "at least 2 time steps, got 1"),
-        (np.full((2, 3, 8, 8, 1), np.nan, np.float32), ValueError, "found 384 NaN or infinite"),
-        (np.where(np.eye(8)[None, None, :, :, None] > 0, np.inf, 0.5).repeat(2, 1), ValueError, "found 16 NaN or inf"),
-        (np.linspace(-0.5, 1.5, 2 * 3 * 64).reshape(2, 3, 8, 8, 1), ValueError, r"outside \(min -0.5, max 1.5\)"),
-        (np.zeros((2, 3, 8, 8, 1), np.int32), TypeError, "uint8.*or float.*got int32"),
-        (np.zeros((0, 3, 8, 8, 1), np.uint8), ValueError, "non-empty"),
-    ],
-    ids=[
-        "4-d",
-        "6-d",
-        "channels-first",
-        "channels-first-rgb",
-        "too-short",
-        "nan",
-        "inf",
-        "out-of-range",
-        "int32",
-        "empty",
-    ],
-)
-def test_validate_frames_rejects_bad_input(frames, error, match):
-    with pytest.raises(error, match=match):
-        data.validate_frames(frames, min_frames=2)
-
-
-def test_out_of_range_error_counts_the_values():
-    frames = np.full((1, 2, 4, 4, 1), 0.5, np.float32)
-    frames[0, 0, 0, :3] = 1.25
-    with pytest.raises(ValueError, match=r"found 3 values outside \(min 0.5, max 1.25\)"):
-        data.to_float_frames(frames, name="targets")
-
-
-def test_to_float_frames_divides_uint8_in_float32():
-    frames = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8, 1)
-    converted = data.to_float_frames(frames)
-    assert converted.dtype == np.float32
-    np.testing.assert_array_equal(converted, frames.astype(np.float32) / np.float32(255))
-    floats = np.random.default_rng(0).random((1, 2, 4, 4, 1))
-    assert data.to_float_frames(floats).dtype == np.float32
-    np.testing.assert_allclose(data.to_float_frames(floats), floats, rtol=1e-7)
 
 
 # --------------------------------------------------------------------------------------------- splits, shifted frames
@@ -294,7 +238,7 @@ def test_array_dataset_reads_a_memory_map_in_float32(small_file):
 
 @pytest.fixture(scope="module")
 def offline_digits():
-    return synthetic.load_mnist_digits("offline", "train", verbose=False)[0]
+    return mnist_digits.load_mnist_digits("offline", "train", verbose=False)[0]
 
 
 def test_generated_moving_mnist_batches_are_fresh_and_deterministic(offline_digits):
@@ -376,11 +320,11 @@ def test_load_or_generate_generates_without_a_cached_file(capsys):
     assert mnist.source == "generated"
     assert isinstance(mnist.train, data.GeneratedMovingMNIST)
     assert (mnist.train.sequences_per_epoch, mnist.train.batch_size, mnist.train.seed) == (6, 4, 2)
-    test_digits, _ = synthetic.load_mnist_digits("offline", "test", verbose=False)
+    test_digits, _ = mnist_digits.load_mnist_digits("offline", "test", verbose=False)
     reference = synthetic.generate_moving_mnist(3, seed=synthetic.HELD_OUT_SEED + 2, digits=test_digits)
     assert mnist.validation.shape == (3, 20, 64, 64, 1) and mnist.validation.dtype == np.uint8
     np.testing.assert_array_equal(mnist.validation, reference)
-    train_digits, _ = synthetic.load_mnist_digits("offline", "train", verbose=False)
+    train_digits, _ = mnist_digits.load_mnist_digits("offline", "train", verbose=False)
     np.testing.assert_array_equal(mnist.sequences, synthetic.generate_moving_mnist(6, seed=2, digits=train_digits))
     assert mnist.sequences is mnist.sequences  # generated once
     default = data.load_or_generate_moving_mnist("generated", 20, digit_source="offline", verbose=False)

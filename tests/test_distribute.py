@@ -222,7 +222,8 @@ JAX_COMPARE = textwrap.dedent(
     import keras, numpy as np
     from keras_convlstm import distribute
     from keras_convlstm.models import build_model
-    from keras_convlstm.training import ScheduledSampling, train
+    from keras_convlstm.scheduled_sampling import ScheduledSampling
+    from keras_convlstm.training import train
 
     out = sys.argv[1]
     distribution = distribute.data_parallel(2)

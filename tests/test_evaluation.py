@@ -142,3 +142,24 @@ def test_evaluate_views_needs_a_frame_by_frame_model(view_sequences):
     model = build_model("shi2015-encoder-forecaster", filters=(4, 4), kernel_sizes=(3, 3), image_size=16)
     with pytest.raises(ValueError, match="sequence-to-sequence"):
         evaluation.evaluate_views(model, view_sequences, 4, 3)
+
+
+def test_evaluate_returns_the_frames_it_scored(view_sequences):
+    import keras
+
+    from keras_convlstm.models import build_model
+    from keras_convlstm.rollout import predict_rollout
+
+    keras.utils.set_random_seed(0)
+    model = build_model("keras-example-causal", filters=(4,), kernel_sizes=(3,), image_size=16, precision="float32")
+    table, predictions = evaluation.evaluate(model, view_sequences, 4, 3, batch_size=2, return_predictions=True)
+    assert evaluation.evaluate(model, view_sequences, 4, 3, batch_size=2) == table
+    assert list(predictions) == table.systems == ["model", "copy-last-frame", "blank"]
+    frames = view_sequences.astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(predictions["model"], predict_rollout(model, view_sequences[:, :4], 3))
+    np.testing.assert_array_equal(predictions["copy-last-frame"], np.repeat(frames[:, 3:4], 3, axis=1))
+    np.testing.assert_array_equal(predictions["blank"], np.zeros_like(frames[:, 4:7]))
+    assert all(frames.dtype == np.float32 for frames in predictions.values())
+    assert table == evaluation.MetricTable.from_predictions(predictions, frames[:, 4:7])
+    with pytest.warns(DeprecationWarning, match="'context' is now 'context_frames'"):
+        assert evaluation.evaluate(model, view_sequences, context=4, horizon=3, batch_size=2) == table

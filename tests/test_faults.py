@@ -383,7 +383,7 @@ def test_a_replaced_file_keeps_its_mode_through_the_command_line(tmp_path, umask
 def test_a_horizon_beyond_the_machine_is_refused_before_any_work(tmp_path, monkeypatch, capsys, small_patch_model):
     np.save(tmp_path / "in.npy", np.zeros((2, 12, 16, 16, 1), np.uint8))
     rollouts = []
-    monkeypatch.setattr(rollout, "predict_frames", lambda *args, **kwargs: rollouts.append(args))
+    monkeypatch.setattr(rollout, "predict_rollout", lambda *args, **kwargs: rollouts.append(args))
     out_dir = tmp_path / "predict"
     args = ["predict", "--model", str(small_patch_model), "--input", str(tmp_path / "in.npy")]
     args += ["--out-dir", str(out_dir)]
@@ -422,7 +422,7 @@ def test_the_estimate_of_predict_covers_what_it_writes_and_progress_is_shown(
     written = sum(path.stat().st_size for path in out_dir.iterdir())
     _, disk = cli.predict_needs(sequences.shape, 4, 30, with_truth=False)
     assert written <= disk
-    expected = rollout.predict_frames(keras.saving.load_model(small_patch_model), sequences[:, :4], 30)
+    expected = rollout.predict_rollout(keras.saving.load_model(small_patch_model), sequences[:, :4], 30)
     np.testing.assert_allclose(np.load(out_dir / "predictions.npy"), expected, atol=1e-6)
     with Image.open(out_dir / "rollout.gif") as gif:  # identical frames may be merged: count their display time
         shown_ms = sum(frame.info["duration"] for frame in ImageSequence.Iterator(gif))
@@ -645,7 +645,7 @@ def test_library_calls_name_the_argument_a_user_got_wrong(tmp_path, small_patch_
 
     frames = np.zeros((2, 4, 16, 16, 1), np.uint8)
     with pytest.raises(TypeError, match=r"expected a keras.Model \(keras.saving.load_model reads a .keras file\)"):
-        rollout.predict_frames(str(small_patch_model), frames, 2)
+        rollout.predict_rollout(str(small_patch_model), frames, 2)
     model = keras.saving.load_model(small_patch_model)
     with pytest.raises(ValueError, match="horizon must be an integer >= 1, got 0"):
         rollout.official_rollout(model, frames, 0)

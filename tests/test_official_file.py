@@ -6,8 +6,10 @@ Downloads go to a loopback HTTP server on 127.0.0.1 that serves small files writ
 import hashlib
 import http.server
 import socket
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +99,32 @@ def test_download_then_cache_hit(server, small_file, tmp_path, capsys):
     assert path == cache / official_file.OFFICIAL_FILENAME
     assert path.read_bytes() == small_file["content"]
     assert [item.name for item in cache.iterdir()] == [official_file.OFFICIAL_FILENAME]
-    assert official_file.OFFICIAL_FILENAME in capsys.readouterr().err  # the tqdm progress bar
+    assert f"{official_file.OFFICIAL_FILENAME}: 100%" in capsys.readouterr().err  # the tqdm progress bar
     assert _download(url, cache, small_file) == path
     assert server.hits["/ok.npy"] == 1
     np.testing.assert_array_equal(
         official_file.load_moving_mnist(path, None), np.swapaxes(small_file["frames"], 0, 1)[..., None]
     )
+
+
+def test_download_leaves_process_wide_state_alone(server, small_file, tmp_path):
+    """A urllib opener the user installed stays installed, and sys.stdout is not swapped during the download."""
+    requests = []
+
+    class Counting(urllib.request.BaseHandler):
+        def http_request(self, request):
+            requests.append((request.full_url, sys.stdout))
+            return request
+
+    url = server.serve_bytes("/state.npy", small_file["content"])
+    stdout = sys.stdout
+    urllib.request.install_opener(urllib.request.build_opener(Counting()))
+    try:
+        _download(url, tmp_path, small_file, verbose=True)
+        urllib.request.urlopen(url, timeout=5).close()
+    finally:
+        urllib.request.install_opener(None)
+    assert requests == [(url, stdout), (url, stdout)]
 
 
 def test_download_checks_can_be_skipped_for_a_user_file(server, small_file, tmp_path):

@@ -165,7 +165,10 @@ def test_the_root_loads_each_public_name_from_its_module_on_first_use():
 
     assert set(keras_convlstm.__all__) <= set(dir(keras_convlstm))
     assert keras_convlstm.build_model is models.build_model and keras_convlstm.ModelConfig is models.ModelConfig
-    assert keras_convlstm.predict_frames is rollout.predict_frames and keras_convlstm.rollout is rollout
+    assert keras_convlstm.predict_rollout is rollout.predict_rollout and keras_convlstm.rollout is rollout
+    # The names of the first release stay, as aliases, until the next.
+    assert keras_convlstm.predict_frames is rollout.predict_rollout
+    assert keras_convlstm.predict_next_frames is rollout.predict_one_step
     with pytest.raises(AttributeError, match="module 'keras_convlstm' has no attribute 'build_modle'"):
         keras_convlstm.build_modle  # noqa: B018
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import animation, data, synthetic, training, videos, viz
+from keras_convlstm import animation, mnist_digits, synthetic, training, videos, viz
+from keras_convlstm.frames import to_float_frames
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
 
@@ -39,7 +40,7 @@ class ActionSettings:
         filters: ConvLSTM2D filters per layer, or None for the preset's (32, 32).
         learning_rate: Adam's learning rate, or None for the preset's.
         num_classes: 4 or 8 directions.
-        digit_source: MNIST digit source of :func:`~keras_convlstm.synthetic.load_mnist_digits`.
+        digit_source: MNIST digit source of :func:`~keras_convlstm.mnist_digits.load_mnist_digits`.
         batch_size: clips per batch.
         test_fraction: share of the people held out for testing.
         validation_fraction: share of the other people held out for validation.
@@ -132,13 +133,13 @@ def write_action_folder(
         image_size: frame side or ``(height, width)``.
         digit_size: digit side in pixels.
         seed: base seed; person ``p`` uses ``SeedSequence([seed, p])``.
-        digit_source: MNIST digit source of :func:`~keras_convlstm.synthetic.load_mnist_digits`.
+        digit_source: MNIST digit source of :func:`~keras_convlstm.mnist_digits.load_mnist_digits`.
 
     Returns:
         ``root``.
     """
     root = Path(root)
-    digits, _ = synthetic.load_mnist_digits(digit_source, "all", verbose=False)
+    digits, _ = mnist_digits.load_mnist_digits(digit_source, "all", verbose=False)
     names = synthetic.ACTION_DIRECTIONS[num_classes]
     for name in names:
         (root / name).mkdir(parents=True, exist_ok=True)
@@ -238,7 +239,7 @@ def evaluate(model: keras.Model, clips: ActionData) -> tuple[np.ndarray, np.ndar
     Returns:
         ``(predicted, counts)``: int ``(test clips,)`` and int ``(classes, classes)``, rows the true class.
     """
-    test_clips = data.to_float_frames(clips.folder.clips[clips.test_idx])
+    test_clips = to_float_frames(clips.folder.clips[clips.test_idx])
     predicted = model.predict(test_clips, batch_size=32, verbose=0).argmax(axis=-1)
     counts = videos.confusion_matrix(clips.labels[clips.test_idx], predicted, len(clips.directions))
     return predicted, counts

@@ -29,9 +29,10 @@ import numpy as np
 from keras_convlstm import animation, data, evaluation, synthetic, training, viz
 from keras_convlstm.checks import check_integer
 from keras_convlstm.evaluation import evaluate as evaluate_against_baselines
+from keras_convlstm.frames import to_float_frames
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
-from keras_convlstm.rollout import predict_frames
+from keras_convlstm.rollout import predict_rollout
 
 NAME = "moving-square"
 PRESET = "moving-square"
@@ -126,7 +127,7 @@ class MovingSquareBatches(data.EpochDataset):
             image_size=self.image_size,
             seed=np.random.SeedSequence([self.seed, self.epoch, index]),
         )
-        frames = data.to_float_frames(squares)
+        frames = to_float_frames(squares)
         return frames[:, :-1], frames[:, -1]
 
 
@@ -197,7 +198,7 @@ def evaluate(model: keras.Model, held_out: np.ndarray) -> evaluation.MetricTable
         model: a trained ``moving-square`` model.
         held_out: ``(sequence, 10, height, width, 1)`` frames, uint8 or float in [0, 1].
     """
-    return evaluate_against_baselines(model, held_out, context=NUM_FRAMES - 1, horizon=1)
+    return evaluate_against_baselines(model, held_out, context_frames=NUM_FRAMES - 1, horizon=1)
 
 
 def write_pictures(
@@ -213,8 +214,8 @@ def write_pictures(
     """
     out_dir = common.recipe_folder(out_dir)
     context = NUM_FRAMES - 1
-    example = data.to_float_frames(held_out[:1])[0]
-    prediction = predict_frames(model, held_out[:1, :context], 1)[0]
+    example = to_float_frames(held_out[:1])[0]
+    prediction = predict_rollout(model, held_out[:1, :context], 1)[0]
     viz.plot_frames(example[:context], ncols=context, title="Input frames 1-9", path=out_dir / "inputs.png")
     viz.plot_truth_vs_prediction(
         example[context:], prediction, first_frame_number=NUM_FRAMES, path=out_dir / "truth_vs_prediction.png"

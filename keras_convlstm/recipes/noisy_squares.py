@@ -19,7 +19,7 @@ import numpy as np
 from keras_convlstm import data, evaluation, synthetic, training, viz
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
-from keras_convlstm.rollout import predict_frames
+from keras_convlstm.rollout import predict_rollout
 
 NAME = "noisy-squares"
 PRESETS = ("noisy-squares", "noisy-squares-causal")
@@ -163,7 +163,7 @@ def predict(
         ``{system: float32 (1, predicted_frames, 40, 40, 1)}``, the models first.
     """
     horizon = settings.predicted_frames
-    predictions = {name: predict_frames(model, movies.context, horizon) for name, model in models.items()}
+    predictions = {name: predict_rollout(model, movies.context, horizon) for name, model in models.items()}
     predictions["copy-last-frame"] = evaluation.copy_last_frame(movies.context, horizon)
     return predictions
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import data, evaluation, metrics, synthetic, training, viz
+from keras_convlstm import data, evaluation, metrics, mnist_digits, synthetic, training, viz
+from keras_convlstm.frames import to_float_frames
 from keras_convlstm.models import build_model as build_preset
 from keras_convlstm.recipes import common
-from keras_convlstm.rollout import predict_frames
+from keras_convlstm.rollout import predict_rollout
 
 NAME = "shi2015"
 PRESETS = ("shi2015", "shi2015-encoder-forecaster")
@@ -68,7 +69,7 @@ class Shi2015Settings:
         batch_size: sequences per batch.
         filters: ConvLSTM2D filters per layer, or None for the presets' (128, 64, 64).
         kernel_size: side of the ConvLSTM2D kernels when ``filters`` is given (the presets' are 5).
-        digit_source: MNIST digit source of :func:`~keras_convlstm.synthetic.load_mnist_digits`.
+        digit_source: MNIST digit source of :func:`~keras_convlstm.mnist_digits.load_mnist_digits`.
         context_frames: frames given; the other ``20 - context_frames`` are predicted.
         threshold: binarisation threshold of CSI, FAR and POD.
     """
@@ -190,8 +191,8 @@ def build_data(settings: Shi2015Settings, seed: int = 0) -> Shi2015Data:
 
     The test sequences use the held-out MNIST test digits and seed ``synthetic.HELD_OUT_SEED + seed``.
     """
-    train_digits, _ = synthetic.load_mnist_digits(settings.digit_source, "train", verbose=False)
-    test_digits, _ = synthetic.load_mnist_digits(settings.digit_source, "test", verbose=False)
+    train_digits, _ = mnist_digits.load_mnist_digits(settings.digit_source, "train", verbose=False)
+    test_digits, _ = mnist_digits.load_mnist_digits(settings.digit_source, "test", verbose=False)
     validation = synthetic.generate_moving_mnist(
         settings.validation_sequences, NUM_FRAMES, seed=seed + 1, digits=train_digits
     )
@@ -240,8 +241,8 @@ def train(
     if model.config.kind == "encoder_forecaster":
         train_set = ContextHorizonMovingMNIST(settings.sequences_per_epoch, context=context, **common_args)
         val_data = (
-            data.to_float_frames(sequences.validation[:, :context]),
-            data.to_float_frames(sequences.validation[:, context:]),
+            to_float_frames(sequences.validation[:, :context]),
+            to_float_frames(sequences.validation[:, context:]),
         )
     else:
         train_set = data.GeneratedMovingMNIST(settings.sequences_per_epoch, **common_args)
@@ -267,9 +268,9 @@ def evaluate(models: dict[str, keras.Model], sequences: np.ndarray, settings: Sh
         settings: the context length and the threshold.
     """
     context, horizon = settings.context_frames, settings.predicted_frames
-    given, truth = sequences[:, :context], data.to_float_frames(sequences[:, context:])
-    predictions = {name: predict_frames(model, given, horizon) for name, model in models.items()}
-    predictions["copy-last-frame"] = evaluation.copy_last_frame(data.to_float_frames(given), horizon)
+    given, truth = sequences[:, :context], to_float_frames(sequences[:, context:])
+    predictions = {name: predict_rollout(model, given, horizon) for name, model in models.items()}
+    predictions["copy-last-frame"] = evaluation.copy_last_frame(to_float_frames(given), horizon)
     table = evaluation.MetricTable.from_predictions(predictions, truth, threshold=settings.threshold)
     scores = common.summary_means(table, ("mse", "ssim", "csi", "far", "pod", "correlation"))
     for name, prediction in predictions.items():

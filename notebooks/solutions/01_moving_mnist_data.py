@@ -10,7 +10,7 @@ from unittest import mock
 import keras
 import numpy as np
 
-from keras_convlstm import cell, data, synthetic
+from keras_convlstm import cell, data, frames, mnist_digits, synthetic
 
 
 def exercise_1() -> float:
@@ -58,7 +58,9 @@ def exercise_3() -> tuple[float, float]:
     but, as the shifted-frames cell showed, both are views of one float32 copy of the 20 frames: 5 x 20 x 64 x 64
     x 4 bytes = 1,638,400 bytes (1.6 MB) in all, not the 3.1 MB that ``x.nbytes + y.nbytes`` suggests.
     """
-    batch = synthetic.generate_moving_mnist(5, seed=0, digits=synthetic.load_mnist_digits("offline", verbose=False)[0])
+    batch = synthetic.generate_moving_mnist(
+        5, seed=0, digits=mnist_digits.load_mnist_digits("offline", verbose=False)[0]
+    )
     keras_io_batch = batch / 255
     assert keras_io_batch.dtype == np.float64
     full_float64 = keras_io_batch.nbytes // len(batch) * 10_000
@@ -66,7 +68,7 @@ def exercise_3() -> tuple[float, float]:
     x, y = data.create_shifted_frames(batch)
     assert x.shape == y.shape == (5, 19, 64, 64, 1) and x.dtype == np.float32
     assert np.shares_memory(x, y)
-    one_copy = data.to_float_frames(batch).nbytes
+    one_copy = frames.to_float_frames(batch).nbytes
     assert one_copy == 5 * 20 * 64 * 64 * 4 == 1_638_400
     assert x.nbytes + y.nbytes == 2 * 5 * 19 * 64 * 64 * 4 > one_copy  # counting the views twice overstates it
     return full_float64 / 1e9, one_copy / 1e6
@@ -97,11 +99,11 @@ def exercise_4() -> tuple[int, int, int]:
     far side, which local convolutions cannot express; circular padding (or a model that sees the whole frame)
     would. Bouncing keeps every motion local: the largest jump is about the step length itself (3.6 px).
     """
-    digits = synthetic.load_mnist_digits("offline", verbose=False)[0]
+    digits = mnist_digits.load_mnist_digits("offline", verbose=False)[0]
     bouncing = synthetic.generate_moving_mnist(4, seed=0, digits=digits)
-    step = synthetic.MOVING_MNIST_STEP * (64 - synthetic.MNIST_DIGIT_SIZE)
+    step = synthetic.MOVING_MNIST_STEP * (64 - mnist_digits.MNIST_DIGIT_SIZE)
     wrapping, _ = synthetic.generate_moving_digit_actions(
-        4, num_frames=20, image_size=64, digit_size=synthetic.MNIST_DIGIT_SIZE, speed=step, seed=0, digits=digits
+        4, num_frames=20, image_size=64, digit_size=mnist_digits.MNIST_DIGIT_SIZE, speed=step, seed=0, digits=digits
     )
     bounce_jump, wrap_jump = _largest_jump(bouncing), _largest_jump(wrapping)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_convlstm import cell, models, synthetic
+from keras_convlstm import cell, mnist_digits, models, synthetic
 
 SLOW: set[str] = set()
 
@@ -205,6 +205,6 @@ def exercise_5() -> None:
     frames[0, 0, centre, centre] = 1.0
     reached = np.abs(keras.ops.convert_to_numpy(features(frames, training=False))[0]).max(axis=-1) > 0
     radii = [_reach(reached[t], centre) for t in range(steps)]
-    digit_step = synthetic.MOVING_MNIST_STEP * (64 - synthetic.MNIST_DIGIT_SIZE)
+    digit_step = synthetic.MOVING_MNIST_STEP * (64 - mnist_digits.MNIST_DIGIT_SIZE)
     print(f"reach of conv_lstm_3 at t = 0..{steps - 1}: {radii} px; a digit moves {digit_step:.1f} px per frame")
     assert radii == [3 + 2 * t for t in range(steps)]

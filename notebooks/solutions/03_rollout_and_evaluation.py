@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from keras_convlstm import data, evaluation, metrics, models, pretrained, rollout, synthetic
+from keras_convlstm import evaluation, frames, metrics, mnist_digits, models, pretrained, rollout, synthetic
 
 DEFAULT = "cpu-deep-rollout-moving-mnist"
 HELD_OUT = 12
@@ -18,7 +18,7 @@ HELD_OUT = 12
 
 def _held_out(count: int = HELD_OUT, num_frames: int = 20) -> np.ndarray:
     """uint8 (count, num_frames, 64, 64, 1) from the MNIST test digits shipped with the package."""
-    digits, _ = synthetic.load_mnist_digits("offline", "test", verbose=False)
+    digits, _ = mnist_digits.load_mnist_digits("offline", "test", verbose=False)
     return synthetic.generate_moving_mnist(count, num_frames, seed=synthetic.HELD_OUT_SEED, digits=digits)
 
 
@@ -61,7 +61,7 @@ def exercise_2() -> tuple[float, float]:
     window is black in the truth but not in the prediction, and SSIM's contrast and structure terms punish that
     heavily. MSE, in contrast, charges the grey only its small squared value.
     """
-    truth = data.to_float_frames(_held_out()[:, 10:])
+    truth = frames.to_float_frames(_held_out()[:, 10:])
     black = float(np.mean(truth == 0))
     blank_ssim = float(metrics.ssim(np.zeros_like(truth), truth).mean())
     assert black > 0.7 and blank_ssim > 0.7
@@ -84,8 +84,8 @@ def exercise_3() -> int | None:
     """
     model = pretrained.load_pretrained(DEFAULT)
     sequences = _held_out(16, num_frames=30)
-    truth = data.to_float_frames(sequences[:, 10:])
-    prediction = rollout.predict_frames(model, sequences[:, :10], horizon=20)
+    truth = frames.to_float_frames(sequences[:, 10:])
+    prediction = rollout.predict_rollout(model, sequences[:, :10], horizon=20)
     model_mse, blank_mse = metrics.mse_per_frame(prediction, truth), metrics.mse_per_frame(np.zeros_like(truth), truth)
     assert model_mse.shape == (20,) and model_mse[0] < blank_mse[0]
     assert model_mse[10:].mean() > model_mse[:5].mean()  # errors compound beyond the trained horizon
@@ -94,25 +94,25 @@ def exercise_3() -> int | None:
 
 
 def exercise_4() -> tuple[float, float]:
-    """Time ``official_rollout`` against ``predict_frames`` for horizons 5 and 15: how does the ratio grow?
+    """Time ``official_rollout`` against ``predict_rollout`` for horizons 5 and 15: how does the ratio grow?
 
     The official loop runs the model on the whole sequence so far for every new frame: 10 + 11 + ... + (9 + h)
     frame steps for h frames (60 for h = 5, 255 for h = 15, counted below), and each new length retraces the
-    predict function. ``predict_frames`` runs 10 + (h - 1) steps through one compiled step (14 and 24). The work
+    predict function. ``predict_rollout`` runs 10 + (h - 1) steps through one compiled step (14 and 24). The work
     ratio grows linearly with h, from 4.3 to 10.6, so the time ratio grows with the horizon instead of staying
     constant. Timed after both loops have traced every length they use, so that the ratios compare the work, not
     the one-off tracing (which would add to the official loop's share). Returns the time ratios for 5 and 15.
     """
     model = models.build_model("cpu-fast")
     context = _held_out(1)[:, :10]
-    rollout.predict_frames(model, context, 2)  # trace the step function once
+    rollout.predict_rollout(model, context, 2)  # trace the step function once
     rollout.official_rollout(model, context, 15)  # trace predict for every length from 10 to 24
     predict = model.predict
     lengths: list[int] = []
 
-    def counted_predict(frames, **kwargs):
-        lengths.append(frames.shape[1])  # frame steps the official loop asks for
-        return predict(frames, **kwargs)
+    def counted_predict(inputs, **kwargs):
+        lengths.append(inputs.shape[1])  # frame steps the official loop asks for
+        return predict(inputs, **kwargs)
 
     model.predict = counted_predict
     ratios, official_steps = [], []
@@ -120,7 +120,7 @@ def exercise_4() -> tuple[float, float]:
         fast = []
         for _ in range(3):  # the fastest of three: the linear rollout takes milliseconds, easily disturbed
             started = time.perf_counter()
-            rollout.predict_frames(model, context, horizon)
+            rollout.predict_rollout(model, context, horizon)
             fast.append(time.perf_counter() - started)
         lengths.clear()
         started = time.perf_counter()
@@ -142,7 +142,7 @@ def exercise_5() -> tuple[float, float]:
     (SV2P, SAVP) instead of averaging over futures, or predicting motion (flow) rather than pixels. Which one
     gives both low MSE and high SSIM on Moving MNIST within a CPU budget is open here.
     """
-    digits, _ = synthetic.load_mnist_digits("offline", "test", verbose=False)
+    digits, _ = mnist_digits.load_mnist_digits("offline", "test", verbose=False)
     truth = np.zeros((64, 64), np.float32)
     truth[18:46, 18:46] = digits[0] / 255
     shifted = [np.roll(truth, shift, axis=1) for shift in (-3, 3)]

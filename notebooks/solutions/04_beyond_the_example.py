@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_convlstm import models, recipes, synthetic, videos
+from keras_convlstm import mnist_digits, models, recipes, synthetic, videos
 
 SLOW = {"exercise_3"}
 
@@ -51,7 +51,7 @@ def exercise_2() -> tuple[float, float]:
     them (the peak of their circular cross-correlation, computed with ``np.fft``) gives the direction of every
     clip. So the classifier must compare frames, which a ConvLSTM does through its state.
     """
-    digits = synthetic.load_mnist_digits("offline", verbose=False)[0]
+    digits = mnist_digits.load_mnist_digits("offline", verbose=False)[0]
     size = 32
     clips, labels = synthetic.generate_moving_digit_actions(
         400, num_classes=4, num_frames=10, image_size=size, digit_size=14, seed=0, digits=digits
