@@ -1,4 +1,8 @@
-"""The benchmark scripts' quick mode runs end to end and writes figures that agree with each other."""
+"""The benchmark scripts' quick mode runs end to end and writes figures that agree with each other.
+
+The quick runs (marked ``bench``) take tens of seconds each and measure rather than check the package, so ``make
+bench`` runs them before it measures and ``make test`` leaves them out; the counting and sorting helpers below are
+part of ``make test``."""
 
 import json
 import subprocess
@@ -32,6 +36,7 @@ def test_conv_flops_of_the_official_network_are_counted_per_layer():
     }
 
 
+@pytest.mark.bench
 def test_rollout_speed_quick_run(tmp_path):
     record = run_quick("rollout_speed", tmp_path / "rollout.json")
     settings = record["settings"]
@@ -48,6 +53,7 @@ def test_rollout_speed_quick_run(tmp_path):
     )
 
 
+@pytest.mark.bench
 @pytest.mark.half_precision
 def test_flops_quick_run(tmp_path):
     record = run_quick("flops", tmp_path / "flops.json")
@@ -62,6 +68,7 @@ def test_flops_quick_run(tmp_path):
         assert entry["fraction_of_matmul"] == pytest.approx(entry["achieved_gflops"] / peak["matmul_gflops"])
 
 
+@pytest.mark.bench
 def test_replicas_quick_mode_times_one_and_two_replicas(tmp_path):
     results = run_quick("replicas", tmp_path / "replicas.json")["results"]
     systems = results["systems"]
@@ -74,6 +81,7 @@ def test_replicas_quick_mode_times_one_and_two_replicas(tmp_path):
         assert ratio == pytest.approx(two["sequences_per_s"] / one["sequences_per_s"])
 
 
+@pytest.mark.bench
 def test_precision_isa_quick_run_measures_under_the_avx2_limit_in_its_own_process(tmp_path):
     record = run_quick("precision_isa", tmp_path / "precision_isa.json", "--limits", "AVX2")
     assert list(record["results"]["limits"]) == ["AVX2"]
@@ -124,6 +132,7 @@ def test_profiled_kernels_are_sorted_by_kind_of_work(event, kind):
     assert step_profile.kind_of(event) == kind
 
 
+@pytest.mark.bench
 @pytest.mark.half_precision
 def test_step_profile_quick_run_adds_up(tmp_path):
     record = run_quick("step_profile", tmp_path / "profile.json", "--profiled-steps", "1")
