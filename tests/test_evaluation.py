@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from harness import tiny_model, to_numpy
 
 from keras_convlstm import evaluation, metrics
 
@@ -109,19 +110,15 @@ def view_sequences() -> np.ndarray:
 
 @pytest.mark.parametrize("preset", ["keras-example", "keras-example-causal"])
 def test_evaluate_views_against_reference_loops(preset, view_sequences):
-    import keras
-
-    from keras_convlstm.models import build_model
-
-    keras.utils.set_random_seed(0)
-    model = build_model(preset, filters=(4, 4), kernel_sizes=(3, 3), image_size=16, precision="float32")
+    model = tiny_model(preset, filters=(4, 4), kernel_sizes=(3, 3), image_size=16, precision="float32")
     context, horizon = 4, 3
     table = evaluation.evaluate_views(model, view_sequences, context, horizon, batch_size=2)
     assert table.systems == ["rollout", "one-step", "whole-sequence", "copy-last-frame", "blank"]
     frames = view_sequences.astype(np.float32) / 255
     truth = frames[:, context : context + horizon]
+
     def call(inputs: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(model(inputs, training=False))
+        return to_numpy(model(inputs, training=False))
 
     # The keras.io page's views, as its code computes them: the model on the true prefix, last output ...
     one_step = np.stack([call(frames[:, :t])[:, -1] for t in range(context, context + horizon)], axis=1)
@@ -137,21 +134,15 @@ def test_evaluate_views_against_reference_loops(preset, view_sequences):
 
 
 def test_evaluate_views_needs_a_frame_by_frame_model(view_sequences):
-    from keras_convlstm.models import build_model
-
-    model = build_model("shi2015-encoder-forecaster", filters=(4, 4), kernel_sizes=(3, 3), image_size=16)
+    model = tiny_model("shi2015-encoder-forecaster")
     with pytest.raises(ValueError, match="sequence-to-sequence"):
         evaluation.evaluate_views(model, view_sequences, 4, 3)
 
 
 def test_evaluate_returns_the_frames_it_scored(view_sequences):
-    import keras
-
-    from keras_convlstm.models import build_model
     from keras_convlstm.rollout import predict_rollout
 
-    keras.utils.set_random_seed(0)
-    model = build_model("keras-example-causal", filters=(4,), kernel_sizes=(3,), image_size=16, precision="float32")
+    model = tiny_model("keras-example-causal", filters=(4,), kernel_sizes=(3,), image_size=16, precision="float32")
     table, predictions = evaluation.evaluate(model, view_sequences, 4, 3, batch_size=2, return_predictions=True)
     assert evaluation.evaluate(model, view_sequences, 4, 3, batch_size=2) == table
     assert list(predictions) == table.systems == ["model", "copy-last-frame", "blank"]

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 from command_line import one_line_error
+from harness import tiny_model
 from PIL import Image, ImageSequence
 
 from keras_convlstm import animation, cli, evaluation, files, metrics, rollout, viz
@@ -133,7 +134,7 @@ def test_output_path_faults_are_one_line_errors_before_any_work(tmp_path, capsys
 
 
 def test_predict_with_a_nan_model_writes_nothing_beside_earlier_outputs(tmp_path, capsys):
-    model = build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,))
+    model = tiny_model("cpu-fast", filters=(2,), kernel_sizes=(3,))
     model.set_weights([np.full(w.shape, np.nan, w.dtype) for w in model.get_weights()])
     model.save(tmp_path / "nan.keras")
     sequences = np.zeros((1, 4, 16, 16, 1), np.uint8)
@@ -160,7 +161,7 @@ def test_metrics_refuse_float_frames_outside_the_unit_range():
 @pytest.fixture(scope="module")
 def small_patch_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "patches.keras"
-    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(path)
+    tiny_model("cpu-fast", filters=(2,), kernel_sizes=(3,)).save(path)
     return path
 
 
@@ -218,7 +219,7 @@ def test_damaged_inputs_are_named_for_what_they_are(tmp_path, capsys):
 def test_train_checks_array_pairs_and_validation_data_like_files(tmp_path, inputs, message):
     from keras_convlstm.training import train
 
-    model = build_model("keras-example-causal", image_size=8, filters=(2, 2, 2))
+    model = tiny_model("keras-example-causal", image_size=8, filters=(2, 2, 2))
     good = np.zeros((4, 3, 8, 8, 1), np.float32)
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(ValueError, match=message):
@@ -275,7 +276,7 @@ def test_a_user_sees_only_our_line_no_native_start_up_logs_or_optimizer_warning(
     import sys
 
     untrained = tmp_path / "untrained.keras"
-    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(untrained)
+    tiny_model("cpu-fast", filters=(2,), kernel_sizes=(3,)).save(untrained)
     np.save(tmp_path / "in.npy", np.zeros((1, 4, 16, 16, 1), np.uint8))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = ["predict", "--model", str(untrained), "--input", str(tmp_path / "in.npy"), "--context", "3"]
@@ -548,7 +549,7 @@ def test_a_package_model_loads_whichever_package_module_was_imported_first(tmp_p
     import sys
 
     path = tmp_path / "causal.keras"
-    build_model("keras-example-causal", image_size=8, filters=(2, 2, 2)).save(path)
+    tiny_model("keras-example-causal", image_size=8, filters=(2, 2, 2)).save(path)
     script = (
         f"import keras_convlstm.{first_import}\nimport keras\n"
         f"model = keras.saving.load_model({str(path)!r})\nprint(type(model).__name__, model.config.name)"
@@ -602,7 +603,7 @@ def test_video_options_with_sequences_are_refused_not_ignored(tmp_path, capsys, 
 
 def test_evaluate_refuses_an_explicit_count_beyond_the_file_and_scores_all_by_default(tmp_path, capsys):
     model = tmp_path / "m.keras"
-    build_model("cpu-fast", image_size=16, filters=(2,), kernel_sizes=(3,)).save(model)
+    tiny_model("cpu-fast", filters=(2,), kernel_sizes=(3,)).save(model)
     data_file = tmp_path / "d.npy"
     np.save(data_file, np.zeros((3, 20, 16, 16, 1), np.uint8))
     args = ["evaluate", "--model", str(model), "--data", str(data_file), "--context", "4", "--horizon", "2"]

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from harness import run_layer_test
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 
@@ -152,38 +153,22 @@ def test_causal_conv3d_rejects_bad_arguments(kwargs, message):
 
 
 @pytest.mark.parametrize(
-    ("layer", "arguments"),
+    ("layer_cls", "init_kwargs", "output_shape", "trainable_weights"),
     [
-        (SpaceToDepth(4, name="patches"), {"patch_size"}),
-        (DepthToSpace(2), {"patch_size"}),
+        (SpaceToDepth, {"patch_size": 4, "name": "patches"}, (1, 3, 2, 2, 64), 0),
+        (DepthToSpace, {"patch_size": 2}, (1, 3, 16, 16, 1), 0),
         (
-            CausalConv3D(3, (2, 3, 3), activation="sigmoid", use_bias=False),
-            {
-                "filters",
-                "kernel_size",
-                "activation",
-                "use_bias",
-                "kernel_initializer",
-                "bias_initializer",
-                "kernel_regularizer",
-                "bias_regularizer",
-                "activity_regularizer",
-                "kernel_constraint",
-                "bias_constraint",
-            },
+            CausalConv3D,
+            {"filters": 3, "kernel_size": (2, 3, 3), "activation": "sigmoid", "use_bias": False},
+            (1, 3, 8, 8, 3),
+            1,
         ),
     ],
 )
-def test_layer_config_round_trip(layer, arguments):
-    config = layer.get_config()
-    assert set(config) - {"name", "trainable", "dtype"} == arguments
-    restored = layer.__class__.from_config(config)
-    assert restored.get_config() == config
-    frames = np.random.default_rng(6).random((1, 3, 8, 8, 4), dtype=np.float32)
-    layer.build(frames.shape)
-    restored.build(frames.shape)
-    restored.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(np.asarray(restored(frames)), np.asarray(layer(frames)))
+def test_layer_builds_round_trips_its_config_and_saves(layer_cls, init_kwargs, output_shape, trainable_weights):
+    run_layer_test(
+        layer_cls, init_kwargs, (1, 3, 8, 8, 4), output_shape, expected_trainable_weights=trainable_weights, seed=6
+    )
 
 
 def test_layers_are_registered_for_saving():

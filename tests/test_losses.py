@@ -6,11 +6,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+from harness import tiny_model
 from skimage.metrics import structural_similarity
 
 from keras_convlstm import metrics
 from keras_convlstm.losses import BCEPlusSSIM, get_loss, ssim
-from keras_convlstm.models import build_model
 
 
 def frames(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +79,7 @@ def test_model_with_the_loss_reloads_in_a_fresh_process(tmp_path):
     16x16 frames (cpu-fast's 4x4 patches make 4x4 grids; SSIM's 7x7 window still fits) and eager steps:
     tracing would cost more than these two sequences.
     """
-    model = build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), loss="bce_ssim")
+    model = tiny_model("cpu-fast", filters=(4,), kernel_sizes=(3,), loss="bce_ssim")
     model.run_eagerly = True
     sequences = np.random.default_rng(3).random((2, 4, 16, 16, 1)).astype(np.float32)
     model.fit(sequences[:, :-1], sequences[:, 1:], epochs=1, verbose=0)

@@ -1,22 +1,25 @@
 """Tests of the model presets, build_model and the saved-model round trip."""
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import (
+    frame_presets,
+    random_inputs,
+    run_fresh_process_reload_test,
+    run_model_saving_test,
+    save_model_files,
+    small_seq2seq,
+    tiny_model,
+    tiny_settings,
+)
 
 from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
 from keras_convlstm.models import (
     PRESETS,
-    ConvLSTMModel,
     ModelConfig,
     build_model,
     check_input,
@@ -24,33 +27,12 @@ from keras_convlstm.models import (
     list_presets,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FRAME_MODELS = [name for name, config in PRESETS.items() if config.kind in ("seq2seq", "many_to_one")]
 CAUSAL_SEQ2SEQ = [name for name, config in PRESETS.items() if config.kind == "seq2seq" and config.output != "conv3d"]
 
 
 @pytest.fixture(autouse=True)
 def _seeded_weights():
     keras.utils.set_random_seed(0)
-
-
-def tiny(name: str, **extra) -> dict:
-    """Overrides that shrink a preset to a few filters and tiny frames, keeping its layer structure."""
-    config = get_preset(name)
-    layers = len(config.filters)
-    overrides = {"filters": (4,) * layers, "kernel_sizes": (3,) * layers}
-    if config.kind == "classifier":
-        overrides.update(image_size=(12, 16), input_frames=4)
-    else:
-        overrides["image_size"] = 4 * config.patch_size if config.patch_size > 1 else 6
-    if config.kind == "encoder_forecaster":
-        overrides.update(input_frames=3, output_frames=2)
-    return {**overrides, **extra}
-
-
-def sample_input(model: keras.Model, time: int = 5, seed: int = 0) -> np.ndarray:
-    config = model.config
-    return np.random.default_rng(seed).random((2, config.input_frames or time, *config.frame_shape), np.float32)
 
 
 def expected_output_shape(config: ModelConfig, time: int) -> tuple:
@@ -62,22 +44,24 @@ def expected_output_shape(config: ModelConfig, time: int) -> tuple:
     return (2, frames, *config.frame_shape)
 
 
-def test_list_and_get_presets():
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_builds_saves_and_reloads_with_equal_outputs(name, tmp_path):
+    preset = get_preset(name)
+    assert preset.name == name
+    model = tiny_model(name)
+    # The preset's own settings but for the tiny sizes; "auto" precision resolved for this machine.
+    assert dataclasses.replace(model.config, precision=preset.precision) == dataclasses.replace(
+        preset, **tiny_settings(name)
+    )
+    reloaded = run_model_saving_test(model, random_inputs(model, time=2), tmp_path)
+    assert reloaded.config == model.config
+
+
+def test_an_unknown_preset_is_refused_naming_the_known_ones():
     names = list_presets()
-    assert names == list(PRESETS)
-    for name in (
-        "keras-example",
-        "keras-example-causal",
-        "shi2015",
-        "shi2015-encoder-forecaster",
-        "cpu-fast",
-        "moving-square",
-        "noisy-squares",
-        "noisy-squares-causal",
-        "classifier",
-    ):
-        assert get_preset(name).name == name
-    with pytest.raises(ValueError, match=r"unknown model preset 'nope'.*'keras-example'.*'classifier'"):
+    assert len(set(names)) == len(names)
+    quoted = ".*".join(repr(name) for name in names)
+    with pytest.raises(ValueError, match=rf"unknown model preset 'nope'; expected one of \[{quoted}\]"):
         get_preset("nope")
 
 
@@ -112,10 +96,10 @@ def test_official_network_is_exact(name):
 
 def test_xla_only_when_a_gpu_is_visible(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
-    assert build_model("moving-square", **tiny("moving-square")).jit_compile is False
+    assert tiny_model("moving-square").jit_compile is False
     gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind in (None, "GPU") else [])
-    assert build_model("moving-square", **tiny("moving-square")).jit_compile is True
+    assert tiny_model("moving-square").jit_compile is True
 
 
 def test_other_presets_follow_their_references():
@@ -165,8 +149,8 @@ def test_encoder_forecaster_preset():
 
 
 def test_encoder_forecaster_states_carry_the_input():
-    model = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
-    frames = sample_input(model)
+    model = tiny_model("shi2015-encoder-forecaster")
+    frames = random_inputs(model)
     first = np.asarray(model(frames))
     second = np.asarray(model(frames[::-1]))
     assert first.shape == (2, 2, 16, 16, 1)
@@ -183,8 +167,8 @@ def test_encoder_forecaster_states_carry_the_input():
 )
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_output_shape_and_dtype(name, precision):
-    model = build_model(name, **tiny(name, precision=precision))
-    frames = sample_input(model, time=5)
+    model = tiny_model(name, precision=precision)
+    frames = random_inputs(model, time=5)
     outputs = model(frames)
     assert tuple(outputs.shape) == expected_output_shape(model.config, 5)
     assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
@@ -195,22 +179,22 @@ def test_output_shape_and_dtype(name, precision):
 
 
 def test_precision_sets_layer_policies_only():
-    model = build_model("cpu-fast", **tiny("cpu-fast", precision="bfloat16"))
+    model = tiny_model("cpu-fast", precision="bfloat16")
     assert keras.config.dtype_policy().name == "float32"
     policies = {layer.name: layer.dtype_policy.name for layer in model.layers[1:]}
     assert policies["conv_lstm_1"] == policies["conv_lstm_2"] == "mixed_bfloat16"
     assert policies["output_conv"] == policies["depth_to_space"] == "float32"
     assert all(weight.dtype == "float32" for weight in model.weights)
-    half = build_model("moving-square", **tiny("moving-square", precision="float16"))
+    half = tiny_model("moving-square", precision="float16")
     assert isinstance(half.optimizer, keras.optimizers.LossScaleOptimizer)
     assert half.layers[1].dtype_policy.name == "mixed_float16"
     assert not isinstance(build_model("moving-square").optimizer, keras.optimizers.LossScaleOptimizer)
 
 
-@pytest.mark.parametrize("name", FRAME_MODELS)
+@pytest.mark.parametrize("name", frame_presets())
 def test_frame_models_are_one_chain_of_steppable_layers(name):
     """The rollout walks these models layer by layer: one chain; frame-wise layers act per frame."""
-    model = build_model(name, **tiny(name))
+    model = tiny_model(name)
     layers = model.layers[1:]
     assert isinstance(model.layers[0], keras.layers.InputLayer)
     previous = model.layers[0].output
@@ -219,7 +203,7 @@ def test_frame_models_are_one_chain_of_steppable_layers(name):
         previous = layer.output
     assert model.outputs[0] is previous
     temporal = (keras.layers.ConvLSTM2D, CausalConv3D)
-    frames = sample_input(model, time=4)
+    frames = random_inputs(model, time=4)
     x = frames
     for layer in layers:
         if isinstance(layer, keras.layers.Conv3D) and layer.kernel_size[0] > 1:
@@ -236,8 +220,8 @@ def test_frame_models_are_one_chain_of_steppable_layers(name):
 
 @pytest.mark.parametrize("name", CAUSAL_SEQ2SEQ)
 def test_causal_presets_never_read_future_frames(name):
-    model = build_model(name, **tiny(name))
-    frames = sample_input(model, time=6)
+    model = tiny_model(name)
+    frames = random_inputs(model, time=6)
     outputs = np.asarray(model(frames, training=False))
     for t in (0, 3):
         changed = frames.copy()
@@ -249,28 +233,14 @@ def test_causal_presets_never_read_future_frames(name):
 
 def test_official_network_leaks_the_next_frame():
     """Output t of the official network depends on input t + 1, the frame it is trained to predict."""
-    model = build_model("keras-example", **tiny("keras-example"))
-    frames = sample_input(model, time=6)
+    model = tiny_model("keras-example")
+    frames = random_inputs(model, time=6)
     changed = frames.copy()
     changed[:, 3] = 1.0 - changed[:, 3]
     before = np.asarray(model(frames, training=False))
     after = np.asarray(model(changed, training=False))
     np.testing.assert_allclose(after[:, :2], before[:, :2], atol=1e-6)
     assert np.abs(after[:, 2] - before[:, 2]).max() > 1e-5
-
-
-def test_model_config_round_trip():
-    model = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
-    config = json.loads(json.dumps(model.get_config()))
-    assert set(config) == {"config", "name", "trainable"}
-    restored = ConvLSTMModel.from_config(config)
-    assert restored.config == model.config
-    assert restored.name == model.name
-    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
-    assert restored.count_params() == model.count_params()
-    restored.set_weights(model.get_weights())
-    frames = sample_input(model)
-    np.testing.assert_allclose(np.asarray(restored(frames)), np.asarray(model(frames)), atol=1e-6)
 
 
 def test_config_is_plain_frozen_data():
@@ -292,9 +262,9 @@ def test_one_training_step_lowers_the_loss():
     Eager on TensorFlow, where tracing costs more than the step; compiled on JAX, whose op-by-op step is slower.
     """
     for name in ("shi2015", "moving-square"):
-        model = build_model(name, **tiny(name, learning_rate=0.01))
+        model = tiny_model(name, learning_rate=0.01)
         model.run_eagerly = keras.backend.backend() == "tensorflow"
-        frames = sample_input(model, time=4)
+        frames = random_inputs(model, time=4)
         shape = expected_output_shape(model.config, time=4)
         targets = (np.random.default_rng(1).random(shape) > 0.8).astype(np.float32)
         # train_on_batch reports the loss of the weights it starts from; without dropout or BatchNormalization
@@ -326,8 +296,8 @@ def _loops_in_trace(model: keras.Model, frames: np.ndarray, training: bool) -> i
 def test_jax_training_unrolls_the_recurrent_loops_of_known_short_sequences(monkeypatch, name):
     from keras_convlstm import models
 
-    model = build_model(name, **tiny(name))
-    frames = sample_input(model, time=3)
+    model = tiny_model(name)
+    frames = random_inputs(model, time=3)
     loops = len(model.config.filters) * (2 if model.config.kind == "encoder_forecaster" else 1)
     monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", 3)
     assert _loops_in_trace(model, frames, training=True) == 0
@@ -353,17 +323,13 @@ def test_an_unrolled_training_step_computes_what_the_loop_computes(monkeypatch, 
     trained = {}
     for form, limit in (("unrolled", models.MAX_UNROLLED_FRAMES), ("looped", 0)):
         monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", limit)
-        keras.utils.set_random_seed(0)
-        model = build_model("cpu-fast", image_size=8, filters=(4,), kernel_sizes=(3,), precision="float32")
+        model = small_seq2seq(image_size=8)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1000.0), loss=model.loss)
         initial = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
         loss = model.train_on_batch(frames[:, :-1], frames[:, 1:])
         trained[form] = (loss, [keras.ops.convert_to_numpy(weight) for weight in model.weights])
         if form == "unrolled":
-            model.save(tmp_path / "unrolled.keras")
-            outputs = keras.ops.convert_to_numpy(model(frames))
-    reloaded = keras.saving.load_model(tmp_path / "unrolled.keras", safe_mode=True)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(frames)), outputs, atol=1e-6, rtol=0)
+            run_model_saving_test(model, frames, tmp_path, atol=1e-6)
     (unrolled_loss, unrolled), (looped_loss, looped) = trained.values()
     np.testing.assert_allclose(unrolled_loss, looped_loss, rtol=1e-6)
     assert len(unrolled) == len(looped) == 5  # ConvLSTM2D kernel, recurrent kernel and bias; output kernel and bias
@@ -413,52 +379,19 @@ def test_saved_models_reload_in_a_fresh_process(tmp_path):
         "moving-square": {},
         "classifier": {"filters": (4,), "kernel_sizes": (3,)},
     }
-    names = list(shallow)
-    expected = {}
-    for index, name in enumerate(names):
-        model = build_model(name, **tiny(name, **shallow[name]))
-        frames = sample_input(model, time=4, seed=index)
+    names = []
+    for index, name in enumerate(shallow):
+        model = tiny_model(name, **shallow[name])
+        frames = random_inputs(model, time=4, seed=index)
         targets = np.asarray(model(frames))
         if model.config.kind == "classifier":
             targets = np.array([1, 3])
         model.run_eagerly = True
         model.fit(frames, targets, epochs=1, verbose=0)
-        np.save(tmp_path / f"{name}-input.npy", frames)
-        np.save(tmp_path / f"{name}-output.npy", keras.ops.convert_to_numpy(model(frames)))
-        model.save(tmp_path / f"{name}.keras")
-        expected[name] = {"config": dataclasses.asdict(model.config), "iterations": int(model.optimizer.iterations)}
-    (tmp_path / "expected.json").write_text(json.dumps(expected))
-    script = textwrap.dedent(
-        """
-        import json, sys
-        from pathlib import Path
-        import keras
-        import numpy as np
-        from keras_convlstm.models import ConvLSTMModel, ModelConfig
-
-        folder = Path(sys.argv[1])
-        for name, want in json.loads((folder / "expected.json").read_text()).items():
-            model = keras.saving.load_model(folder / f"{name}.keras", safe_mode=True)
-            assert isinstance(model, ConvLSTMModel), type(model)
-            assert model.config == ModelConfig(**want["config"]), (model.config, want["config"])
-            assert int(model.optimizer.iterations) == want["iterations"] == 1, int(model.optimizer.iterations)
-            frames = np.load(folder / f"{name}-input.npy")
-            reference = np.load(folder / f"{name}-output.npy")
-            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(frames)), reference, atol=1e-6)
-            print("reloaded", name)
-        """
-    )
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=environment,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split("\n")[:-1] == [f"reloaded {name}" for name in names]
+        assert int(model.optimizer.iterations) == 1
+        save_model_files(model, frames, tmp_path)
+        names.append(model.name)
+    run_fresh_process_reload_test(tmp_path, names, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -492,7 +425,7 @@ def test_build_model_rejects_a_wrong_preset_type():
 
 
 def test_models_reject_inputs_of_the_wrong_shape():
-    model = build_model("keras-example", **tiny("keras-example"))
+    model = tiny_model("keras-example")
     frames = np.zeros((2, 6, 6, 1), np.float32)
     message = r"model 'keras-example' expected frames of shape \(batch, time, 6, 6, 1\), got shape \(2, 6, 6, 1\)"
     with pytest.raises(ValueError, match=message):
@@ -502,7 +435,7 @@ def test_models_reject_inputs_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"got shape \(1, 3, 8, 8, 1\)"):
         check_input(model.config, np.zeros((1, 3, 8, 8, 1)))
     check_input(model, np.zeros((1, 3, 6, 6, 1)))
-    forecaster = build_model("shi2015-encoder-forecaster", **tiny("shi2015-encoder-forecaster"))
+    forecaster = tiny_model("shi2015-encoder-forecaster")
     with pytest.raises(
         ValueError, match=r"expected frames of shape \(batch, 3, 16, 16, 1\), got shape \(1, 4, 16, 16, 1\)"
     ):

@@ -1,11 +1,13 @@
 """precision="auto": the rule for every kind of hardware, faked, and what it does to models and saved files."""
 
+import platform
+import sys
+
 import keras
-import numpy as np
 import pytest
+from harness import random_inputs, run_model_saving_test, tiny_model
 
 from keras_convlstm import precision
-from keras_convlstm.models import build_model
 
 AVX2_ONLY = {"sse4_2", "avx", "avx2", "fma"}  # an AMD Zen 3 or an older Intel CPU
 AVX512_BF16 = AVX2_ONLY | {"avx512f", "avx512_bf16"}  # AMD Zen 4, Intel Cooper Lake
@@ -57,11 +59,69 @@ def test_resolve_precision_rejects_unknown_names():
         precision.resolve_precision("float64")
 
 
-def test_real_machine_flags_are_read_from_cpuinfo():
-    flags = precision.cpu_flags()
-    info = precision.cpu_info()
-    assert flags == (frozenset(info["flags"].split()) if "flags" in info else None)
+def _cpuinfo(model_name: str, flags: str | None, processors: int = 2) -> str:
+    """A /proc/cpuinfo as Linux writes it: one block per processor, ``key\t: value`` lines, blank lines between."""
+    blocks = []
+    for index in range(processors):
+        lines = [f"processor\t: {index}", "vendor_id\t: GenuineIntel", f"model name\t: {model_name}"]
+        if flags is not None:
+            lines.append(f"flags\t\t: {flags}")
+        blocks.append("\n".join([*lines, "bogomips\t: 4000.00", ""]))
+    return "\n".join(blocks)
+
+
+ARM_CPUINFO = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes sha2 crc32 bf16\n\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "flags", "auto", "described"),
+    [
+        (
+            _cpuinfo("AMD EPYC 7763 64-Core Processor", "fpu sse4_2 avx avx2 fma"),
+            {"fpu", "sse4_2", "avx", "avx2", "fma"},
+            "float32",
+            "AMD EPYC 7763 64-Core Processor (no bfloat16 instructions)",
+        ),
+        (
+            _cpuinfo("AMD EPYC 9654 96-Core Processor", "fpu avx2 avx512f avx512_bf16"),
+            {"fpu", "avx2", "avx512f", "avx512_bf16"},
+            "bfloat16",
+            "AMD EPYC 9654 96-Core Processor (avx512_bf16)",
+        ),
+        (
+            _cpuinfo("Intel(R) Xeon(R) Platinum 8480+", "avx2 avx512f amx_tile amx_bf16 avx512_bf16", processors=1),
+            {"avx2", "avx512f", "amx_tile", "amx_bf16", "avx512_bf16"},
+            "bfloat16",
+            "Intel(R) Xeon(R) Platinum 8480+ (avx512_bf16, amx_bf16)",
+        ),
+        (
+            _cpuinfo("Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", "avx2 avx512f avx512bw"),
+            {"avx2", "avx512f", "avx512bw"},
+            "float32",
+            "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz (no bfloat16 instructions)",
+        ),
+        (ARM_CPUINFO, None, "float32", "(CPU flags unknown)"),  # ARM Linux names its flags "Features"
+        (None, None, "float32", "(CPU flags unknown)"),  # no /proc/cpuinfo: not Linux
+    ],
+)
+def test_the_cpu_flags_and_precision_read_from_cpuinfo(monkeypatch, tmp_path, cpuinfo, flags, auto, described):
+    """Known /proc/cpuinfo texts, a CPU without a GPU: the flags read, "auto"'s precision and its description."""
+    fake = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        fake.write_text(cpuinfo)
+    real_path = precision.Path
+    monkeypatch.setattr(precision, "Path", lambda path: fake if str(path) == "/proc/cpuinfo" else real_path(path))
+    monkeypatch.setattr(precision, "gpu_compute_capability", lambda: None)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert precision.cpu_flags() == (None if flags is None else frozenset(flags))
+    assert precision.resolve_precision("auto") == auto
+    assert precision.describe_hardware().endswith(described)
+
+
+def test_this_machine_resolves_auto_to_a_precision():
     assert precision.resolve_precision("auto") in precision.PRECISIONS
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert "sse2" in precision.cpu_flags()  # every x86-64 CPU has SSE2
 
 
 @pytest.mark.parametrize(
@@ -74,7 +134,7 @@ def test_real_machine_flags_are_read_from_cpuinfo():
 )
 def test_cpu_fast_computes_in_the_precision_of_the_hardware(fake_hardware, cpu_flags, gpu, expected, policy):
     fake_hardware(cpu_flags=cpu_flags, gpu_compute_capability=gpu)
-    model = build_model("cpu-fast", image_size=16, filters=(4, 4), kernel_sizes=(3, 3))
+    model = tiny_model("cpu-fast", kernel_sizes=(3, 3))
     assert model.config.precision == expected
     assert model.get_layer("conv_lstm_1").dtype_policy.name == policy
     assert model.get_layer("output_conv").dtype_policy.name == "float32"
@@ -83,13 +143,10 @@ def test_cpu_fast_computes_in_the_precision_of_the_hardware(fake_hardware, cpu_f
 
 def test_a_saved_model_keeps_the_precision_it_was_built_in(fake_hardware, tmp_path):
     fake_hardware(cpu_flags=AVX2_ONLY)
-    keras.utils.set_random_seed(0)
-    model = build_model("cpu-quality", image_size=16, filters=(4, 4), kernel_sizes=(3, 3))
+    model = tiny_model("cpu-quality", kernel_sizes=(3, 3))
     assert model.config.precision == "float32"
-    model.save(tmp_path / "model.keras")
-    fake_hardware(cpu_flags=AMX)  # read back on a machine where "auto" means bfloat16
-    reloaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    fake_hardware(cpu_flags=AMX)  # saved and read back on a machine where "auto" means bfloat16
+    assert precision.resolve_precision("auto") == "bfloat16"
+    reloaded = run_model_saving_test(model, random_inputs(model, time=3), tmp_path)
     assert reloaded.config == model.config
     assert reloaded.get_layer("conv_lstm_2").dtype_policy.name == "float32"
-    frames = np.random.default_rng(0).random((2, 3, 16, 16, 1), dtype=np.float32)
-    np.testing.assert_array_equal(np.asarray(reloaded(frames)), np.asarray(model(frames)))

@@ -1,6 +1,7 @@
 """Recipes, each run once in quick mode (some with smaller data still) into a temporary folder."""
 
 import dataclasses
+import inspect
 import json
 import math
 
@@ -25,22 +26,66 @@ def _run(tmp_path_factory, name: str, **overrides) -> tuple[dict, object]:
     return summary, out_dir
 
 
+# Smaller settings than a recipe's quick ones where these tests need less; a recipe not named here runs quick as it is.
+QUICK_OVERRIDES = {
+    "moving-square": {"max_steps": 150},
+    "noisy-squares": {"num_train": 20, "epochs": 1},
+    "shi2015": {
+        "sequences_per_epoch": 16,
+        "epochs": 1,
+        "test_sequences": 4,
+        "filters": (8,),
+        "digit_source": "offline",
+    },
+    # Notebook 04's quick values: 8 people for 5 epochs (the recipe's quick default is 16 people for 4).
+    "actions": {"num_people": 8, "epochs": 5, "digit_source": "offline"},
+}
+
+
+def _module(name: str):
+    """The module of the recipe registered as ``name``."""
+    return inspect.getmodule(recipes.RECIPES[name])
+
+
 @pytest.fixture(scope="module")
-def moving_square(tmp_path_factory):
-    return _run(tmp_path_factory, "moving-square", max_steps=150)
+def quick_run(tmp_path_factory):
+    """``quick_run(name)``: the summary and folder of recipe ``name`` run quick once for the module."""
+    runs = {}
+
+    def run(name: str) -> tuple[dict, object]:
+        if name not in runs:
+            runs[name] = _run(tmp_path_factory, name, **QUICK_OVERRIDES.get(name, {}))
+        return runs[name]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def moving_square(quick_run):
+    return quick_run("moving-square")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_every_registered_recipe_runs_quick_and_writes_its_summary_and_files(quick_run, name):
+    summary, out_dir = quick_run(name)  # which checks summary.json and that every file it names was written
+    assert (summary["recipe"], summary["quick"], summary["seed"]) == (name, True, 0)
+    assert summary["seconds"] >= 0 and summary["files"]
 
 
 @pytest.mark.slow
 def test_moving_square_beats_copy_last_frame(moving_square):
     summary, out_dir = moving_square
     held_out = summary["held_out"]
-    assert summary["settings"]["image_size"] == 16 and summary["steps_trained"] <= 150
+    size = recipes.moving_square.QUICK.image_size
+    assert summary["settings"]["image_size"] == size and summary["steps_trained"] <= 150
     assert held_out["model"]["mse_per_pixel"] < held_out["copy-last-frame"]["mse_per_pixel"]
     assert held_out["model"]["mse_per_pixel"] < held_out["blank"]["mse_per_pixel"]
     assert summary["beats_copy_last_frame"] is True
-    # A 5x5 square on a 16x16 canvas: a blank frame misses 25 of 256 pixels.
-    assert held_out["blank"]["mse_per_pixel"] == pytest.approx(25 / 256, abs=1e-6)
-    assert held_out["blank"]["mse"] == pytest.approx(25.0)
+    # A blank frame misses the square's pixels: 25 of 256 on a 16x16 canvas.
+    square = recipes.moving_square.SQUARE_SIZE**2
+    assert held_out["blank"]["mse_per_pixel"] == pytest.approx(square / size**2, abs=1e-6)
+    assert held_out["blank"]["mse"] == pytest.approx(square)
     assert summary["reached_threshold"] == (summary["final_train_mse"] < 0.001)
 
 
@@ -57,8 +102,8 @@ def test_moving_square_files(moving_square):
 
 
 @pytest.mark.slow
-def test_noisy_squares(tmp_path_factory):
-    summary, out_dir = _run(tmp_path_factory, "noisy-squares", num_train=20, epochs=1)
+def test_noisy_squares(quick_run):
+    summary, out_dir = quick_run("noisy-squares")
     settings = summary["settings"]
     assert settings["test_movie"] == 24 and settings["movies_generated"] == 25
     assert settings["train_movies"] + settings["validation_movies"] == 20
@@ -75,16 +120,8 @@ def test_noisy_squares(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_shi2015(tmp_path_factory):
-    summary, out_dir = _run(
-        tmp_path_factory,
-        "shi2015",
-        sequences_per_epoch=16,
-        epochs=1,
-        test_sequences=4,
-        filters=(8,),
-        digit_source="offline",
-    )
+def test_shi2015(quick_run):
+    summary, out_dir = quick_run("shi2015")
     assert summary["settings"]["filters"] == [8] and summary["settings"]["threshold"] == 0.5
     assert set(summary["results"]) == {"2_digits", "3_digits"}
     for scores in summary["results"].values():
@@ -132,11 +169,12 @@ def test_moving_square_batches_are_seeded_and_fresh():
 
 
 @pytest.mark.slow
-def test_actions_beats_chance_on_held_out_people(tmp_path_factory):
-    # Notebook 04's quick values: 8 people for 5 epochs (the recipe's quick default is 16 people for 4).
-    summary, out_dir = _run(tmp_path_factory, "actions", num_people=8, epochs=5, digit_source="offline")
+def test_actions_beats_chance_on_held_out_people(quick_run):
+    summary, out_dir = quick_run("actions")
+    quick = recipes.actions.QUICK
+    clips_made = QUICK_OVERRIDES["actions"]["num_people"] * quick.clips_per_person
     clips = summary["clips"]
-    assert clips["train"] + clips["validation"] + clips["test"] == 8 * 44
+    assert clips["train"] + clips["validation"] + clips["test"] == clips_made
     counts = np.array(summary["confusion_matrix"])
     assert counts.shape == (4, 4) and counts.sum() == clips["test"]
     assert summary["held_out_accuracy"] == pytest.approx(np.trace(counts) / counts.sum(), abs=1e-4)
@@ -144,38 +182,61 @@ def test_actions_beats_chance_on_held_out_people(tmp_path_factory):
     assert summary["held_out_accuracy"] > 0.6
     assert len(summary["test_people"]) == 2
     gifs = sorted((out_dir / "videos").rglob("*.gif"))
-    assert len(gifs) == 8 * 44
-    assert iio.imread(gifs[0], index=None).shape[:3] == (10, 32, 32)
+    assert len(gifs) == clips_made
+    assert iio.imread(gifs[0], index=None).shape[:3] == (quick.num_frames, *quick.frame_size)
     for png in summary["files"]:
         _png_ok(out_dir / png)
 
 
-def test_registry_and_command_line():
-    assert sorted(recipes.RECIPES) == ["actions", "moving-square", "noisy-squares", "shi2015"]
-    parser = cli.build_parser()
-    args = parser.parse_args(["recipe", "shi2015", "--quick", "--seed", "3"])
-    assert (args.name, args.quick, args.seed) == ("shi2015", True, 3)
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_every_registered_recipe_is_documented_and_run_by_the_command_line(monkeypatch, tmp_path, capsys, name):
+    """The name leads to its module's ``run``: the package lists it, and ``recipe NAME`` runs it with the options."""
+    module = _module(name)
+    assert module.NAME == name and recipes.RECIPES[name] is module.run
+    assert f"- ``{name}`` (:mod:`~{module.__name__}`)" in " ".join(recipes.__doc__.split())
+    calls = []
+    monkeypatch.setitem(recipes.RECIPES, name, lambda **settings: calls.append(settings) or {"recipe": name})
+    out_dir = tmp_path / name
+    assert cli.main(["recipe", name, "--quick", "--seed", "3", "--out-dir", str(out_dir)]) == 0
+    assert calls == [{"out_dir": out_dir, "quick": True, "seed": 3}]
+    assert json.loads(capsys.readouterr().out) == {"recipe": name}
+
+
+def test_an_unknown_recipe_is_refused_naming_the_registered_ones(capsys):
     with pytest.raises(SystemExit):
-        parser.parse_args(["recipe", "unknown"])
+        cli.build_parser().parse_args(["recipe", "unknown"])
+    err = capsys.readouterr().err
+    assert "unknown" in err and all(name in err for name in recipes.RECIPES)
 
 
-def test_settings_are_frozen_data_chosen_by_mode_and_overrides():
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_every_recipe_chooses_its_frozen_quick_or_full_settings_and_applies_overrides(name):
+    module = _module(name)
+    quick, full = module.QUICK, module.FULL
+    assert module.choose_settings(True) == quick and module.choose_settings(False) == full and quick != full
+    field = next(field.name for field in dataclasses.fields(quick) if type(getattr(quick, field.name)) is int)
+    value = getattr(quick, field) + 1
+    assert module.choose_settings(True, **{field: value}) == dataclasses.replace(quick, **{field: value})
+    assert module.choose_settings(False, **{field: None}) == full  # None keeps the chosen setting
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(quick, field, value)
+    with pytest.raises(TypeError, match="unknown"):
+        module.choose_settings(True, unknown=1)
+
+
+def test_settings_derived_from_the_chosen_ones_and_the_originals_full_settings():
     square = recipes.moving_square
-    assert (square.QUICK.image_size, square.QUICK.max_steps, square.QUICK.epochs) == (16, 300, 30)
-    assert (square.FULL.image_size, square.FULL.max_steps, square.FULL.epochs) == (64, 100, 10)
     assert square.choose_settings(True, max_steps=155, image_size=None).epochs == 16  # whole epochs of 10 steps
+    assert (square.FULL.image_size, square.FULL.max_steps, square.FULL.epochs) == (64, 100, 10)  # the demo's
     noisy = recipes.noisy_squares
     chosen = noisy.choose_settings(True, num_train=20, epochs=None, filters=[4])
-    assert chosen == dataclasses.replace(noisy.QUICK, num_train=20, filters=(4,)) and chosen.epochs == 3
+    assert chosen == dataclasses.replace(noisy.QUICK, num_train=20, filters=(4,))
     assert (chosen.test_movie, chosen.num_movies) == (24, 25)
+    # The Keras 2 example's: 1000 training movies, movie 1004 rolled out, 1200 generated, 4 x ConvLSTM2D 40.
     assert (noisy.FULL.test_movie, noisy.FULL.num_movies, noisy.FULL.filters) == (1004, 1200, (40, 40, 40, 40))
+    # Shi et al.'s 10 -> 10 frames in both modes, with the presets' filters in the full one.
     assert recipes.shi2015.choose_settings(False).filters is None
-    assert recipes.shi2015.choose_settings(True).predicted_frames == 10
-    assert recipes.actions.choose_settings(True).frame_size == (32, 32)
-    assert recipes.actions.choose_settings(False).learning_rate is None
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        chosen.epochs = 2
+    assert recipes.shi2015.QUICK.predicted_frames == recipes.shi2015.FULL.predicted_frames == 10
+    assert recipes.actions.choose_settings(False).learning_rate is None  # the preset's
     with pytest.raises(ValueError, match=r"max_steps must be an integer >= 1, got 0 \(MovingSquareSettings\)"):
         square.choose_settings(True, max_steps=0)
-    with pytest.raises(TypeError, match="unknown"):
-        recipes.shi2015.choose_settings(True, unknown=1)

@@ -1,38 +1,12 @@
-"""The linear-time rollout gives the official loop's frames, for every frame-prediction preset, on every backend."""
+"""The linear-time rollout gives the official loop's frames, for every frame-prediction network, on every backend."""
 
 import keras
 import numpy as np
 import pytest
+from harness import frame_presets, random_inputs, tiny_model, to_numpy
 
 from keras_convlstm import rollout
-from keras_convlstm.models import build_model
 from keras_convlstm.rollout import FrameStepper, official_rollout, predict_one_step, predict_rollout
-
-# Tiny versions of every sequence-to-sequence and many-to-one preset: same layer chain, small sizes.
-TINY = {
-    "keras-example": dict(image_size=16, filters=(4, 4, 4)),
-    "keras-example-causal": dict(image_size=16, filters=(4, 4, 4)),
-    "shi2015": dict(image_size=16, filters=(8, 4), kernel_sizes=(3, 3)),
-    "cpu-fast": dict(image_size=16, precision="float32"),
-    "noisy-squares": dict(image_size=12, filters=(4, 4), kernel_sizes=(3, 3)),
-    "noisy-squares-causal": dict(image_size=12, filters=(4, 4), kernel_sizes=(3, 3)),
-    "moving-square": dict(image_size=16),
-}
-
-
-def tiny_model(preset: str, seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return build_model(preset, **TINY[preset])
-
-
-def random_frames(model: keras.Model, batch: int, time: int, seed: int = 1) -> np.ndarray:
-    height, width, channels = model.config.frame_shape
-    rng = np.random.default_rng(seed)
-    return rng.random((batch, time, height, width, channels), dtype=np.float32)
-
-
-def to_numpy(tensor) -> np.ndarray:
-    return keras.ops.convert_to_numpy(tensor)
 
 
 def count_traces(monkeypatch, model: keras.Model):
@@ -50,10 +24,10 @@ def no_feed_back(batch: int, time: int) -> np.ndarray:
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize("preset", sorted(TINY))
+@pytest.mark.parametrize("preset", frame_presets(distinct=True))
 def test_rollout_equals_official_loop(preset):
-    model = tiny_model(preset)
-    context = random_frames(model, batch=3, time=4)
+    model = tiny_model(preset, precision="float32")
+    context = random_inputs(model, batch=3, time=4)
     fast = predict_rollout(model, context, horizon=3)
     reference = official_rollout(model, context, horizon=3)
     assert fast.shape == reference.shape == (3, 3, *model.config.frame_shape)
@@ -63,16 +37,15 @@ def test_rollout_equals_official_loop(preset):
 
 @pytest.mark.half_precision
 def test_bfloat16_rollout_stays_close_to_official_loop():
-    keras.utils.set_random_seed(0)
-    model = build_model("cpu-fast", image_size=16, precision="bfloat16")
-    context = random_frames(model, batch=2, time=4)
+    model = tiny_model("cpu-fast", precision="bfloat16")
+    context = random_inputs(model, batch=2, time=4)
     fast = predict_rollout(model, context, horizon=3)
     np.testing.assert_allclose(fast, official_rollout(model, context, horizon=3), atol=2e-3, rtol=0)
 
 
 def test_rollout_batches_are_independent():
     model = tiny_model("keras-example-causal")
-    context = random_frames(model, batch=5, time=3)
+    context = random_inputs(model, batch=5, time=3)
     together = predict_rollout(model, context, horizon=2, batch_size=None)
     in_pairs = predict_rollout(model, context, horizon=2, batch_size=2)
     np.testing.assert_allclose(together, in_pairs, atol=1e-6)
@@ -80,7 +53,7 @@ def test_rollout_batches_are_independent():
 
 def test_uint8_context_equals_scaled_float_context():
     model = tiny_model("keras-example-causal")
-    context = (random_frames(model, batch=2, time=3) * 255).astype(np.uint8)
+    context = (random_inputs(model, batch=2, time=3) * 255).astype(np.uint8)
     from_uint8 = predict_rollout(model, context, horizon=2)
     from_float = predict_rollout(model, context.astype(np.float32) / 255, horizon=2)
     np.testing.assert_allclose(from_uint8, from_float, atol=1e-6)
@@ -92,7 +65,7 @@ def test_step_is_traced_once_for_any_horizon(monkeypatch):
     model = tiny_model("keras-example")
     traces = count_traces(monkeypatch, model)
     stepper = FrameStepper(model)
-    context = random_frames(model, batch=2, time=3)
+    context = random_inputs(model, batch=2, time=3)
     state = stepper.initial_state(2)
     for t in range(3):
         prediction, state = stepper.step(context[:, t], state)
@@ -107,7 +80,7 @@ def test_rollout_is_not_retraced_for_new_horizons(monkeypatch):
     model = tiny_model("keras-example-causal")
     traces = count_traces(monkeypatch, model)
     stepper = FrameStepper(model)
-    context = random_frames(model, batch=2, time=3)
+    context = random_inputs(model, batch=2, time=3)
     first = stepper.roll(context, 2)
     # TensorFlow's one graph holds the step three times (first frame, reading loop, feed-back loop); JAX jits it once.
     assert traces() == (3 if keras.backend.backend() == "tensorflow" else 1)
@@ -119,7 +92,7 @@ def test_rollout_is_not_retraced_for_new_horizons(monkeypatch):
 
 def test_one_step_prediction_is_last_output_of_each_prefix():
     model = tiny_model("keras-example")
-    sequence = random_frames(model, batch=2, time=5)
+    sequence = random_inputs(model, batch=2, time=5)
     one_step = predict_one_step(model, sequence)
     assert one_step.shape == sequence.shape
     for t in range(5):
@@ -132,7 +105,7 @@ def test_one_step_prediction_is_last_output_of_each_prefix():
 
 def test_first_rollout_frame_is_the_one_step_prediction_of_the_context():
     model = tiny_model("shi2015")
-    context = random_frames(model, batch=2, time=4)
+    context = random_inputs(model, batch=2, time=4)
     np.testing.assert_allclose(
         predict_rollout(model, context, 1)[:, 0], predict_one_step(model, context)[:, -1], atol=1e-6
     )
@@ -140,18 +113,18 @@ def test_first_rollout_frame_is_the_one_step_prediction_of_the_context():
 
 @pytest.mark.parametrize("preset", ["keras-example-causal", "cpu-fast", "shi2015"])
 def test_unroll_without_feed_back_is_the_teacher_forced_model_output(preset):
-    model = tiny_model(preset)
-    frames = random_frames(model, batch=2, time=5)
+    model = tiny_model(preset, precision="float32")
+    frames = random_inputs(model, batch=2, time=5)
     unrolled = FrameStepper(model).unroll(frames, no_feed_back(2, 5))
     np.testing.assert_allclose(to_numpy(unrolled), model.predict(frames, verbose=0), atol=1e-5, rtol=0)
 
 
 def test_unroll_in_training_mode_normalises_each_frame_with_its_own_batch_statistics():
-    plain = tiny_model("cpu-fast")  # no BatchNormalization: training mode changes nothing
-    frames = random_frames(plain, batch=2, time=5)
+    plain = tiny_model("cpu-fast", precision="float32")  # no BatchNormalization: training mode changes nothing
+    frames = random_inputs(plain, batch=2, time=5)
     unrolled = FrameStepper(plain).unroll(frames, no_feed_back(2, 5), training=True)
     np.testing.assert_allclose(to_numpy(unrolled), to_numpy(plain(frames, training=True)), atol=1e-5, rtol=0)
-    normed = tiny_model("keras-example-causal")
+    normed = tiny_model("keras-example-causal", image_size=16)
     whole = to_numpy(normed(frames, training=True))  # statistics over (batch, time, height, width)
     frame_by_frame = to_numpy(FrameStepper(normed).unroll(frames, no_feed_back(2, 5), training=True))
     np.testing.assert_allclose(frame_by_frame[:, :1], to_numpy(normed(frames[:, :1], training=True)), atol=1e-5)
@@ -160,8 +133,8 @@ def test_unroll_in_training_mode_normalises_each_frame_with_its_own_batch_statis
 
 @pytest.mark.backends
 def test_unroll_feeding_back_after_the_context_is_the_rollout():
-    model = tiny_model("cpu-fast")
-    frames = random_frames(model, batch=3, time=7)
+    model = tiny_model("cpu-fast", precision="float32")
+    frames = random_inputs(model, batch=3, time=7)
     feed_back = np.broadcast_to(np.arange(7) >= 4, (3, 7))
     unrolled = to_numpy(FrameStepper(model).unroll(frames, feed_back))
     rollout = predict_rollout(model, frames[:, :4], horizon=4)
@@ -173,8 +146,8 @@ def test_unroll_feeding_back_after_the_context_is_the_rollout():
 def test_unroll_mixes_sequences_independently_and_passes_gradients_through_feed_back():
     import tensorflow as tf
 
-    model = tiny_model("cpu-fast")
-    frames = tf.constant(random_frames(model, batch=2, time=4))
+    model = tiny_model("cpu-fast", precision="float32")
+    frames = tf.constant(random_inputs(model, batch=2, time=4))
     feed_back = tf.constant([[False, True, True, True], [False, False, False, False]])
     stepper = FrameStepper(model)
     with tf.GradientTape() as tape:
@@ -192,16 +165,8 @@ def test_unroll_mixes_sequences_independently_and_passes_gradients_through_feed_
 
 
 def test_encoder_forecaster_emits_its_frames_directly():
-    keras.utils.set_random_seed(0)
-    model = build_model(
-        "shi2015-encoder-forecaster",
-        image_size=16,
-        filters=(4, 4),
-        kernel_sizes=(3, 3),
-        input_frames=3,
-        output_frames=4,
-    )
-    context = random_frames(model, batch=2, time=3)
+    model = tiny_model("shi2015-encoder-forecaster", filters=(4, 4), kernel_sizes=(3, 3), output_frames=4)
+    context = random_inputs(model, batch=2, time=3)
     expected = model.predict(context, verbose=0)
     np.testing.assert_allclose(predict_rollout(model, context, horizon=4), expected, atol=1e-6)
     np.testing.assert_allclose(predict_rollout(model, context, horizon=2), expected[:, :2], atol=1e-6)
@@ -212,10 +177,9 @@ def test_encoder_forecaster_emits_its_frames_directly():
 def test_bad_arguments_are_explained():
     model = tiny_model("keras-example-causal")
     with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
-        predict_rollout(model, random_frames(model, 1, 2), horizon=0)
+        predict_rollout(model, random_inputs(model, 1, 2), horizon=0)
     with pytest.raises(ValueError, match=r"\(batch, time, height, width, channels\)"):
         predict_rollout(model, np.zeros((2, 16, 16, 1), np.float32))
-    keras.utils.set_random_seed(0)
-    classifier = build_model("classifier", image_size=(8, 8), input_frames=3, filters=(2, 2), kernel_sizes=(3, 3))
+    classifier = tiny_model("classifier", image_size=(8, 8), input_frames=3)
     with pytest.raises(ValueError, match="does not predict frames"):
         predict_rollout(classifier, np.zeros((1, 3, 8, 8, 1), np.float32))

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
-from test_training import CopyFolderAfterEpoch, EpochLog, small_seq2seq, tiny_model, to_numpy
+from harness import CopyFolderAfterEpoch, EpochLog, small_seq2seq, tiny_model, to_numpy
 
-from keras_convlstm.models import ConvLSTMModel, build_model
+from keras_convlstm.models import ConvLSTMModel
 from keras_convlstm.rollout import FrameStepper
 from keras_convlstm.scheduled_sampling import ScheduledSampling, ScheduledSamplingModel
 from keras_convlstm.training import train
@@ -104,9 +104,8 @@ def test_scheduled_sampling_is_checked(tmp_path):
     with pytest.raises(ValueError, match="context must be an integer >= 1"):
         ScheduledSampling(context=0)
     sequences = np.zeros((2, 3, 16, 16, 1), np.uint8)
-    keras.utils.set_random_seed(0)
-    many_to_one = build_model("moving-square", image_size=16)
+    many_to_one = tiny_model("moving-square", image_size=16)
     with pytest.raises(ValueError, match="sequence-to-sequence"):
         train(many_to_one, sequences, out_dir=tmp_path, scheduled_sampling=ScheduledSampling())
     with pytest.raises(TypeError, match="must be a ScheduledSampling"):
-        train(tiny_model(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)
+        train(small_seq2seq(), sequences, out_dir=tmp_path, scheduled_sampling=0.5)

@@ -14,10 +14,10 @@ from typing import NamedTuple
 import keras
 import numpy as np
 import pytest
+from harness import CopyFolderAfterEpoch, EpochLog, small_seq2seq, tiny_model, to_numpy
 from killing import kill_after_line
 
 from keras_convlstm import run_folder
-from keras_convlstm.models import build_model
 from keras_convlstm.scheduled_sampling import ScheduledSampling
 from keras_convlstm.training import LossThresholdStop, TimeLimit, train
 
@@ -26,28 +26,13 @@ REPO = TESTS.parent
 EPOCHS = 3
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Records each finished (and backed-up) epoch, counted from 1; also prints it when ``announce`` is set."""
-
-    def __init__(self, announce: bool = False):
-        super().__init__()
-        self.announce = announce
-        self.finished = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.finished.append(epoch + 1)
-        if self.announce:
-            print(f"finished epoch {epoch + 1}", flush=True)
-
-
-def tiny_model(seed: int = 0) -> keras.Model:
+def eager_model(seed: int = 0) -> keras.Model:
     """The causal official network cut to 2 ConvLSTM2D layers of 4 filters (with its BatchNormalization), 16x16.
 
     It runs eagerly: tracing the training step would cost more than these few steps, and what the tests check
     (files, stopping, resumption) does not depend on it.
     """
-    keras.utils.set_random_seed(seed)
-    model = build_model("keras-example-causal", image_size=16, filters=(4, 4), kernel_sizes=(3, 3))
+    model = tiny_model("keras-example-causal", seed, image_size=16, filters=(4, 4), kernel_sizes=(3, 3))
     model.run_eagerly = True
     return model
 
@@ -56,12 +41,12 @@ SEQUENCES = np.random.default_rng(0).integers(0, 256, size=(8, 4, 16, 16, 1), dt
 
 
 def small_run(out_dir, **settings) -> tuple[keras.Model, keras.callbacks.History]:
-    """Trains :func:`tiny_model` for ``EPOCHS`` epochs: 6 sequences in 2 batches, 2 validation sequences.
+    """Trains :func:`eager_model` for ``EPOCHS`` epochs: 6 sequences in 2 batches, 2 validation sequences.
 
     Calling it again on the folder of an interrupted run resumes that run; ``settings`` override ``train``'s.
     """
     sequences = SEQUENCES
-    model = tiny_model(seed=2)
+    model = eager_model(seed=2)
     settings = {"epochs": EPOCHS, "batch_size": 3, "seed": 2, "verbose": 0, **settings}
     history = train(model, sequences[:6], sequences[6:], out_dir=out_dir, **settings)
     return model, history
@@ -137,7 +122,8 @@ KILLABLE_RUN = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[1])
-    from test_training import EpochLog, small_run
+    from harness import EpochLog
+    from test_training import small_run
 
     small_run(sys.argv[2], callbacks=[EpochLog(announce=True)])
     """
@@ -182,7 +168,7 @@ class NaNAfterFirstEpoch(keras.utils.PyDataset):
 
 
 def test_nan_in_data_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    model = tiny_model()
+    model = eager_model()
     history = train(model, NaNAfterFirstEpoch(), epochs=6, out_dir=tmp_path, verbose=0)
     assert len(history.history["loss"]) == 2
     assert np.isnan(history.history["loss"][-1])
@@ -198,7 +184,7 @@ def test_nan_in_data_stops_training_and_keeps_the_last_good_checkpoint(tmp_path)
 def test_pairs_of_arrays_and_loss_threshold_stop(tmp_path):
     rng = np.random.default_rng(0)
     inputs = rng.random((6, 3, 16, 16, 1), dtype=np.float32)
-    model = tiny_model()
+    model = eager_model()
     stop = LossThresholdStop(threshold=100.0)
     history = train(model, (inputs, inputs), epochs=5, batch_size=3, out_dir=tmp_path, callbacks=[stop], verbose=0)
     assert len(history.history["loss"]) == 1
@@ -209,45 +195,19 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(tmp_path):
     rng = np.random.default_rng(0)
     sequences = rng.integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
     history = train(
-        tiny_model(), sequences, epochs=50, batch_size=2, out_dir=tmp_path, callbacks=[TimeLimit(1e-3)], verbose=0
+        eager_model(), sequences, epochs=50, batch_size=2, out_dir=tmp_path, callbacks=[TimeLimit(1e-3)], verbose=0
     )
     assert len(history.history["loss"]) == 1
 
 
 def test_bad_arguments(tmp_path):
-    model = tiny_model()
+    model = eager_model()
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         train(model, np.zeros((2, 3, 16, 16, 1), np.uint8), epochs=0, out_dir=tmp_path)
     with pytest.raises(TypeError, match="expected a keras.utils.PyDataset"):
         train(model, [1, 2, 3], out_dir=tmp_path)
     with pytest.raises(ValueError, match="threshold must be > 0"):
         LossThresholdStop(0)
-
-
-def to_numpy(tensor) -> np.ndarray:
-    return keras.ops.convert_to_numpy(tensor)
-
-
-def small_seq2seq() -> keras.Model:
-    """``cpu-fast`` (4x4 patches, causal output) with one ConvLSTM2D layer of 4 filters, on 16x16 frames."""
-    keras.utils.set_random_seed(0)
-    return build_model("cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32")
-
-
-class CopyFolderAfterEpoch(keras.callbacks.Callback):
-    """Copies ``out_dir`` to ``copy`` at the end of epoch ``epoch`` (0-based), after its backup.
-
-    The copy holds what a run killed at that moment leaves on disk, so one run gives both the uninterrupted
-    result and an interrupted run to resume.
-    """
-
-    def __init__(self, epoch: int, out_dir: Path, copy: Path):
-        super().__init__()
-        self.epoch, self.out_dir, self.copy = epoch, out_dir, copy
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            shutil.copytree(self.out_dir, self.copy)
 
 
 def output_files(folder: Path) -> dict[str, bytes]:
@@ -303,7 +263,7 @@ def test_resuming_with_other_settings_is_refused_and_the_same_settings_resume(re
     other_data[0, 0, 0, 0, 0] ^= 1  # one bit of one pixel
     with pytest.raises(ValueError, match=r"train_data uint8 array \(6, 4, 16, 16, 1\) sha256 \w{12} -> uint8 array"):
         train(
-            tiny_model(seed=2),
+            eager_model(seed=2),
             other_data[:6],
             other_data[6:],
             epochs=EPOCHS,
@@ -324,10 +284,7 @@ def plateau_run(out_dir: Path, **settings) -> tuple[keras.Model, keras.callbacks
     ``val_loss`` then stays the same from epoch to epoch: EarlyStopping (patience 2) stops after the third epoch,
     and ReduceLROnPlateau (patience 1) lowers the learning rate tenfold after the second and the third.
     """
-    keras.utils.set_random_seed(0)
-    model = build_model(
-        "cpu-fast", image_size=16, filters=(4,), kernel_sizes=(3,), precision="float32", learning_rate=1e-30
-    )
+    model = small_seq2seq(learning_rate=1e-30)
     settings = {"epochs": 8, "batch_size": 3, "seed": 2, "patience": 2, "lr_patience": 1, "verbose": 0, **settings}
     history = train(model, SEQUENCES[:6], SEQUENCES[6:], out_dir=out_dir, **settings)
     return model, history
