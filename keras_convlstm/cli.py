@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import keras
 
     from keras_convlstm.scheduled_sampling import ScheduledSampling
+    from keras_convlstm.training import InterruptLatch
 
 # TensorFlow logs harmless C++ errors on CPU (no CUDA driver; a grappler remapper note for causal Conv3D). Set before
 # Keras loads: each command imports the modules that need Keras when it runs, so that `--help` and bad arguments
@@ -472,22 +473,24 @@ def cmd_train(args: argparse.Namespace) -> None:
             train_set = data.SequenceDataset(sequences, args.batch_size, indices=train_idx, seed=args.seed)
             val_sequences = sequences[val_idx]  # split_indices returns sorted indices
         check_input(model, val_sequences, check_time=False)
-        history = train(
-            model,
-            train_set,
-            val_sequences,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            out_dir=run,
-            settings=_run_settings(args, num_sequences),
-            seed=args.seed,
-            steps_per_epoch=args.steps_per_epoch,
-            callbacks=[TimeLimit(args.max_minutes * 60)] if args.max_minutes else [],
-            scheduled_sampling=schedule,
-            distribution=distribution,
-            synchronized_batchnorm=args.sync_batchnorm,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        latch = _interrupt_latch()
+        with latch.installed():
+            history = train(
+                model,
+                train_set,
+                val_sequences,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                out_dir=run,
+                settings=_run_settings(args, num_sequences),
+                seed=args.seed,
+                steps_per_epoch=args.steps_per_epoch,
+                callbacks=[latch, *([TimeLimit(args.max_minutes * 60)] if args.max_minutes else [])],
+                scheduled_sampling=schedule,
+                distribution=distribution,
+                synchronized_batchnorm=args.sync_batchnorm,
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
         losses = history.history.get("loss", [])
         if not all(math.isfinite(value) for value in losses):
             best = run.path / "best.keras"
@@ -630,17 +633,19 @@ def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_
     keras.utils.set_random_seed(args.seed)
     model = build_model("cpu-fast")
     print(f"training cpu-fast ({model.count_params():,} parameters) for up to {args.minutes:g} minutes")
-    train(
-        model,
-        train_set,
-        epochs=1000,
-        out_dir=out_dir / "run",
-        seed=args.seed,
-        patience=1000,
-        lr_patience=1000,
-        callbacks=[TimeLimit(args.minutes * 60)],
-        verbose=2,
-    )
+    latch = _interrupt_latch()
+    with latch.installed():
+        train(
+            model,
+            train_set,
+            epochs=1000,
+            out_dir=out_dir / "run",
+            seed=args.seed,
+            patience=1000,
+            lr_patience=1000,
+            callbacks=[latch, TimeLimit(args.minutes * 60)],
+            verbose=2,
+        )
     return model
 
 
@@ -912,6 +917,13 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _interrupt_latch() -> InterruptLatch:
+    """Ctrl-C and SIGTERM for a command that trains: they stop it even where Python's first raise was swallowed."""
+    from keras_convlstm.training import InterruptLatch
+
+    return InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,9 +24,11 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -101,6 +103,48 @@ class TimeLimit(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if time.perf_counter() - self.started >= self.seconds:
             self.model.stop_training = True
+
+
+class InterruptLatch(keras.callbacks.Callback):
+    """Makes Ctrl-C (or another signal) stop training even where the interruption it raised was swallowed.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives; when that is a
+    finalizer or a library's broad ``except`` between two batches, the exception is lost and training goes on.
+    While :meth:`installed` is active the latch's handler records the signal before raising, and the next batch,
+    validation batch or epoch start raises it again if training did not stop.
+
+    Args:
+        interruptions: the exception each handled signal raises, e.g.
+            ``{signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}``.
+    """
+
+    def __init__(self, interruptions: Mapping[int, type[KeyboardInterrupt]]):
+        super().__init__()
+        self.interruptions = dict(interruptions)
+        self.pending: type[KeyboardInterrupt] | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[InterruptLatch]:
+        """Handles the signals inside the ``with`` block (main thread only: elsewhere it changes nothing)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {signum: signal.signal(signum, self._handle) for signum in self.interruptions}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.pending = self.interruptions[signum]
+        raise self.pending
+
+    def _raise_pending(self, step: int, logs: dict | None = None) -> None:
+        if self.pending is not None:
+            raise self.pending
+
+    on_train_batch_end = on_test_batch_end = on_epoch_begin = _raise_pending
 
 
 class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -440,13 +440,17 @@ def test_ctrl_c_during_train_says_in_one_line_how_to_resume(sequences_file, tmp_
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [*tiny_training(sequences_file), "--epochs", "1000"]
     command = [sys.executable, "-m", "keras_convlstm", *args, "--out-dir", str(run_dir)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
-        for line in process.stdout:
-            if line.startswith("Epoch 2/"):  # printed once epoch 1 and its backup are written
-                process.send_signal(signal.SIGINT)
-                break
-        _, err = process.communicate(timeout=120)
-    assert process.returncode == 130
+    # stderr goes to a file: a pipe nobody reads while stdout is read could fill and stall the run.
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env) as process:
+            for line in process.stdout:
+                if line.startswith("Epoch 2/"):  # printed once epoch 1 and its backup are written
+                    process.send_signal(signal.SIGINT)
+                    break
+            process.communicate(timeout=120)
+        stderr.seek(0)
+        err = stderr.read()
+    assert process.returncode == 130, err
     resume = f"keras-convlstm {shlex.join(args)} --out-dir {run_dir} --resume"
     interrupted = "keras-convlstm train: interrupted; continue from its last finished epoch with"
     assert err.splitlines() == [f"{interrupted}: {resume}"]

@@ -1,5 +1,6 @@
 """Training: resumption after a kill, NaN handling, checkpoints and stopping rules."""
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -8,6 +9,7 @@ import shutil
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +21,7 @@ from killing import kill_after_line
 
 from keras_convlstm import run_folder
 from keras_convlstm.scheduled_sampling import ScheduledSampling
-from keras_convlstm.training import LossThresholdStop, TimeLimit, train
+from keras_convlstm.training import InterruptLatch, LossThresholdStop, TimeLimit, train
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -198,6 +200,63 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(tmp_path):
         eager_model(), sequences, epochs=50, batch_size=2, out_dir=tmp_path, callbacks=[TimeLimit(1e-3)], verbose=0
     )
     assert len(history.history["loss"]) == 1
+
+
+class Stopped(KeyboardInterrupt):
+    """What the latch of the test below raises for SIGTERM."""
+
+
+class SwallowSignal(keras.callbacks.Callback):
+    """The signal comes in code that loses the exception (a finalizer, a broad ``except``) in epoch 2's first batch."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+        self.batches = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batches.append((self.epoch, batch))
+        if (self.epoch, batch) == (1, 0):
+            try:
+                os.kill(os.getpid(), self.signum)
+                time.sleep(5)  # Python runs the handler at its next instruction; this sleep is cut short
+            except KeyboardInterrupt:
+                pass
+
+
+@pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Stopped)])
+def test_a_swallowed_interruption_still_stops_training_at_the_next_batch(tmp_path, signum, raised):
+    sequences = np.random.default_rng(0).integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
+    settings = {"epochs": 3, "batch_size": 2, "verbose": 0}
+    before = signal.getsignal(signum)
+    with signal_handler(signum, KeyboardInterrupt):  # without the latch the run goes on to its last epoch
+        swallow = SwallowSignal(signum)
+        history = train(eager_model(), sequences, out_dir=tmp_path / "plain", callbacks=[swallow], **settings)
+    assert len(history.history["loss"]) == 3 and len(swallow.batches) == 6
+    latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
+    swallow = SwallowSignal(signum)
+    with pytest.raises(raised), latch.installed():
+        train(eager_model(), sequences, out_dir=tmp_path / "latched", callbacks=[swallow, latch], **settings)
+    assert swallow.batches == [(0, 0), (0, 1), (1, 0)]  # stopped at the end of the batch the signal came in
+    assert latch.pending is raised and signal.getsignal(signum) is before
+    assert (tmp_path / "latched" / "backup").is_dir()  # epoch 1 is kept for a resumed run
+
+
+@contextlib.contextmanager
+def signal_handler(signum: int, raised: type[BaseException]):
+    """Makes ``signum`` raise ``raised`` inside the block, as Python's own handler does for SIGINT."""
+
+    def handler(*args):
+        raise raised
+
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
 
 
 def test_bad_arguments(tmp_path):
