@@ -125,11 +125,16 @@ class InterruptLatch(keras.callbacks.Callback):
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[InterruptLatch]:
-        """Handles the signals inside the ``with`` block (main thread only: elsewhere it changes nothing)."""
+        """Handles the signals inside the ``with`` block, in the main thread only.
+
+        A signal ignored on entry stays ignored: a shell starts a background job (``command &``) with SIGINT
+        ignored, so that Ctrl-C in the terminal leaves it running.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {signum: signal.signal(signum, self._handle) for signum in self.interruptions}
+        handled = [signum for signum in self.interruptions if signal.getsignal(signum) is not signal.SIG_IGN]
+        previous = {signum: signal.signal(signum, self._handle) for signum in handled}
         try:
             yield self
         finally:

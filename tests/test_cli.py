@@ -434,6 +434,10 @@ def test_a_keras_backend_that_cannot_load_is_one_line_naming_the_installed_ones(
     assert result.returncode == 0 and np.load(tmp_path / "s.npy").shape == (1, 20, 64, 64, 1)
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_train_says_in_one_line_how_to_resume(sequences_file, tmp_path):
     run_dir = tmp_path / "run"
@@ -442,7 +446,11 @@ def test_ctrl_c_during_train_says_in_one_line_how_to_resume(sequences_file, tmp_
     command = [sys.executable, "-m", "keras_convlstm", *args, "--out-dir", str(run_dir)]
     # stderr goes to a file: a pipe nobody reads while stdout is read could fill and stall the run.
     with open(tmp_path / "stderr.txt", "w+") as stderr:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env) as process:
+        # Ctrl-C reaches a command run from a terminal; one started by a shell in the background (`make test &`)
+        # would inherit SIGINT ignored, so the child gets the default a terminal gives.
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, preexec_fn=default_sigint
+        ) as process:
             for line in process.stdout:
                 if line.startswith("Epoch 2/"):  # printed once epoch 1 and its backup are written
                     process.send_signal(signal.SIGINT)

@@ -245,6 +245,24 @@ def test_a_swallowed_interruption_still_stops_training_at_the_next_batch(tmp_pat
     assert (tmp_path / "latched" / "backup").is_dir()  # epoch 1 is kept for a resumed run
 
 
+def test_the_latch_handles_signals_only_inside_its_block_and_leaves_an_ignored_one_ignored():
+    latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
+    with signal_handler(signal.SIGINT, KeyboardInterrupt):
+        before = signal.getsignal(signal.SIGINT)
+        with latch.installed():
+            assert signal.getsignal(signal.SIGINT) is not before
+        assert signal.getsignal(signal.SIGINT) is before
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
+    try:
+        with latch.installed():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert latch.pending is None
+
+
 @contextlib.contextmanager
 def signal_handler(signum: int, raised: type[BaseException]):
     """Makes ``signum`` raise ``raised`` inside the block, as Python's own handler does for SIGINT."""
