@@ -9,11 +9,18 @@ import benchmarks
 from benchmarks.ship_pretrained import read_history
 from keras_convlstm import pretrained, viz
 from keras_convlstm.cli import DEMO_PRETRAINED
-from keras_convlstm.evaluation import evaluate
+from keras_convlstm.evaluation import VIEWS, MetricTable, evaluate
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 NAME = "cpu-quality-moving-mnist"
-SHIPPED = ["cpu-deep-rollout-moving-mnist", "cpu-quality-moving-mnist", "cpu-quality-rollout-moving-mnist"]
+SHIPPED = [
+    "cpu-deep-rollout-moving-mnist",
+    "cpu-quality-moving-mnist",
+    "cpu-quality-rollout-moving-mnist",
+    "keras-example-moving-mnist",
+]
+# The keras.io network trained by its own recipe, leak included.
+KERAS_EXAMPLE = "keras-example-moving-mnist"
 
 
 def test_the_demo_model_has_the_lowest_held_out_mse_and_breaks_the_tie_on_ssim():
@@ -31,7 +38,7 @@ def test_the_demo_model_has_the_lowest_held_out_mse_and_breaks_the_tie_on_ssim()
 def test_pretrained_model_reproduces_its_recorded_check(name):
     info = pretrained.pretrained_info(name)
     model = pretrained.load_pretrained(name)
-    assert model.config.name == info["preset"] == "cpu-quality"
+    assert model.config.name == info["preset"] == ("keras-example" if name == KERAS_EXAMPLE else "cpu-quality")
     assert model.count_params() == info["parameters"]
     check = info["check"]
     held_out = generate_moving_mnist_split(check["sequences"], seed=HELD_OUT_SEED, split="test")
@@ -39,8 +46,27 @@ def test_pretrained_model_reproduces_its_recorded_check(name):
     # bfloat16 arithmetic may round differently on another CPU; the recorded value is from the shipping machine.
     assert means["model"]["mse"] == pytest.approx(check["model_mse"], rel=2e-2)
     recorded = info["held_out"]["means"]
-    assert recorded["model"]["mse"] < recorded["copy-last-frame"]["mse"]
     assert np.isfinite(recorded["model"]["ssim"])
+    if name != KERAS_EXAMPLE:  # the keras.io network's forecast is worse than a blank frame: the test below
+        assert recorded["model"]["mse"] < recorded["copy-last-frame"]["mse"]
+
+
+def test_the_keras_io_network_record_measures_its_leak_and_the_pages_illusion():
+    """What notebook 03 and BENCHMARKS.md (k) say of the shipped keras.io network, read from its record."""
+    info = pretrained.pretrained_info(KERAS_EXAMPLE)
+    views = MetricTable.from_dict(info["views"])
+    means = views.means()
+    assert views.horizon == 10 and views.systems == [*VIEWS, "copy-last-frame", "blank"]
+    mse = {system: np.asarray(values["mse"]) for system, values in views.metrics.items()}
+    # The leak: seeing the frame it predicts (steps 1-9 of one call on the whole sequence) against not seeing it.
+    assert mse["whole-sequence"][:9].max() < 1 < 70 < mse["one-step"].min()
+    assert mse["whole-sequence"][9] == pytest.approx(mse["one-step"][9], rel=1e-3)  # no frame 21 to leak
+    # The page's illusion: its one-step view beats both baselines on MSE, its rollout neither, at any step.
+    assert means["one-step"]["mse"] < means["blank"]["mse"] < means["copy-last-frame"]["mse"]
+    assert (mse["rollout"] > mse["blank"]).all() and means["rollout"]["ssim"] < 0.01
+    scored = info["held_out"]["means"]["model"]  # the rollout is what evaluate scored
+    assert [means["rollout"][key] for key in ("mse", "ssim")] == pytest.approx([scored["mse"], scored["ssim"]])
+    assert mse["one-step"][0] == pytest.approx(mse["rollout"][0], rel=1e-3)  # both read the same 10 true frames
 
 
 def test_unknown_pretrained_name_lists_what_exists():
@@ -76,6 +102,7 @@ def test_a_shipped_model_rebuilt_in_float32_predicts_the_stored_frames_within_bf
 HISTORY_LOGS = {
     "cpu-deep-rollout-moving-mnist": "deep_rollout_history.csv",
     "cpu-quality-rollout-moving-mnist": "bce_ssim_rollout_history.csv",
+    KERAS_EXAMPLE: "keras_example_history.csv",
 }
 
 
