@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -282,7 +283,9 @@ def test_a_user_sees_only_our_line_no_native_start_up_logs_or_optimizer_warning(
     args = ["predict", "--model", str(untrained), "--input", str(tmp_path / "in.npy"), "--context", "3"]
     command = [sys.executable, "-m", "keras_convlstm", *args, "--horizon", "2", "--out-dir", str(tmp_path / "out")]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0 and result.stderr == "", result.stderr
+    # On a loaded machine the 2 frames can take longer than PROGRESS_DELAY_S: then the progress bar shows, and goes.
+    shown = [line for line in re.split(r"[\r\n]", result.stderr) if line.strip()]
+    assert result.returncode == 0 and all(line.startswith("predicting: ") for line in shown), result.stderr
     command[command.index(str(tmp_path / "in.npy"))] = str(tmp_path / "missing.npy")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2

@@ -231,35 +231,33 @@ class SwallowSignal(keras.callbacks.Callback):
 def test_a_swallowed_interruption_still_stops_training_at_the_next_batch(tmp_path, signum, raised):
     sequences = np.random.default_rng(0).integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
     settings = {"epochs": 3, "batch_size": 2, "verbose": 0}
-    before = signal.getsignal(signum)
-    with signal_handler(signum, KeyboardInterrupt):  # without the latch the run goes on to its last epoch
-        swallow = SwallowSignal(signum)
+    # The handler a terminal's Python has (a test run started in the background may have the signal ignored).
+    with signal_handler(signum, KeyboardInterrupt):
+        before = signal.getsignal(signum)
+        swallow = SwallowSignal(signum)  # without the latch the run goes on to its last epoch
         history = train(eager_model(), sequences, out_dir=tmp_path / "plain", callbacks=[swallow], **settings)
-    assert len(history.history["loss"]) == 3 and len(swallow.batches) == 6
-    latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
-    swallow = SwallowSignal(signum)
-    with pytest.raises(raised), latch.installed():
-        train(eager_model(), sequences, out_dir=tmp_path / "latched", callbacks=[swallow, latch], **settings)
-    assert swallow.batches == [(0, 0), (0, 1), (1, 0)]  # stopped at the end of the batch the signal came in
-    assert latch.pending is raised and signal.getsignal(signum) is before
+        assert len(history.history["loss"]) == 3 and len(swallow.batches) == 6
+        latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
+        swallow = SwallowSignal(signum)
+        with pytest.raises(raised), latch.installed():
+            train(eager_model(), sequences, out_dir=tmp_path / "latched", callbacks=[swallow, latch], **settings)
+        assert swallow.batches == [(0, 0), (0, 1), (1, 0)]  # stopped at the end of the batch the signal came in
+        assert latch.pending is raised and signal.getsignal(signum) is before
     assert (tmp_path / "latched" / "backup").is_dir()  # epoch 1 is kept for a resumed run
 
 
 def test_the_latch_handles_signals_only_inside_its_block_and_leaves_an_ignored_one_ignored():
     latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
-    with signal_handler(signal.SIGINT, KeyboardInterrupt):
-        before = signal.getsignal(signal.SIGINT)
+    with signal_handler(signal.SIGINT, KeyboardInterrupt), signal_handler(signal.SIGTERM, Stopped):
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         with latch.installed():
-            assert signal.getsignal(signal.SIGINT) is not before
-        assert signal.getsignal(signal.SIGINT) is before
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
-    try:
+            assert all(signal.getsignal(signum) is not handler for signum, handler in before.items())
+        assert all(signal.getsignal(signum) is handler for signum, handler in before.items())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
         with latch.installed():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGINT, previous)
+            assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
     assert latch.pending is None
 
 
