@@ -13,7 +13,9 @@ MNIST sequences generated with seed 10,000 from the held-out test digits, 10 fra
 autoregressively, beside the copy-last-frame and blank baselines; for frame-by-frame models also the same frames
 predicted one step ahead from the true frames and from the whole true sequence in one call (``evaluate_views``).
 ``check`` holds the model's mean MSE on 16 sequences generated the same way (seed 10,000, held-out digits), which
-the tests recompute; ``machine`` the CPU, its speed flags and the software.
+the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares`` scores a
+noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones predicted
+autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`); ``data`` in the record says which.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import keras
 import numpy as np
 
 from benchmarks.common import machine_info
-from keras_convlstm.evaluation import evaluate, evaluate_views
+from keras_convlstm.evaluation import MetricTable, evaluate, evaluate_views
+from keras_convlstm.files import atomic_paths
 from keras_convlstm.models import build_model
+from keras_convlstm.recipes import noisy_squares
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
@@ -57,28 +61,76 @@ def read_history(history_csv: Path) -> list[dict[str, float]]:
     ]
 
 
+def moving_mnist_record(model: keras.Model, count: int) -> dict:
+    """The held-out, views and check entries of a Moving MNIST model's record (see the module docstring)."""
+    held_out = generate_moving_mnist_split(count, seed=HELD_OUT_SEED, split="test")
+    table = evaluate(model, held_out)
+    print(table.to_text())
+    check_set = generate_moving_mnist_split(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
+    views = None
+    if model.config.kind == "seq2seq":
+        views = evaluate_views(model, held_out)
+        print(views.to_text())
+    return {
+        "data": "moving-mnist",
+        "held_out": held_out_entry(
+            table,
+            f"{count} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out test digits; "
+            "10 context frames, 10 predicted autoregressively",
+        ),
+        # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
+        "views": None if views is None else {"means": views.means(), **views.to_dict()},
+        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(evaluate(model, check_set).means()["model"]["mse"])},
+    }
+
+
+def noisy_squares_record(model: keras.Model, count: int) -> dict:
+    """The same entries for a noisy-squares network: its 7-in / 16-out rollout on movies of the held-out seed."""
+    settings = noisy_squares.FULL
+    context, truth = noisy_squares.held_out_movies(settings, count)
+    table = noisy_squares.evaluate(noisy_squares.predict({"model": model}, context, settings), truth)
+    print(table.to_text())
+    check_context, check_truth = noisy_squares.held_out_movies(settings, CHECK_SEQUENCES)
+    check = noisy_squares.evaluate(noisy_squares.predict({"model": model}, check_context, settings), check_truth)
+    return {
+        "data": "noisy-squares",
+        "held_out": held_out_entry(
+            table,
+            f"{count} generated noisy-squares movies, seed {HELD_OUT_SEED}; {settings.context_frames} noisy frames "
+            f"given, {settings.predicted_frames} clean frames predicted autoregressively",
+        ),
+        "views": None,
+        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(check.means()["model"]["mse"])},
+    }
+
+
+def held_out_entry(table: MetricTable, description: str) -> dict:
+    """A table's means and per-step MSE and SSIM, with what was scored."""
+    return {
+        "description": description,
+        "means": table.means(),
+        "mse_per_step": {system: np.asarray(values["mse"]).tolist() for system, values in table.metrics.items()},
+        "ssim_per_step": {system: np.asarray(values["ssim"]).tolist() for system, values in table.metrics.items()},
+    }
+
+
+RECORDS = {"moving-mnist": moving_mnist_record, "noisy-squares": noisy_squares_record}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="trained .keras file (e.g. best.keras of a training run)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--preset", default=None, help="architecture of the weights (default: their own)")
     parser.add_argument("--command", required=True, help="the command that trained it")
+    parser.add_argument("--data", choices=sorted(RECORDS), default="moving-mnist", help="what it was trained on")
     parser.add_argument("--held-out", type=int, default=1000)
     args = parser.parse_args()
 
     trained = keras.saving.load_model(args.model)
     model = build_model(trained.config) if args.preset is None else build_model(args.preset, loss=trained.config.loss)
     model.set_weights(trained.get_weights())
-
-    held_out = generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test")
-    table = evaluate(model, held_out)
-    check_set = generate_moving_mnist_split(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
-    check = evaluate(model, check_set).means()["model"]["mse"]
-    print(table.to_text())
-    views = None
-    if model.config.kind == "seq2seq":
-        views = evaluate_views(model, held_out)
-        print(views.to_text())
+    scores = RECORDS[args.data](model, args.held_out)
 
     run_dir = Path(args.model).parent
     history = read_history(run_dir / "history.csv")
@@ -95,22 +147,14 @@ def main() -> None:
         if (run_dir / "best.json").exists()
         else None,
         "history": history,
-        "held_out": {
-            "description": f"{args.held_out} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out "
-            "test digits; 10 context frames, 10 predicted autoregressively",
-            "means": table.means(),
-            "mse_per_step": {system: np.asarray(values["mse"]).tolist() for system, values in table.metrics.items()},
-            "ssim_per_step": {system: np.asarray(values["ssim"]).tolist() for system, values in table.metrics.items()},
-        },
-        # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
-        "views": None if views is None else {"means": views.means(), **views.to_dict()},
-        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(check)},
+        **scores,
         "date": datetime.date.today().isoformat(),
         "machine": machine_info(),
     }
     ASSETS.mkdir(parents=True, exist_ok=True)
-    model.save(ASSETS / f"{args.name}.keras")
-    (ASSETS / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=float, allow_nan=True))
+    with atomic_paths() as stage:  # both files or neither
+        model.save(stage(ASSETS / f"{args.name}.keras"))
+        stage(ASSETS / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=float, allow_nan=True))
     size = (ASSETS / f"{args.name}.keras").stat().st_size
     print(f"wrote {ASSETS / args.name}.keras ({size / 1e6:.1f} MB) and .json")
 

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from keras_convlstm import cli, data, recipes
+from keras_convlstm import cli, data, recipes, synthetic
 
 
 def _png_ok(path) -> None:
@@ -108,7 +108,7 @@ def test_noisy_squares(quick_run):
     assert settings["test_movie"] == 24 and settings["movies_generated"] == 25
     assert settings["train_movies"] + settings["validation_movies"] == 20
     assert (settings["context_frames"], settings["predicted_frames"]) == (7, 16)
-    assert set(summary["rollout"]) == {"noisy-squares", "noisy-squares-causal", "copy-last-frame"}
+    assert set(summary["rollout"]) == {"noisy-squares", "noisy-squares-causal", "copy-last-frame", "blank"}
     for scores in summary["rollout"].values():
         # The summed MSE of a 40x40 frame is 1600 times the per-pixel MSE.
         assert scores["mse"] == pytest.approx(1600 * scores["mse_per_pixel"], rel=1e-4)
@@ -117,6 +117,27 @@ def test_noisy_squares(quick_run):
         _png_ok(out_dir / png)
     metrics_file = json.loads((out_dir / "metrics.json").read_text())
     assert len(metrics_file["metrics"]["noisy-squares"]["mse"]) == 16
+    # Blank's MSE is the number of lit pixels of each clean truth frame (they are exactly 0 or 1).
+    noisy = recipes.noisy_squares
+    movies = noisy.build_data(noisy.choose_settings(True, **QUICK_OVERRIDES["noisy-squares"]), seed=0)
+    np.testing.assert_allclose(metrics_file["metrics"]["blank"]["mse"], movies.truth[0].sum(axis=(1, 2, 3)))
+
+
+def test_noisy_squares_held_out_movies_are_the_frames_after_the_context():
+    noisy = recipes.noisy_squares
+    settings = noisy.choose_settings(True)
+    context, truth = noisy.held_out_movies(settings, 3, seed=5)
+    assert context.shape == (3, 7, 40, 40, 1) and truth.shape == (3, 16, 40, 40, 1)
+    assert context.dtype == truth.dtype == np.float32
+    movies, next_frames = synthetic.generate_noisy_squares(3, 23, seed=5)
+    np.testing.assert_array_equal(context, np.clip(movies[:, :7], 0, 1))
+    # next_frames[:, t] is clean frame t + 1: the truth starts at frame 7, the first one not given.
+    np.testing.assert_array_equal(truth, next_frames[:, 6:22])
+    again, _ = noisy.held_out_movies(settings, 3, seed=5)
+    np.testing.assert_array_equal(again, context)
+    predictions = noisy.predict({}, context, settings)
+    assert list(predictions) == ["copy-last-frame", "blank"]
+    np.testing.assert_array_equal(predictions["copy-last-frame"][:, 3], context[:, -1])
 
 
 @pytest.mark.slow

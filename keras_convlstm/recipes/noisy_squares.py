@@ -42,6 +42,7 @@ class NoisySquaresSettings:
         context_frames: frames given to the rollout.
         predicted_frames: frames the rollout predicts after them.
         test_movie_offset: the rollout's movie is ``num_train + test_movie_offset`` (1004 in the original).
+        precision: the models' compute precision (see :func:`~keras_convlstm.precision.resolve_precision`).
     """
 
     num_train: int
@@ -54,6 +55,7 @@ class NoisySquaresSettings:
     context_frames: int = 7
     predicted_frames: int = 16
     test_movie_offset: int = 4
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         common.check_settings(
@@ -107,25 +109,51 @@ def build_data(settings: NoisySquaresSettings, seed: int = 0) -> NoisySquaresDat
     The movies have ``context_frames + predicted_frames`` frames (23), so that the rollout has truth. The first
     ``num_train`` movies are split into training and validation by :func:`~keras_convlstm.data.split_indices`.
     """
-    context_frames, horizon = settings.context_frames, settings.predicted_frames
-    noisy, shifted = synthetic.generate_noisy_squares(settings.num_movies, context_frames + horizon, seed=seed)
-    inputs = np.clip(noisy, 0.0, 1.0)
+    inputs, shifted = _movies(settings.num_movies, settings, seed)
     train_idx, val_idx = data.split_indices(settings.num_train, settings.validation_fraction, seed=seed)
     x, y = inputs[:, : settings.train_frames], shifted[:, : settings.train_frames]
-    movie = settings.test_movie
+    movie = slice(settings.test_movie, settings.test_movie + 1)
+    context, truth = _context_and_truth(inputs[movie], shifted[movie], settings)
     return NoisySquaresData(
-        train=(x[train_idx], y[train_idx]),
-        validation=(x[val_idx], y[val_idx]),
-        context=inputs[movie : movie + 1, :context_frames],
-        truth=shifted[movie : movie + 1, context_frames - 1 : context_frames - 1 + horizon],
+        train=(x[train_idx], y[train_idx]), validation=(x[val_idx], y[val_idx]), context=context, truth=truth
     )
+
+
+def held_out_movies(
+    settings: NoisySquaresSettings, num_movies: int, seed: int = synthetic.HELD_OUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Movies generated with their own seed, none of them trained on: the fixed set the shipped model is scored on.
+
+    Returns:
+        ``(context, truth)``: float32 ``(num_movies, context_frames, 40, 40, 1)``, the first noisy frames
+        (clipped to [0, 1]), and float32 ``(num_movies, predicted_frames, 40, 40, 1)``, the clean frames after them.
+    """
+    inputs, shifted = _movies(num_movies, settings, seed)
+    return _context_and_truth(inputs, shifted, settings)
+
+
+def _movies(num_movies: int, settings: NoisySquaresSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    noisy, shifted = synthetic.generate_noisy_squares(
+        num_movies, settings.context_frames + settings.predicted_frames, seed=seed
+    )
+    return np.clip(noisy, 0.0, 1.0), shifted
+
+
+def _context_and_truth(
+    inputs: np.ndarray, shifted: np.ndarray, settings: NoisySquaresSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The given noisy frames and the clean frames that follow them (``shifted[t]`` is clean frame ``t + 1``)."""
+    context_frames = settings.context_frames
+    return inputs[:, :context_frames], shifted[:, context_frames - 1 : context_frames - 1 + settings.predicted_frames]
 
 
 def build_model(preset: str, settings: NoisySquaresSettings, seed: int = 0) -> keras.Model:
     """One of :data:`PRESETS` with the settings' filters and kernels; calls ``keras.utils.set_random_seed(seed)``."""
     keras.utils.set_random_seed(seed)
     filters = settings.filters
-    return build_preset(preset, filters=filters, kernel_sizes=(settings.kernel_size,) * len(filters))
+    return build_preset(
+        preset, filters=filters, kernel_sizes=(settings.kernel_size,) * len(filters), precision=settings.precision
+    )
 
 
 def train(
@@ -155,22 +183,28 @@ def train(
 
 
 def predict(
-    models: dict[str, keras.Model], movies: NoisySquaresData, settings: NoisySquaresSettings
+    models: dict[str, keras.Model], context: np.ndarray, settings: NoisySquaresSettings
 ) -> dict[str, np.ndarray]:
-    """Each model's autoregressive rollout from the test movie's context, and copy-last-frame.
+    """Each model's autoregressive rollout from ``context``, then the copy-last-frame and blank baselines.
+
+    Args:
+        models: ``{name: model}``.
+        context: float32 ``(movies, context_frames, 40, 40, 1)``: ``NoisySquaresData.context`` or the first
+            array of :func:`held_out_movies`.
 
     Returns:
-        ``{system: float32 (1, predicted_frames, 40, 40, 1)}``, the models first.
+        ``{system: float32 (movies, predicted_frames, 40, 40, 1)}``, the models first.
     """
     horizon = settings.predicted_frames
-    predictions = {name: predict_rollout(model, movies.context, horizon) for name, model in models.items()}
-    predictions["copy-last-frame"] = evaluation.copy_last_frame(movies.context, horizon)
+    predictions = {name: predict_rollout(model, context, horizon) for name, model in models.items()}
+    predictions["copy-last-frame"] = evaluation.copy_last_frame(context, horizon)
+    predictions["blank"] = evaluation.blank_frames(context, horizon)
     return predictions
 
 
-def evaluate(predictions: dict[str, np.ndarray], movies: NoisySquaresData) -> evaluation.MetricTable:
-    """Per-frame metrics of every rollout against the clean truth (threshold 0.5 for the binary ones)."""
-    return evaluation.MetricTable.from_predictions(predictions, movies.truth, threshold=THRESHOLD)
+def evaluate(predictions: dict[str, np.ndarray], truth: np.ndarray) -> evaluation.MetricTable:
+    """Per-frame metrics of every rollout against the clean ``truth`` (threshold 0.5 for the binary ones)."""
+    return evaluation.MetricTable.from_predictions(predictions, truth, threshold=THRESHOLD)
 
 
 def write_pictures(
@@ -261,8 +295,8 @@ def run(
     for preset in PRESETS:
         models[preset] = build_model(preset, settings, seed)
         train(models[preset], movies, settings, out_dir, seed, verbose)
-    predictions = predict(models, movies, settings)
-    table = evaluate(predictions, movies)
+    predictions = predict(models, movies.context, settings)
+    table = evaluate(predictions, movies.truth)
     table.to_json(out_dir / "metrics.json")
     write_pictures(predictions, movies, settings, out_dir)
     return common.finish(out_dir, NAME, quick, seed, summarize(settings, movies, table), started)
