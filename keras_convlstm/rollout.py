@@ -15,6 +15,7 @@ what the official GIF section really displayed.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -28,6 +29,21 @@ from keras_convlstm.layers import CausalConv3D
 from keras_convlstm.models import check_input
 
 _STEPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _OneTracePerModel(logging.Filter):
+    """Drops TensorFlow's retracing warning about the rollout's own functions.
+
+    Every model gets its own compiled step and loop, traced once per input signature; TensorFlow keys its count of
+    traces on the Python code, so rolling out a sixth model in one process reads to it as one function retraced
+    again and again, and it warns.
+    """
+
+    OWN_FUNCTIONS = ("compile_loop.<locals>.whole_loop", "FrameStepper._step_body")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "tf.function retracing" not in message or not any(name in message for name in self.OWN_FUNCTIONS)
 
 
 def compile_step(function: Callable, variables: Sequence[keras.Variable]) -> Callable:
@@ -49,6 +65,7 @@ def compile_step(function: Callable, variables: Sequence[keras.Variable]) -> Cal
     if backend == "tensorflow":
         import tensorflow as tf
 
+        _quiet_own_retracing(tf.get_logger())
         # The Python loops in ``function`` are unrolled at trace time, so AutoGraph has nothing to convert.
         return tf.function(function, reduce_retracing=True, autograph=False)
     if backend == "jax":
@@ -63,6 +80,12 @@ def compile_step(function: Callable, variables: Sequence[keras.Variable]) -> Cal
         jitted = jax.jit(stateless)
         return lambda *args: jitted([variable.value for variable in variables], *args)
     return function
+
+
+def _quiet_own_retracing(logger: logging.Logger) -> None:
+    """Installs :class:`_OneTracePerModel` on TensorFlow's logger, once."""
+    if not any(isinstance(existing, _OneTracePerModel) for existing in logger.filters):
+        logger.addFilter(_OneTracePerModel())
 
 
 def compile_loop(step: Callable, initial_state: Callable, variables: Sequence[keras.Variable]) -> Callable:

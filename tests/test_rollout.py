@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from harness import frame_presets, random_inputs, tiny_model, to_numpy
+from harness import frame_presets, random_inputs, small_seq2seq, tiny_model, to_numpy
 
 from keras_convlstm import rollout
 from keras_convlstm.rollout import FrameStepper, official_rollout, predict_one_step, predict_rollout
@@ -183,3 +183,32 @@ def test_bad_arguments_are_explained():
     classifier = tiny_model("classifier", image_size=(8, 8), input_frames=3)
     with pytest.raises(ValueError, match="does not predict frames"):
         predict_rollout(classifier, np.zeros((1, 3, 8, 8, 1), np.float32))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's retracing warning")
+def test_rolling_out_many_models_does_not_warn_of_retracing_but_other_functions_still_do():
+    import logging
+
+    import tensorflow as tf
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        frames = np.random.default_rng(0).random((2, 6, 16, 16, 1)).astype("float32")
+        for seed in range(8):  # each model traces its own step and loop, twice for two input lengths
+            model = small_seq2seq(seed)
+            predict_one_step(model, frames)
+            predict_rollout(model, frames[:, :3], 3)
+        assert not [message for message in messages if "retracing" in message]
+
+        def foreign(x):
+            return x + 1
+
+        for size in range(1, 9):  # a new function per call: TensorFlow's own warning must still come through
+            tf.function(foreign)(tf.zeros((size,)))
+        assert [message for message in messages if "retracing" in message and "foreign" in message]
+    finally:
+        logger.removeHandler(handler)
