@@ -15,13 +15,15 @@ predicted one step ahead from the true frames and from the whole true sequence i
 ``check`` holds the model's mean MSE on 16 sequences generated the same way (seed 10,000, held-out digits), which
 the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares`` scores a
 noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones predicted
-autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`); ``data`` in the record says which.
+autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`), ``--data moving-square`` a
+moving-square network on the recipe's held-out squares (seed 10,000); ``data`` in the record says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -33,7 +35,7 @@ from benchmarks.common import machine_info
 from keras_convlstm.evaluation import MetricTable, evaluate, evaluate_views
 from keras_convlstm.files import atomic_paths
 from keras_convlstm.models import build_model
-from keras_convlstm.recipes import noisy_squares
+from keras_convlstm.recipes import moving_square, noisy_squares
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
@@ -111,10 +113,36 @@ def held_out_entry(table: MetricTable, description: str) -> dict:
         "means": table.means(),
         "mse_per_step": {system: np.asarray(values["mse"]).tolist() for system, values in table.metrics.items()},
         "ssim_per_step": {system: np.asarray(values["ssim"]).tolist() for system, values in table.metrics.items()},
+        "table": table.to_dict(),  # every metric, for MetricTable.from_dict
     }
 
 
-RECORDS = {"moving-mnist": moving_mnist_record, "noisy-squares": noisy_squares_record}
+def moving_square_record(model: keras.Model, count: int) -> dict:
+    """The same entries for a moving-square network: frame 10 from frames 1-9 of held-out squares (seed 10,000)."""
+    settings = dataclasses.replace(moving_square.FULL, held_out_sequences=count)
+    table = moving_square.evaluate(model, moving_square.build_data(settings)[1])
+    print(table.to_text())
+    check_set = moving_square.build_data(dataclasses.replace(settings, held_out_sequences=CHECK_SEQUENCES))[1]
+    return {
+        "data": "moving-square",
+        "held_out": held_out_entry(
+            table,
+            f"{count} generated moving squares on a {settings.image_size}x{settings.image_size} canvas, seed "
+            f"{HELD_OUT_SEED}; frame 10 predicted from frames 1-9",
+        ),
+        "views": None,
+        "check": {
+            "sequences": CHECK_SEQUENCES,
+            "model_mse": float(moving_square.evaluate(model, check_set).means()["model"]["mse"]),
+        },
+    }
+
+
+RECORDS = {
+    "moving-mnist": moving_mnist_record,
+    "moving-square": moving_square_record,
+    "noisy-squares": noisy_squares_record,
+}
 
 
 def main() -> None:

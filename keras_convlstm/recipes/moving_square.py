@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -202,9 +203,12 @@ def evaluate(model: keras.Model, held_out: np.ndarray) -> evaluation.MetricTable
 
 
 def write_pictures(
-    model: keras.Model, held_out: np.ndarray, history: keras.callbacks.History, out_dir: str | os.PathLike
+    model: keras.Model, held_out: np.ndarray, losses: Sequence[float], out_dir: str | os.PathLike
 ) -> list[str]:
     """Pictures of the first held-out sequence and the training curve.
+
+    ``losses`` holds the training MSE of each epoch of 10 steps (``history.history["loss"]`` of :func:`train`,
+    or the ``loss`` column of a shipped model's history).
 
     Writes ``inputs.png`` (the 9 input frames), ``truth_vs_prediction.png`` (frame 10 and its prediction),
     ``mse_curve.png`` and ``inputs_and_prediction.gif`` (9 inputs then the prediction) into ``out_dir``.
@@ -220,7 +224,7 @@ def write_pictures(
     viz.plot_truth_vs_prediction(
         example[context:], prediction, first_frame_number=NUM_FRAMES, path=out_dir / "truth_vs_prediction.png"
     )
-    viz.plot_history({"loss (MSE, mean of 10 steps)": history.history["loss"]}, path=out_dir / "mse_curve.png")
+    viz.plot_history({"loss (MSE, mean of 10 steps)": list(losses)}, path=out_dir / "mse_curve.png")
     animation.save_gif(
         np.concatenate([example[:context], prediction]), out_dir / "inputs_and_prediction.gif", context_frames=context
     )
@@ -230,11 +234,13 @@ def write_pictures(
 def summarize(
     model: keras.Model,
     settings: MovingSquareSettings,
-    history: keras.callbacks.History,
+    losses: Sequence[float],
     table: evaluation.MetricTable,
 ) -> dict:
-    """The recipe's summary: settings, steps trained, final training MSE and held-out means beside the baselines."""
-    losses = history.history["loss"]
+    """The recipe's summary: settings, steps trained, final training MSE and held-out means beside the baselines.
+
+    ``losses``: the training MSE of each epoch, as for :func:`write_pictures`.
+    """
     means = common.summary_means(table, ("mse_per_pixel", "mse"))
     return {
         "settings": {
@@ -291,5 +297,6 @@ def run(
     history = train(model, batches, settings, out_dir, seed, verbose)
     table = evaluate(model, held_out)
     table.to_json(out_dir / "metrics.json")
-    write_pictures(model, held_out, history, out_dir)
-    return common.finish(out_dir, NAME, quick, seed, summarize(model, settings, history, table), started)
+    losses = history.history["loss"]
+    write_pictures(model, held_out, losses, out_dir)
+    return common.finish(out_dir, NAME, quick, seed, summarize(model, settings, losses, table), started)

@@ -208,30 +208,30 @@ def evaluate(predictions: dict[str, np.ndarray], truth: np.ndarray) -> evaluatio
 
 
 def write_pictures(
-    predictions: dict[str, np.ndarray],
-    movies: NoisySquaresData,
-    settings: NoisySquaresSettings,
-    out_dir: str | os.PathLike,
+    predictions: dict[str, np.ndarray], context: np.ndarray, truth: np.ndarray, title: str, out_dir: str | os.PathLike
 ) -> list[str]:
-    """Writes ``context.png`` (the given frames) and ``rollout_<preset>.png`` (truth over each model's rollout).
+    """Writes ``context.png`` (the given frames) and ``rollout_<preset>.png`` (truth over each preset's rollout).
+
+    Args:
+        predictions: :func:`predict`'s output; the presets among its keys get a figure.
+        context, truth: the movies it was predicted from and their truth, as given to :func:`predict` and
+            :func:`evaluate`; the first movie is drawn.
+        title: the given frames' title, for example ``"Movie 1004: given frames"``.
+        out_dir: the folder written to.
 
     Returns:
         The file names written.
     """
     out_dir = common.recipe_folder(out_dir)
-    viz.plot_frames(
-        movies.context[0],
-        ncols=settings.context_frames,
-        title=f"Movie {settings.test_movie}: given frames",
-        path=out_dir / "context.png",
-    )
+    context_frames = context.shape[1]
+    viz.plot_frames(context[0], ncols=context_frames, title=title, path=out_dir / "context.png")
     files = ["context.png"]
     for name in PRESETS:
         if name in predictions:
             viz.plot_truth_vs_prediction(
-                movies.truth[0],
+                truth[0],
                 predictions[name][0],
-                first_frame_number=settings.context_frames + 1,
+                first_frame_number=context_frames + 1,
                 labels=("Truth", name),
                 path=out_dir / f"rollout_{name}.png",
             )
@@ -298,5 +298,5 @@ def run(
     predictions = predict(models, movies.context, settings)
     table = evaluate(predictions, movies.truth)
     table.to_json(out_dir / "metrics.json")
-    write_pictures(predictions, movies, settings, out_dir)
+    write_pictures(predictions, movies.context, movies.truth, f"Movie {settings.test_movie}: given frames", out_dir)
     return common.finish(out_dir, NAME, quick, seed, summarize(settings, movies, table), started)

@@ -1,0 +1,64 @@
+"""Trains the seed systems' networks at their full sizes, for shipping; the same command resumes an interrupted run.
+
+Usage (the commands behind the seed systems' models in ``list_pretrained()``, BENCHMARKS.md section (l)):
+
+    nice -n 19 python -m benchmarks.train_seed_models noisy-squares --preset noisy-squares-causal \
+        --out-dir training-in-progress/noisy-squares --precision auto
+    nice -n 19 python -m benchmarks.train_seed_models moving-square --max-steps 30000 \
+        --out-dir training-in-progress/moving-square
+
+Each trains through its recipe's own data and training functions:
+
+- ``noisy-squares`` (:mod:`keras_convlstm.recipes.noisy_squares`): 1,200 movies generated with seed 0, the first
+  1,000 split 950 / 50, batch 10, Adadelta at learning rate 1.0 for up to 300 epochs at a constant rate; run
+  folder ``<out-dir>/runs/<preset>/``.
+- ``moving-square`` (:mod:`keras_convlstm.recipes.moving_square`): the demo's 64x64 canvas, 8 fresh sequences per
+  step, Adam 1e-3, until an epoch's mean MSE is below 0.001 (the demo's own rule) or ``--max-steps`` (the demo
+  allows 100); run folder ``<out-dir>/run/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from keras_convlstm.recipes import moving_square, noisy_squares
+
+
+def train_noisy_squares(args: argparse.Namespace) -> None:
+    settings = noisy_squares.choose_settings(
+        False, epochs=args.epochs, precision=args.precision, num_train=args.num_train
+    )
+    movies = noisy_squares.build_data(settings, seed=0)
+    model = noisy_squares.build_model(args.preset, settings, seed=0)
+    print(f"{args.preset}: {model.count_params():,} parameters, {model.config.precision} compute", flush=True)
+    noisy_squares.train(model, movies, settings, args.out_dir, seed=0, verbose=2)
+
+
+def train_moving_square(args: argparse.Namespace) -> None:
+    settings = moving_square.choose_settings(False, max_steps=args.max_steps)
+    batches, _ = moving_square.build_data(settings, seed=0)
+    model = moving_square.build_model(settings, seed=0)
+    print(f"moving-square: {model.count_params():,} parameters, up to {settings.max_steps} steps", flush=True)
+    moving_square.train(model, batches, settings, args.out_dir, seed=0, verbose=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    systems = parser.add_subparsers(dest="system", required=True)
+    p = systems.add_parser("noisy-squares")
+    p.add_argument("--preset", choices=noisy_squares.PRESETS, default="noisy-squares-causal")
+    p.add_argument("--out-dir", default="training-in-progress/noisy-squares")
+    p.add_argument("--epochs", type=int, default=noisy_squares.FULL.epochs)
+    p.add_argument("--precision", default="auto", help="float32, bfloat16 or auto (bfloat16 where native)")
+    p.add_argument("--num-train", type=int, default=noisy_squares.FULL.num_train)
+    p.set_defaults(run=train_noisy_squares)
+    p = systems.add_parser("moving-square")
+    p.add_argument("--out-dir", default="training-in-progress/moving-square")
+    p.add_argument("--max-steps", type=int, default=30_000)
+    p.set_defaults(run=train_moving_square)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
