@@ -16,7 +16,9 @@ predicted one step ahead from the true frames and from the whole true sequence i
 the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares`` scores a
 noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones predicted
 autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`), ``--data moving-square`` a
-moving-square network on the recipe's held-out squares (seed 10,000); ``data`` in the record says which.
+moving-square network on the recipe's held-out squares (seed 10,000); ``data`` in the record says which. With
+``--recalibrate-on MOVIES`` (noisy squares) the BatchNormalization statistics are first re-estimated on that many
+training movies of ``--train-frames`` frames (:func:`keras_convlstm.batch_norm.recalibrate_batch_norm`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import keras
 import numpy as np
 
 from benchmarks.common import machine_info
+from keras_convlstm.batch_norm import recalibrate_batch_norm
 from keras_convlstm.evaluation import MetricTable, evaluate, evaluate_views
 from keras_convlstm.files import atomic_paths
 from keras_convlstm.models import build_model
@@ -63,47 +66,38 @@ def read_history(history_csv: Path) -> list[dict[str, float]]:
     ]
 
 
-def moving_mnist_record(model: keras.Model, count: int) -> dict:
-    """The held-out, views and check entries of a Moving MNIST model's record (see the module docstring)."""
-    held_out = generate_moving_mnist_split(count, seed=HELD_OUT_SEED, split="test")
-    table = evaluate(model, held_out)
-    print(table.to_text())
-    check_set = generate_moving_mnist_split(CHECK_SEQUENCES, seed=HELD_OUT_SEED, split="test")
-    views = None
-    if model.config.kind == "seq2seq":
-        views = evaluate_views(model, held_out)
-        print(views.to_text())
-    return {
-        "data": "moving-mnist",
-        "held_out": held_out_entry(
-            table,
-            f"{count} generated Moving MNIST sequences, seed {HELD_OUT_SEED}, held-out test digits; "
-            "10 context frames, 10 predicted autoregressively",
-        ),
-        # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
-        "views": None if views is None else {"means": views.means(), **views.to_dict()},
-        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(evaluate(model, check_set).means()["model"]["mse"])},
-    }
+DATA = ("moving-mnist", "moving-square", "noisy-squares")
+DESCRIPTIONS = {
+    "moving-mnist": "{count} generated Moving MNIST sequences, seed 10000, held-out test digits; 10 context frames, "
+    "10 predicted autoregressively",
+    "noisy-squares": "{count} generated noisy-squares movies, seed 10000; 7 noisy frames given, 16 clean frames "
+    "predicted autoregressively",
+    "moving-square": "{count} generated moving squares on a 64x64 canvas, seed 10000; frame 10 predicted from "
+    "frames 1-9",
+}
 
 
-def noisy_squares_record(model: keras.Model, count: int) -> dict:
-    """The same entries for a noisy-squares network: its 7-in / 16-out rollout on movies of the held-out seed."""
-    settings = noisy_squares.FULL
-    context, truth = noisy_squares.held_out_movies(settings, count)
-    table = noisy_squares.evaluate(noisy_squares.predict({"model": model}, context, settings), truth)
-    print(table.to_text())
-    check_context, check_truth = noisy_squares.held_out_movies(settings, CHECK_SEQUENCES)
-    check = noisy_squares.evaluate(noisy_squares.predict({"model": model}, check_context, settings), check_truth)
-    return {
-        "data": "noisy-squares",
-        "held_out": held_out_entry(
-            table,
-            f"{count} generated noisy-squares movies, seed {HELD_OUT_SEED}; {settings.context_frames} noisy frames "
-            f"given, {settings.predicted_frames} clean frames predicted autoregressively",
-        ),
-        "views": None,
-        "check": {"sequences": CHECK_SEQUENCES, "model_mse": float(check.means()["model"]["mse"])},
-    }
+def score(model: keras.Model, data: str, count: int) -> MetricTable:
+    """The model beside copy-last-frame and blank on the first ``count`` held-out sequences of ``data``.
+
+    ``data`` is one of :data:`DATA`: Moving MNIST rolled out 10 frames from 10, noisy squares rolled out 16 from 7
+    (:func:`~keras_convlstm.recipes.noisy_squares.held_out_movies`), moving squares' frame 10 from frames 1-9 (the
+    recipe's held-out squares); all generated with seed 10,000.
+    """
+    if data == "moving-mnist":
+        return evaluate(model, generate_moving_mnist_split(count, seed=HELD_OUT_SEED, split="test"))
+    if data == "noisy-squares":
+        context, truth = noisy_squares.held_out_movies(noisy_squares.FULL, count)
+        return noisy_squares.evaluate(noisy_squares.predict({"model": model}, context, noisy_squares.FULL), truth)
+    if data == "moving-square":
+        settings = dataclasses.replace(moving_square.FULL, held_out_sequences=count)
+        return moving_square.evaluate(model, moving_square.build_data(settings)[1])
+    raise ValueError(f"expected data in {DATA}, got {data!r}")
+
+
+def check_mse(model: keras.Model, data: str) -> float:
+    """The record's ``check``, which the tests recompute: the model's mean MSE on :data:`CHECK_SEQUENCES` sequences."""
+    return float(score(model, data, CHECK_SEQUENCES).means()["model"]["mse"])
 
 
 def held_out_entry(table: MetricTable, description: str) -> dict:
@@ -117,48 +111,43 @@ def held_out_entry(table: MetricTable, description: str) -> dict:
     }
 
 
-def moving_square_record(model: keras.Model, count: int) -> dict:
-    """The same entries for a moving-square network: frame 10 from frames 1-9 of held-out squares (seed 10,000)."""
-    settings = dataclasses.replace(moving_square.FULL, held_out_sequences=count)
-    table = moving_square.evaluate(model, moving_square.build_data(settings)[1])
-    print(table.to_text())
-    check_set = moving_square.build_data(dataclasses.replace(settings, held_out_sequences=CHECK_SEQUENCES))[1]
-    return {
-        "data": "moving-square",
-        "held_out": held_out_entry(
-            table,
-            f"{count} generated moving squares on a {settings.image_size}x{settings.image_size} canvas, seed "
-            f"{HELD_OUT_SEED}; frame 10 predicted from frames 1-9",
-        ),
-        "views": None,
-        "check": {
-            "sequences": CHECK_SEQUENCES,
-            "model_mse": float(moving_square.evaluate(model, check_set).means()["model"]["mse"]),
-        },
-    }
-
-
-RECORDS = {
-    "moving-mnist": moving_mnist_record,
-    "moving-square": moving_square_record,
-    "noisy-squares": noisy_squares_record,
-}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="trained .keras file (e.g. best.keras of a training run)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--preset", default=None, help="architecture of the weights (default: their own)")
     parser.add_argument("--command", required=True, help="the command that trained it")
-    parser.add_argument("--data", choices=sorted(RECORDS), default="moving-mnist", help="what it was trained on")
+    parser.add_argument("--data", choices=DATA, default="moving-mnist", help="what it was trained on")
     parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument(
+        "--recalibrate-on",
+        type=int,
+        default=0,
+        metavar="MOVIES",
+        help="noisy squares: first re-estimate the BatchNormalization statistics on this many training movies",
+    )
+    parser.add_argument("--train-frames", type=int, default=noisy_squares.FULL.train_frames)
     args = parser.parse_args()
 
     trained = keras.saving.load_model(args.model)
     model = build_model(trained.config) if args.preset is None else build_model(args.preset, loss=trained.config.loss)
     model.set_weights(trained.get_weights())
-    scores = RECORDS[args.data](model, args.held_out)
+    recalibrated = None
+    if args.recalibrate_on:
+        if args.data != "noisy-squares":
+            parser.error("--recalibrate-on reads the noisy-squares training movies; use it with --data noisy-squares")
+        settings = dataclasses.replace(noisy_squares.FULL, train_frames=args.train_frames)
+        inputs = noisy_squares.build_data(settings, seed=0).train[0][: args.recalibrate_on]
+        recalibrated = {
+            "layers": recalibrate_batch_norm(model, inputs),
+            "inputs": f"the first {len(inputs)} training movies (seed 0), frames 1-{args.train_frames}",
+        }
+    table = score(model, args.data, args.held_out)
+    print(table.to_text())
+    views = None
+    if args.data == "moving-mnist" and model.config.kind == "seq2seq":
+        views = evaluate_views(model, generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test"))
+        print(views.to_text())
 
     run_dir = Path(args.model).parent
     history = read_history(run_dir / "history.csv")
@@ -175,7 +164,13 @@ def main() -> None:
         if (run_dir / "best.json").exists()
         else None,
         "history": history,
-        **scores,
+        # BatchNormalization statistics re-estimated after training (keras_convlstm.batch_norm), or None.
+        "batch_norm_recalibrated": recalibrated,
+        "data": args.data,
+        "held_out": held_out_entry(table, DESCRIPTIONS[args.data].format(count=args.held_out)),
+        # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
+        "views": None if views is None else {"means": views.means(), **views.to_dict()},
+        "check": {"sequences": CHECK_SEQUENCES, "model_mse": check_mse(model, args.data)},
         "date": datetime.date.today().isoformat(),
         "machine": machine_info(),
     }

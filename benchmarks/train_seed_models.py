@@ -13,9 +13,8 @@ Each trains through its recipe's own data and training functions:
   1,000 split 950 / 50, batch 10, Adadelta at learning rate 1.0 for up to 300 epochs at a constant rate; run
   folder ``<out-dir>/runs/<preset>/``. ``--init-from`` starts from another run's weights (for example to go on
   with ``--train-frames 22``, every length the 7 + 16 frame rollout reads) with BatchNormalization statistics
-  re-estimated on them. When training ends, ``recalibrated.keras`` beside ``best.keras`` is the best model with its
-  statistics re-estimated on 200 training movies (:func:`keras_convlstm.batch_norm.recalibrate_batch_norm`): the
-  file that ships.
+  re-estimated on 200 of its training movies (:func:`keras_convlstm.batch_norm.recalibrate_batch_norm`);
+  ``benchmarks.ship_pretrained --recalibrate-on 200`` does the same to the best model before shipping it.
 - ``moving-square`` (:mod:`keras_convlstm.recipes.moving_square`): the demo's 64x64 canvas, 8 fresh sequences per
   step, Adam 1e-3, until an epoch's mean MSE is below 0.001 (the demo's own rule) or ``--max-steps`` (the demo
   allows 100); run folder ``<out-dir>/run/``.
@@ -24,12 +23,10 @@ Each trains through its recipe's own data and training functions:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import keras
 
 from keras_convlstm.batch_norm import recalibrate_batch_norm
-from keras_convlstm.files import atomic_path
 from keras_convlstm.recipes import moving_square, noisy_squares
 
 # Training movies whose inputs give the BatchNormalization statistics (200 x 22 frames x 40 x 40 positions).
@@ -42,17 +39,12 @@ def train_noisy_squares(args: argparse.Namespace) -> None:
     )
     movies = noisy_squares.build_data(settings, seed=0)
     model = noisy_squares.build_model(args.preset, settings, seed=0)
-    inputs = movies.train[0][:CALIBRATION_MOVIES]
     if args.init_from:
         model.set_weights(keras.saving.load_model(args.init_from).get_weights())
-        recalibrate_batch_norm(model, inputs)  # so that val_loss measures the weights from the first epoch on
+        # So that val_loss measures the weights from the first epoch on.
+        recalibrate_batch_norm(model, movies.train[0][:CALIBRATION_MOVIES])
     print(f"{args.preset}: {model.count_params():,} parameters, {model.config.precision} compute", flush=True)
     noisy_squares.train(model, movies, settings, args.out_dir, seed=0, verbose=2)
-    run_dir = Path(args.out_dir) / "runs" / args.preset
-    best = keras.saving.load_model(run_dir / "best.keras")
-    print("recalibrated", recalibrate_batch_norm(best, inputs), flush=True)
-    with atomic_path(run_dir / "recalibrated.keras") as path:
-        best.save(path)
 
 
 def train_moving_square(args: argparse.Namespace) -> None:

@@ -13,7 +13,8 @@ and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.bui
 - models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
 - running them: ``rollout``, ``training``, ``scheduled_sampling`` (training on the model's own predictions),
-  ``run_folder`` (a run's settings record, lock and resume policy), ``backups`` (reading and repairing an
+  ``run_folder`` (a run's settings record, lock and resume policy), ``batch_norm`` (BatchNormalization statistics
+  re-estimated after training), ``backups`` (reading and repairing an
   interrupted run's backup), ``distribute``, ``metrics``, ``evaluation``, ``viz`` (matplotlib figures),
   ``animation`` (GIFs and videos shown in notebooks), ``diagrams`` (architecture diagrams), ``colab``,
   ``recipes``, and ``cli`` (the command line, ``python -m keras_convlstm``).
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 _MODULES = (
     "animation",
     "backups",
+    "batch_norm",
     "bouncing_balls",
     "causality",
     "cell",

@@ -625,7 +625,7 @@ def _demo_model(args: argparse.Namespace, train_set: keras.utils.PyDataset, out_
 
     if not args.train and DEMO_PRETRAINED in list_pretrained():
         print(f"using the shipped pretrained model {DEMO_PRETRAINED!r} (pass --train to train one instead)")
-        for name in list_pretrained():
+        for name in list_pretrained("moving-mnist"):
             means = pretrained_info(name)["held_out"]["means"]["model"]
             print(f"  {name}: held-out MSE {means['mse']:.1f}, SSIM {means['ssim']:.3f}")
         # float32: the table is then the same on every backend and CPU (bfloat16 rounds differently on each).

@@ -23,12 +23,19 @@ def _assets():
     return resources.files("keras_convlstm") / "assets" / _FOLDER
 
 
-def list_pretrained() -> list[str]:
-    """Names of the shipped pretrained models (empty when none is shipped)."""
+def list_pretrained(data: str | None = None) -> list[str]:
+    """Names of the shipped pretrained models (empty when none is shipped).
+
+    Args:
+        data: only the models trained on these data, as their records say (``pretrained_info(name)["data"]``):
+            ``"moving-mnist"`` (the models whose held-out scores are comparable with each other) or
+            ``"noisy-squares"``; None: every model.
+    """
     folder = _assets()
     if not folder.is_dir():
         return []
-    return sorted(entry.name.removesuffix(".keras") for entry in folder.iterdir() if entry.name.endswith(".keras"))
+    names = sorted(entry.name.removesuffix(".keras") for entry in folder.iterdir() if entry.name.endswith(".keras"))
+    return [name for name in names if data is None or pretrained_info(name)["data"] == data]
 
 
 def pretrained_info(name: str) -> dict:

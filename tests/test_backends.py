@@ -56,18 +56,27 @@ def test_a_file_saved_on_one_backend_predicts_the_same_frames_on_another(tmp_pat
         np.testing.assert_allclose(reloaded[key], original[key], atol=1e-5, rtol=0, err_msg=key)
 
 
-@pytest.mark.slow
-def test_the_shipped_demo_model_rolls_out_on_jax_as_on_tensorflow(tmp_path):
-    from keras_convlstm.cli import DEMO_PRETRAINED
+def _shipped_frames(name: str) -> np.ndarray:
+    """Two held-out inputs of the data a shipped model was trained on, float32 in [0, 1]."""
+    from keras_convlstm.recipes import noisy_squares
     from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
-    frames = generate_moving_mnist_split(2, seed=HELD_OUT_SEED, split="test")[:, :10].astype(np.float32) / 255
-    np.save(tmp_path / "frames.npy", frames)
-    source = f"pretrained:{DEMO_PRETRAINED}"
+    if name.startswith("noisy-squares"):
+        return noisy_squares.held_out_movies(noisy_squares.FULL, 2)[0]
+    return generate_moving_mnist_split(2, seed=HELD_OUT_SEED, split="test")[:, :10].astype(np.float32) / 255
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpu-deep-rollout-moving-mnist", "noisy-squares-causal-40px"])
+def test_a_shipped_model_rolls_out_on_jax_as_on_tensorflow(tmp_path, name):
+    """The demo's model and the noisy-squares network (the other shipped models have the demo's architecture)."""
+    np.save(tmp_path / "frames.npy", _shipped_frames(name))
+    source = f"pretrained:{name}"
     on_tensorflow = run("tensorflow", source, tmp_path / "frames.npy", tmp_path / "tensorflow.npz")
     on_jax = run("jax", source, tmp_path / "frames.npy", tmp_path / "jax.npz")
     # A bfloat16 model: both backends round to bfloat16 inside the cells, not always at the same places, so a
-    # few pixels differ by up to about 0.02 (measured) while the frames agree on average to 2e-4.
+    # few pixels differ (measured at most: 0.02 for the demo's model; 0.059 for the noisy-squares network, on the
+    # edge of a square, where its sigmoid is steep) while the frames agree on average to 2e-4.
     for key in ("outputs", "rollout"):
         difference = np.abs(on_jax[key] - on_tensorflow[key])
-        assert difference.max() < 0.05 and difference.mean() < 1e-3, (key, difference.max(), difference.mean())
+        assert difference.max() < 0.1 and difference.mean() < 1e-3, (key, difference.max(), difference.mean())
