@@ -106,12 +106,14 @@ class TimeLimit(keras.callbacks.Callback):
 
 
 class InterruptLatch(keras.callbacks.Callback):
-    """Makes Ctrl-C (or another signal) stop training even where the interruption it raised was swallowed.
+    """Stops training between two batches on Ctrl-C (or another signal), at once on the second one.
 
-    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives; when that is a
-    finalizer or a library's broad ``except`` between two batches, the exception is lost and training goes on.
-    While :meth:`installed` is active the latch's handler records the signal before raising, and the next batch,
-    validation batch or epoch start raises it again if training did not stop.
+    Python's own handler raises ``KeyboardInterrupt`` wherever the main thread happens to be: inside a library's
+    broad ``except`` the exception is lost and training goes on; inside TensorFlow's input pipeline or a finalizer
+    the unwinding can leave native state half torn down, and the process may then crash instead of exiting. While
+    :meth:`installed` is active the latch's handler only records the first signal; the next batch end, validation
+    batch end or epoch start raises it, where Keras expects a callback to raise. A second signal raises at once,
+    for a batch that never ends. A signal recorded after the last of those points is raised when the block exits.
 
     Args:
         interruptions: the exception each handled signal raises, e.g.
@@ -140,10 +142,12 @@ class InterruptLatch(keras.callbacks.Callback):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        self._raise_pending(0)
 
     def _handle(self, signum: int, frame: object) -> None:
+        if self.pending is not None:
+            raise self.pending
         self.pending = self.interruptions[signum]
-        raise self.pending
 
     def _raise_pending(self, step: int, logs: dict | None = None) -> None:
         if self.pending is not None:

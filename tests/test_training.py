@@ -207,12 +207,17 @@ class Stopped(KeyboardInterrupt):
 
 
 class SwallowSignal(keras.callbacks.Callback):
-    """The signal comes in code that loses the exception (a finalizer, a broad ``except``) in epoch 2's first batch."""
+    """The signal comes in code that loses the exception (a finalizer, a broad ``except``) in epoch 2's first batch.
 
-    def __init__(self, signum: int):
+    ``times`` signals are sent one after the other; ``sent`` counts those after which the code went on.
+    """
+
+    def __init__(self, signum: int, times: int = 1):
         super().__init__()
         self.signum = signum
+        self.times = times
         self.batches = []
+        self.sent = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -221,14 +226,18 @@ class SwallowSignal(keras.callbacks.Callback):
         self.batches.append((self.epoch, batch))
         if (self.epoch, batch) == (1, 0):
             try:
-                os.kill(os.getpid(), self.signum)
-                time.sleep(5)  # Python runs the handler at its next instruction; this sleep is cut short
+                for _ in range(self.times):
+                    os.kill(os.getpid(), self.signum)
+                    time.sleep(0.2)  # Python runs the handler at its next instruction, at the latest after this
+                    self.sent += 1
             except KeyboardInterrupt:
                 pass
 
 
 @pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Stopped)])
-def test_a_swallowed_interruption_still_stops_training_at_the_next_batch(tmp_path, signum, raised):
+def test_an_interruption_stops_training_at_the_end_of_its_batch_even_where_python_would_lose_it(
+    tmp_path, signum, raised
+):
     sequences = np.random.default_rng(0).integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
     settings = {"epochs": 3, "batch_size": 2, "verbose": 0}
     # The handler a terminal's Python has (a test run started in the background may have the signal ignored).
@@ -236,14 +245,31 @@ def test_a_swallowed_interruption_still_stops_training_at_the_next_batch(tmp_pat
         before = signal.getsignal(signum)
         swallow = SwallowSignal(signum)  # without the latch the run goes on to its last epoch
         history = train(eager_model(), sequences, out_dir=tmp_path / "plain", callbacks=[swallow], **settings)
-        assert len(history.history["loss"]) == 3 and len(swallow.batches) == 6
+        assert len(history.history["loss"]) == 3 and len(swallow.batches) == 6 and swallow.sent == 0
         latch = InterruptLatch({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Stopped})
         swallow = SwallowSignal(signum)
         with pytest.raises(raised), latch.installed():
             train(eager_model(), sequences, out_dir=tmp_path / "latched", callbacks=[swallow, latch], **settings)
+        assert swallow.sent == 1  # the handler raised nothing inside the batch
         assert swallow.batches == [(0, 0), (0, 1), (1, 0)]  # stopped at the end of the batch the signal came in
         assert latch.pending is raised and signal.getsignal(signum) is before
     assert (tmp_path / "latched" / "backup").is_dir()  # epoch 1 is kept for a resumed run
+
+
+def test_a_second_interruption_raises_at_once_and_one_after_the_last_batch_when_the_block_ends(tmp_path):
+    sequences = np.random.default_rng(0).integers(0, 256, size=(4, 3, 16, 16, 1), dtype=np.uint8)
+    with signal_handler(signal.SIGTERM, KeyboardInterrupt):
+        latch = InterruptLatch({signal.SIGTERM: Stopped})
+        swallow = SwallowSignal(signal.SIGTERM, times=2)
+        with pytest.raises(Stopped), latch.installed():
+            train(eager_model(), sequences, epochs=3, batch_size=2, out_dir=tmp_path, callbacks=[swallow, latch])
+        assert swallow.sent == 1 and swallow.batches == [(0, 0), (0, 1), (1, 0)]
+        latch = InterruptLatch({signal.SIGTERM: Stopped})
+        with pytest.raises(Stopped), latch.installed():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            reached = True
+        assert reached
 
 
 def test_the_latch_handles_signals_only_inside_its_block_and_leaves_an_ignored_one_ignored():
