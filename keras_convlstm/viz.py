@@ -236,7 +236,9 @@ def plot_history(
         axis.set_title(panels[index][0])
         axis.set_xlabel("Epoch")
         axis.set_ylabel((ylabels or {}).get(panels[index][0], ""))
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if len(epochs) == 1:  # a lone point would get ticks at fractions of an epoch around it
+            axis.set_xticks(epochs)
         axis.legend()
         axis.grid(True, alpha=0.3)
     figure.tight_layout()

@@ -7,9 +7,10 @@ folder), configurable
 each other, rendered into ``docs/`` with their outputs, and keep the logic in the package (no top-level
 ``def``/``class`` that shadows a ``keras_convlstm`` name).
 
-The execution tests run each notebook with its quick defaults in its own temporary folder (so no notebook can
-read a file another one wrote), with an empty ``KERAS_HOME`` (no official file is found, nothing is downloaded)
-and the offline MNIST digits, as ``make docs`` does (docs/render.py).
+The execution tests run each notebook with its quick defaults, shortened where it trains (``TEST_PARAMETERS``), in
+its own temporary folder (so no notebook can read a file another one wrote), with an empty ``KERAS_HOME`` (no
+official file is found, nothing is downloaded) and the offline MNIST digits, as ``make docs`` does
+(docs/render.py).
 """
 
 from __future__ import annotations
@@ -94,6 +95,21 @@ EXPECTED_OUTPUTS = {
         "predict: exit status 0",
         "predict wrote: ['predictions.npy', 'rollout.gif', 'rollout.png'] | forecast (1, 10, 32, 32, 3)",
     ],
+}
+# Shorter training than the rendered pages (docs/render.py's QUICK_PARAMETERS): a page shows what its quick run
+# learns, this test that every cell runs and prints what it should. What the recipes learn in their quick runs is
+# checked in test_recipes.py; notebook 04's moving square keeps its steps, since it prints that it beats
+# copy-last-frame.
+TEST_PARAMETERS = {
+    "02_convlstm_model_and_training.ipynb": {"TRAIN_SECONDS": 10},
+    "04_beyond_the_example.ipynb": {
+        "SHI_SEQUENCES_PER_EPOCH": 8,
+        "SHI_EPOCHS": 1,
+        "SHI_TEST_SEQUENCES": 4,
+        "ACTION_PEOPLE": 4,
+        "ACTION_EPOCHS": 1,
+    },
+    "05_your_own_videos.ipynb": {"TRAIN_SECONDS": 5},
 }
 KERNEL_CHECK_MARKER = "KERNEL_CHECK "
 # Markdown images and links of a rendered page: ![alt](path) and [text](path).
@@ -210,6 +226,9 @@ def test_one_parameters_cell_of_commented_literals(path):
         ast.literal_eval(statement.value)  # papermill can only override literals
         line = lines[statement.lineno - 1]
         assert "#" in line, f"{path.name}: parameter line without a comment giving the full setting: {line!r}"
+    # An override of a name the cell no longer defines would be dropped without a word (render.inject_parameters).
+    unknown = set(TEST_PARAMETERS.get(path.name, {})) - set(_parameters(notebook))
+    assert not unknown, f"{path.name}: TEST_PARAMETERS names parameters the notebook does not define: {unknown}"
 
 
 @notebook_params
@@ -307,7 +326,7 @@ def _printed_text(notebook: nbformat.NotebookNode) -> str:
 @notebook_params
 def test_notebook_runs(path, tmp_path, monkeypatch, record_property):
     notebook = _read(path)
-    render.inject_parameters(notebook, render.QUICK_PARAMETERS)
+    render.inject_parameters(notebook, {**render.QUICK_PARAMETERS, **TEST_PARAMETERS.get(path.name, {})})
     notebook.cells.append(
         nbformat.v4.new_code_cell(
             "import sys, keras_convlstm\n"

@@ -114,6 +114,12 @@ def test_plot_history_linear_scale_unpaired_metrics_and_png(tmp_path):
         assert image.format == "PNG"
 
 
+def test_plot_history_of_a_single_epoch_ticks_that_epoch_only():
+    figure = viz.plot_history({"loss": [0.6], "val_loss": [0.5]})
+    figure.canvas.draw()
+    assert list(figure.axes[0].get_xticks()) == [1]
+
+
 def test_plot_history_rejects_bad_input():
     with pytest.raises(TypeError, match="got int"):
         viz.plot_history(3)
