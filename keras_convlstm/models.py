@@ -222,9 +222,8 @@ _NOISY_SQUARES = ModelConfig(
     learning_rate=1.0,
 )
 
-# Trains at 27.6 sequences/s on 2 idle CPU cores with bfloat16 instructions (model.fit, batch 16, bfloat16,
-# 20-frame 64x64 Moving MNIST; `python -m benchmarks.train_throughput`, see BENCHMARKS.md), 52x the official
-# network in float32. "auto" keeps float32 on CPUs that would emulate bfloat16 (BENCHMARKS.md, section (g)).
+# Its training speed against the official network's: BENCHMARKS.md, section (a). "auto" keeps float32 on CPUs
+# that would emulate bfloat16 (BENCHMARKS.md, section (g)).
 _CPU_FAST = ModelConfig(
     name="cpu-fast",
     description="Causal 4x4-patch model, 2 x ConvLSTM2D 32 (5x5), auto precision: trains on 2 CPU cores.",

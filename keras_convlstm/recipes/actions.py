@@ -70,7 +70,7 @@ class ActionSettings:
 # up to 20 epochs.
 FULL = ActionSettings(num_people=24, clips_per_person=100, epochs=20, frame_size=(60, 80), digit_size=28, num_frames=15)
 # 32x32 frames, 14-pixel digits, 10-frame clips, filters (8, 8), learning rate 3e-3, 16 people x 44 clips,
-# 4 epochs: about 30 s on 2 CPU cores.
+# 4 epochs.
 QUICK = ActionSettings(
     num_people=16,
     clips_per_person=44,

@@ -74,8 +74,8 @@ class MovingSquareSettings:
 # The demo's 64x64 canvas and 100 steps: there the 5x5 square is 0.6% of the frame and in 100 steps the network
 # learns little more than a blank frame.
 FULL = MovingSquareSettings(image_size=64, max_steps=100)
-# A 16x16 canvas (the square covers 10% of the frame) and 300 steps, about 15 s on 2 CPU cores: the network
-# learns where the square goes next.
+# A 16x16 canvas (the square covers 10% of the frame) and 300 steps: the network learns where the square goes
+# next.
 QUICK = MovingSquareSettings(image_size=16, max_steps=300)
 
 

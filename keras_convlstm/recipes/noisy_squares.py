@@ -76,7 +76,7 @@ class NoisySquaresSettings:
 
 # The original: 1000 training movies, 300 epochs, 4 x ConvLSTM2D 40 (its time on a CPU: BENCHMARKS.md, section (n)).
 FULL = NoisySquaresSettings(num_train=1000, epochs=300, filters=(40, 40, 40, 40))
-# 40 movies, 3 epochs, 2 x ConvLSTM2D 8: under a minute on 2 CPU cores; the networks barely train.
+# 40 movies, 3 epochs, 2 x ConvLSTM2D 8: the networks barely train.
 QUICK = NoisySquaresSettings(num_train=40, epochs=3, filters=(8, 8))
 
 

@@ -106,7 +106,7 @@ class Shi2015Settings:
 
 
 # The presets (128-64-64, 5x5), 10,000 sequences per epoch, up to 100 epochs on 2,000 validation sequences,
-# 3,000 test sequences: GPU-scale (an epoch of the seq2seq network takes about an hour on 2 CPU cores).
+# 3,000 test sequences: GPU-scale.
 FULL = Shi2015Settings(
     sequences_per_epoch=10_000, epochs=100, test_sequences=3_000, validation_sequences=2_000, batch_size=16
 )
