@@ -54,10 +54,15 @@ def parameter_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cells[0]
 
 
+def parameter_names(notebook: nbformat.NotebookNode) -> set[str]:
+    """The names the notebook's parameters cell assigns."""
+    return {statement.targets[0].id for statement in ast.parse(parameter_cell(notebook).source).body}
+
+
 def inject_parameters(notebook: nbformat.NotebookNode, overrides: dict) -> None:
     """Inserts ``NAME = value`` overrides right after the parameters cell, for the names that cell defines."""
     cell = parameter_cell(notebook)
-    defined = {statement.targets[0].id for statement in ast.parse(cell.source).body}
+    defined = parameter_names(notebook)
     lines = [f"{name} = {value!r}" for name, value in overrides.items() if name in defined]
     if lines:
         injected = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
@@ -183,10 +188,11 @@ def render(path: Path, docs_dir: Path = DOCS_DIR) -> float:
     files_dir.mkdir(parents=True)
     for name, content in {**resources.get("outputs", {}), **gifs}.items():
         (docs_dir / name).write_bytes(content)
+    digits = " and the offline MNIST digits" if "DIGIT_SOURCE" in parameter_names(notebook) else ""
     note = (
         f"<!-- Rendered from notebooks/{path.name} by `make docs` (docs/render.py): edit the notebook. -->\n"
-        f"*Rendered from [`notebooks/{path.name}`](../notebooks/{path.name}), executed with its quick parameters "
-        "and the offline MNIST digits. Run it yourself from its Colab badge.*\n\n"
+        f"*Rendered from [`notebooks/{path.name}`](../notebooks/{path.name}), executed with its quick parameters"
+        f"{digits}. Run it yourself from its Colab badge.*\n\n"
     )
     (docs_dir / f"{stem}.md").write_text(note + body.strip() + "\n")
     return seconds
