@@ -128,14 +128,14 @@ def main() -> None:
     )
     parser.add_argument("--train-frames", type=int, default=noisy_squares.FULL.train_frames)
     args = parser.parse_args()
+    if args.recalibrate_on and args.data != "noisy-squares":
+        parser.error("--recalibrate-on reads the noisy-squares training movies; use it with --data noisy-squares")
 
     trained = keras.saving.load_model(args.model)
     model = build_model(trained.config) if args.preset is None else build_model(args.preset, loss=trained.config.loss)
     model.set_weights(trained.get_weights())
     recalibrated = None
     if args.recalibrate_on:
-        if args.data != "noisy-squares":
-            parser.error("--recalibrate-on reads the noisy-squares training movies; use it with --data noisy-squares")
         settings = dataclasses.replace(noisy_squares.FULL, train_frames=args.train_frames)
         inputs = noisy_squares.build_data(settings, seed=0).train[0][: args.recalibrate_on]
         recalibrated = {

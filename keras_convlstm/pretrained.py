@@ -28,8 +28,8 @@ def list_pretrained(data: str | None = None) -> list[str]:
 
     Args:
         data: only the models trained on these data, as their records say (``pretrained_info(name)["data"]``):
-            ``"moving-mnist"`` (the models whose held-out scores are comparable with each other) or
-            ``"noisy-squares"``; None: every model.
+            ``"moving-mnist"`` (the models whose held-out scores are comparable with each other),
+            ``"noisy-squares"`` or ``"moving-square"``; None: every model.
     """
     folder = _assets()
     if not folder.is_dir():

@@ -52,7 +52,7 @@ def test_pretrained_model_reproduces_its_recorded_check(name):
     info = pretrained.pretrained_info(name)
     model = pretrained.load_pretrained(name)
     preset, data = _preset_and_data(name)
-    assert model.config.name == info["preset"] == preset and info.get("data", "moving-mnist") == data
+    assert model.config.name == info["preset"] == preset and info["data"] == data
     assert model.count_params() == info["parameters"]
     assert info["check"]["sequences"] == 16
     # bfloat16 arithmetic may round differently on another CPU; the recorded value is from the shipping machine.
