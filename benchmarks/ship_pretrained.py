@@ -12,10 +12,10 @@ and the metrics on the fixed held-out set: 1,000 Moving
 MNIST sequences generated with seed 10,000 from the held-out test digits, 10 frames in and 10 predicted
 autoregressively, beside the copy-last-frame and blank baselines; for frame-by-frame models also the same frames
 predicted one step ahead from the true frames and from the whole true sequence in one call (``evaluate_views``).
-``check`` holds the model's mean MSE on 16 sequences generated the same way (seed 10,000, held-out digits), which
-the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares`` scores a
-noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones predicted
-autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`), ``--data moving-square`` a
+``check`` holds the model's mean MSE in float32 on 16 sequences generated the same way (seed 10,000, held-out
+digits), which the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares``
+scores a noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones
+predicted autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`), ``--data moving-square`` a
 moving-square network on the recipe's held-out squares (seed 10,000); ``data`` in the record says which. With
 ``--recalibrate-on MOVIES`` (noisy squares) the BatchNormalization statistics are first re-estimated on that many
 training movies of ``--train-frames`` frames (:func:`keras_convlstm.batch_norm.recalibrate_batch_norm`).
@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from benchmarks.common import machine_info
+from keras_convlstm.backups import BACKUP_METADATA, completed_epochs
 from keras_convlstm.batch_norm import recalibrate_batch_norm
 from keras_convlstm.evaluation import MetricTable, evaluate, evaluate_views
 from keras_convlstm.files import atomic_paths
@@ -43,6 +44,7 @@ from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
 CHECK_SEQUENCES = 16
+CHECK_PRECISION = "float32"
 # What Keras's CSVLogger writes for a value it did not log.
 MISSING_VALUES = ("", "NA")
 
@@ -77,6 +79,12 @@ DESCRIPTIONS = {
 }
 
 
+def finished_epochs(run_dir: Path, history: list[dict[str, float]]) -> int:
+    """Epochs the run in ``run_dir`` finished: its backup's count where there is one, else the history's length."""
+    backup_dir = run_dir / "backup"
+    return completed_epochs(backup_dir) if (backup_dir / BACKUP_METADATA).exists() else len(history)
+
+
 def score(model: keras.Model, data: str, count: int) -> MetricTable:
     """The model beside copy-last-frame and blank on the first ``count`` held-out sequences of ``data``.
 
@@ -96,8 +104,14 @@ def score(model: keras.Model, data: str, count: int) -> MetricTable:
 
 
 def check_mse(model: keras.Model, data: str) -> float:
-    """The record's ``check``, which the tests recompute: the model's mean MSE on :data:`CHECK_SEQUENCES` sequences."""
-    return float(score(model, data, CHECK_SEQUENCES).means()["model"]["mse"])
+    """The record's ``check``, which the tests recompute: the model's mean MSE on :data:`CHECK_SEQUENCES` sequences.
+
+    Computed in float32 (:data:`CHECK_PRECISION`) whatever the model's own precision: bfloat16 rounds differently on
+    CPUs with and without AMX, and a rollout carries that difference from frame to frame.
+    """
+    float32_model = build_model(model.config, precision=CHECK_PRECISION)
+    float32_model.set_weights(model.get_weights())
+    return float(score(float32_model, data, CHECK_SEQUENCES).means()["model"]["mse"])
 
 
 def held_out_entry(table: MetricTable, description: str) -> dict:
@@ -151,6 +165,7 @@ def main() -> None:
 
     run_dir = Path(args.model).parent
     history = read_history(run_dir / "history.csv")
+    epochs_completed = finished_epochs(run_dir, history)
     record = {
         "name": args.name,
         "preset": model.config.name,
@@ -158,7 +173,9 @@ def main() -> None:
         "kernel_sizes": list(model.config.kernel_sizes),
         "parameters": model.count_params(),
         "command": args.command,
-        "epochs_completed": len(history),
+        "epochs_completed": epochs_completed,
+        # Epochs the run finished whose rows its history.csv lacks (counted from 0), in the order they ran.
+        "history_missing_epochs": sorted(set(range(epochs_completed)) - {row["epoch"] for row in history}),
         "final_epoch": history[-1] if history else None,
         "best_checkpoint": json.loads((run_dir / "best.json").read_text())
         if (run_dir / "best.json").exists()
@@ -170,7 +187,7 @@ def main() -> None:
         "held_out": held_out_entry(table, DESCRIPTIONS[args.data].format(count=args.held_out)),
         # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
         "views": None if views is None else {"means": views.means(), **views.to_dict()},
-        "check": {"sequences": CHECK_SEQUENCES, "model_mse": check_mse(model, args.data)},
+        "check": {"sequences": CHECK_SEQUENCES, "precision": CHECK_PRECISION, "model_mse": check_mse(model, args.data)},
         "date": datetime.date.today().isoformat(),
         "machine": machine_info(),
     }
