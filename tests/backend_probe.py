@@ -1,7 +1,8 @@
 """Predicts frames with a model built, loaded or shipped on the current Keras backend (used by test_backends.py).
 
-Run as a script (``python tests/backend_probe.py SOURCE FRAMES OUT BACKEND``) it is a fresh process on the backend
-named by ``KERAS_BACKEND``; outside TensorFlow it cannot import TensorFlow at all, as on a machine that lacks it.
+Run as a script (``python tests/backend_probe.py BACKEND SOURCE FRAMES OUT [SOURCE FRAMES OUT ...]``) it is a fresh
+process on the backend named by ``KERAS_BACKEND`` that predicts with each source in turn; outside TensorFlow it cannot
+import TensorFlow at all, as on a machine that lacks it.
 """
 
 import json
@@ -11,8 +12,9 @@ import sys
 def predict(source: str, frames_file: str, out_file: str) -> None:
     """Writes ``outputs`` (one pass) and ``rollout`` (3 frames) of a model to ``out_file`` (.npz).
 
-    ``source`` is a ``.keras`` file (loaded with ``safe_mode=True``), ``pretrained:NAME``, or the JSON keyword
-    arguments of ``build_model``; a built model trains one epoch on the frames and is saved beside ``out_file``.
+    ``source`` is a ``.keras`` file (loaded with ``safe_mode=True``), ``pretrained:NAME`` (loaded in float32), or
+    the JSON keyword arguments of ``build_model``; a built model trains one epoch on the frames and is saved beside
+    ``out_file``.
     """
     import keras
     import numpy as np
@@ -25,7 +27,7 @@ def predict(source: str, frames_file: str, out_file: str) -> None:
     if source.endswith(".keras"):
         model = keras.saving.load_model(source, safe_mode=True)
     elif source.startswith("pretrained:"):
-        model = pretrained.load_pretrained(source.split(":", 1)[1])
+        model = pretrained.load_pretrained(source.split(":", 1)[1], precision="float32")
     else:
         keras.utils.set_random_seed(0)
         model = build_model(**json.loads(source))
@@ -36,7 +38,9 @@ def predict(source: str, frames_file: str, out_file: str) -> None:
     np.savez(out_file, outputs=outputs, rollout=rollout, backend=keras.backend.backend())
 
 
-if __name__ == "__main__":
-    if sys.argv[4] != "tensorflow":
+if __name__ == "__main__":  # backend_probe.py BACKEND SOURCE FRAMES OUT [SOURCE FRAMES OUT ...]
+    if sys.argv[1] != "tensorflow":
         sys.modules["tensorflow"] = None  # any import of TensorFlow fails from here on
-    predict(*sys.argv[1:4])
+    jobs = sys.argv[2:]
+    for start in range(0, len(jobs), 3):
+        predict(*jobs[start : start + 3])
