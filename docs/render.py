@@ -32,6 +32,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import MarkdownExporter
 
+from keras_convlstm.files import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 DOCS_DIR = ROOT / "docs"
@@ -159,6 +161,42 @@ def clean_outputs(notebook: nbformat.NotebookNode) -> None:
             cell.outputs = [out for out in cell.outputs if not (out.output_type == "stream" and out.name == "stderr")]
 
 
+def write_page(notebook: nbformat.NotebookNode, path: Path, docs_dir: Path = DOCS_DIR) -> None:
+    """Writes the executed ``notebook`` (read from ``path``) as ``docs_dir/<stem>.md`` and ``docs_dir/<stem>_files/``.
+
+    The images go to a staging folder first; only when all are written does it replace the old folder, just before
+    the page is renamed into place (``files.atomic_path``). A write that fails leaves the earlier page and images.
+    """
+    clean_outputs(notebook)
+    stem = path.stem
+    gifs = gifs_to_files(notebook, stem)
+    body, resources = MarkdownExporter().from_notebook_node(
+        notebook, resources={"output_files_dir": f"{stem}_files", "unique_key": stem}
+    )
+    digits = " and the offline MNIST digits" if "DIGIT_SOURCE" in parameter_names(notebook) else ""
+    note = (
+        f"<!-- Rendered from notebooks/{path.name} by `make docs` (docs/render.py): edit the notebook. -->\n"
+        f"*Rendered from [`notebooks/{path.name}`](../notebooks/{path.name}), executed with its quick parameters"
+        f"{digits}. Run it yourself from its Colab badge.*\n\n"
+    )
+    files_dir = docs_dir / f"{stem}_files"
+    staging, retired = docs_dir / f".{stem}_files.new", docs_dir / f".{stem}_files.old"
+    for leftover in (staging, retired):  # of an earlier render that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        for name, content in {**resources.get("outputs", {}), **gifs}.items():
+            (staging / Path(name).relative_to(files_dir.name)).write_bytes(content)
+        with atomic_path(docs_dir / f"{stem}.md") as page:
+            page.write_text(note + body.strip() + "\n", encoding="utf-8")
+            if files_dir.exists():
+                files_dir.rename(retired)
+            staging.rename(files_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 def render(path: Path, docs_dir: Path = DOCS_DIR) -> float:
     """Executes one notebook and writes ``docs_dir/<stem>.md`` and ``docs_dir/<stem>_files/``; returns seconds."""
     notebook = nbformat.read(path, as_version=4)
@@ -177,24 +215,7 @@ def render(path: Path, docs_dir: Path = DOCS_DIR) -> float:
         }
         execute(notebook, temporary / "work", env)
     seconds = time.perf_counter() - started
-    clean_outputs(notebook)
-    stem = path.stem
-    gifs = gifs_to_files(notebook, stem)
-    body, resources = MarkdownExporter().from_notebook_node(
-        notebook, resources={"output_files_dir": f"{stem}_files", "unique_key": stem}
-    )
-    files_dir = docs_dir / f"{stem}_files"
-    shutil.rmtree(files_dir, ignore_errors=True)
-    files_dir.mkdir(parents=True)
-    for name, content in {**resources.get("outputs", {}), **gifs}.items():
-        (docs_dir / name).write_bytes(content)
-    digits = " and the offline MNIST digits" if "DIGIT_SOURCE" in parameter_names(notebook) else ""
-    note = (
-        f"<!-- Rendered from notebooks/{path.name} by `make docs` (docs/render.py): edit the notebook. -->\n"
-        f"*Rendered from [`notebooks/{path.name}`](../notebooks/{path.name}), executed with its quick parameters"
-        f"{digits}. Run it yourself from its Colab badge.*\n\n"
-    )
-    (docs_dir / f"{stem}.md").write_text(note + body.strip() + "\n")
+    write_page(notebook, path, docs_dir)
     return seconds
 
 

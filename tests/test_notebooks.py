@@ -32,6 +32,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 import nbformat
+import numpy as np
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -378,3 +379,38 @@ def test_rendered_page_is_current_and_its_links_exist(path):
             assert (DOCS_DIR / link).exists(), f"{page_path.name} links to {link}, which does not exist"
     readme = (ROOT / "README.md").read_text()
     assert f"(docs/{page_path.name})" in readme, f"README must link the rendered page docs/{page_path.name}"
+
+
+def _executed_notebook(gif: bytes) -> nbformat.NotebookNode:
+    """A notebook as an execution leaves it: a heading, its parameters cell and a code cell that displayed a GIF."""
+    import base64
+
+    parameters = nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]})
+    code = nbformat.v4.new_code_cell("display(Image(filename='movie.gif'))")
+    code.outputs = [nbformat.v4.new_output("display_data", data={"image/gif": base64.b64encode(gif).decode()})]
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"), parameters, code])
+
+
+def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    gifs = [iio.imwrite("<bytes>", np.full((2, 4, 4), value, np.uint8), extension=".gif") for value in (0, 255)]
+    source = tmp_path / "notebooks" / "09_page.ipynb"
+    render.write_page(_executed_notebook(gifs[0]), source, tmp_path)
+    page = (tmp_path / "09_page.md").read_text()
+    (image,) = PAGE_IMAGE.findall(page)
+    assert image == "09_page_files/09_page_2_0.gif" and (tmp_path / image).read_bytes() == gifs[0]
+    assert "notebooks/09_page.ipynb" in page and "# A page" in page
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)  # the page's own write fails after the images are staged
+    with pytest.raises(OSError, match="No space left on device"):
+        render.write_page(_executed_notebook(gifs[1]), source, tmp_path)
+    assert (tmp_path / "09_page.md").read_text() == page and (tmp_path / image).read_bytes() == gifs[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["09_page.md", "09_page_files"]
+    monkeypatch.undo()
+    render.write_page(_executed_notebook(gifs[1]), source, tmp_path)
+    assert (tmp_path / image).read_bytes() == gifs[1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["09_page.md", "09_page_files"]
