@@ -12,9 +12,10 @@ import sys
 def predict(source: str, frames_file: str, out_file: str) -> None:
     """Writes ``outputs`` (one pass) and ``rollout`` (3 frames) of a model to ``out_file`` (.npz).
 
-    ``source`` is a ``.keras`` file (loaded with ``safe_mode=True``), ``pretrained:NAME`` (loaded in float32), or
-    the JSON keyword arguments of ``build_model``; a built model trains one epoch on the frames and is saved beside
-    ``out_file``.
+    ``source`` is a ``.keras`` file (loaded with ``safe_mode=True``), ``pretrained:NAME`` (loaded in float32; one
+    pass only: its weights are what is compared, and every preset's rollout is checked on each backend in
+    test_rollout.py), or the JSON keyword arguments of ``build_model``; a built model trains one epoch on the frames
+    and is saved beside ``out_file``.
     """
     import keras
     import numpy as np
@@ -33,9 +34,10 @@ def predict(source: str, frames_file: str, out_file: str) -> None:
         model = build_model(**json.loads(source))
         model.fit(frames[:, :-1], frames[:, 1:], epochs=1, verbose=0)
         model.save(out_file.replace(".npz", ".keras"))
-    outputs = keras.ops.convert_to_numpy(model(frames, training=False))
-    rollout = predict_rollout(model, frames, 3)
-    np.savez(out_file, outputs=outputs, rollout=rollout, backend=keras.backend.backend())
+    predictions = {"outputs": keras.ops.convert_to_numpy(model(frames, training=False))}
+    if not source.startswith("pretrained:"):
+        predictions["rollout"] = predict_rollout(model, frames, 3)
+    np.savez(out_file, **predictions, backend=keras.backend.backend())
 
 
 if __name__ == "__main__":  # backend_probe.py BACKEND SOURCE FRAMES OUT [SOURCE FRAMES OUT ...]

