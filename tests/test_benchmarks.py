@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from harness import tiny_model
 
 from benchmarks import flops, step_profile
-from keras_convlstm import precision
+from benchmarks.ship_pretrained import rollout_table
+from keras_convlstm import evaluation, precision
 from keras_convlstm.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +149,16 @@ def test_step_profile_quick_run_adds_up(tmp_path):
     assert profile["compute_threads"] >= 1 and profile["wall_s_per_step"] > 0
     for kind in ("convolution (forward)", "convolution gradient (weights)", "gate arithmetic", "optimizer"):
         assert profile["kinds_s_per_step"][kind] > 0, kind
+
+
+def test_the_shipping_record_takes_its_rollout_table_from_the_views_as_evaluate_would_score_it():
+    """ship_pretrained rolls Moving MNIST out once: the views' rollout row is ``evaluate``'s table, to the bit."""
+    model = tiny_model("keras-example-causal", filters=(4,), kernel_sizes=(3,), image_size=16, precision="float32")
+    sequences = np.random.default_rng(5).integers(0, 256, size=(3, 7, 16, 16, 1), dtype=np.uint8)
+    views = evaluation.evaluate_views(model, sequences, 4, 3, batch_size=2)
+    table, scored = rollout_table(views), evaluation.evaluate(model, sequences, 4, 3, batch_size=2)
+    assert table.systems == scored.systems == ["model", "copy-last-frame", "blank"]
+    assert table.threshold == scored.threshold
+    for system in scored.systems:
+        for metric, values in scored.metrics[system].items():
+            np.testing.assert_array_equal(table.metrics[system][metric], values)
