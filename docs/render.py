@@ -37,6 +37,8 @@ from keras_convlstm.files import atomic_path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 DOCS_DIR = ROOT / "docs"
+# What the pages print for the render's temporary KERAS_HOME: Keras's default home, as a reader's run prints it.
+DEFAULT_KERAS_HOME = "~/.keras"
 # Overrides injected after the parameters cell (papermill style) when the notebook defines the name: only
 # local data, whatever the network allows.
 QUICK_PARAMETERS = {"DATA_SOURCE": "auto", "DIGIT_SOURCE": "offline"}
@@ -161,6 +163,19 @@ def clean_outputs(notebook: nbformat.NotebookNode) -> None:
             cell.outputs = [out for out in cell.outputs if not (out.output_type == "stream" and out.name == "stderr")]
 
 
+def name_keras_home(notebook: nbformat.NotebookNode, keras_home: Path) -> None:
+    """Writes ``~/.keras``, Keras's default home, where text outputs print the render's temporary ``keras_home``.
+
+    A page then reads as a reader's own run would, and does not change with every render's random folder name.
+    """
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.output_type == "stream":
+                output.text = output.text.replace(str(keras_home), DEFAULT_KERAS_HOME)
+            elif "text/plain" in output.get("data", {}):
+                output.data["text/plain"] = output.data["text/plain"].replace(str(keras_home), DEFAULT_KERAS_HOME)
+
+
 def write_page(notebook: nbformat.NotebookNode, path: Path, docs_dir: Path = DOCS_DIR) -> None:
     """Writes the executed ``notebook`` (read from ``path``) as ``docs_dir/<stem>.md`` and ``docs_dir/<stem>_files/``.
 
@@ -214,6 +229,7 @@ def render(path: Path, docs_dir: Path = DOCS_DIR) -> float:
             "TF_CPP_MIN_LOG_LEVEL": "3",
         }
         execute(notebook, temporary / "work", env)
+        name_keras_home(notebook, temporary / "keras_home")
     seconds = time.perf_counter() - started
     write_page(notebook, path, docs_dir)
     return seconds

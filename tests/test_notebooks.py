@@ -414,3 +414,17 @@ def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     render.write_page(_executed_notebook(gifs[1]), source, tmp_path)
     assert (tmp_path / image).read_bytes() == gifs[1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["09_page.md", "09_page_files"]
+
+
+def test_pages_print_the_default_keras_home_where_the_render_used_a_temporary_one(tmp_path):
+    keras_home = tmp_path / "render_x1" / "keras_home"
+    code = nbformat.v4.new_code_cell("load()")
+    code.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=f"No verified official file in {keras_home}/datasets\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{keras_home}/models')"}),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"{keras_home} stays in text"), code])
+    render.name_keras_home(notebook, keras_home)
+    assert code.outputs[0].text == "No verified official file in ~/.keras/datasets\n"
+    assert code.outputs[1].data["text/plain"] == "PosixPath('~/.keras/models')"
+    assert notebook.cells[0].source == f"{keras_home} stays in text"  # only what the run printed is renamed
