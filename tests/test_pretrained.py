@@ -17,6 +17,7 @@ MOVING_MNIST = [
     "cpu-deep-rollout-moving-mnist",
     "cpu-quality-moving-mnist",
     "cpu-quality-rollout-moving-mnist",
+    "keras-example-causal-moving-mnist",
     "keras-example-moving-mnist",
 ]
 # The seed systems of notebook 04 at their full sizes: the data each trained on, and its preset.
@@ -25,15 +26,17 @@ SEED_SYSTEMS = {
     "noisy-squares-causal-40px": ("noisy-squares", "noisy-squares-causal"),
 }
 SHIPPED = sorted([*MOVING_MNIST, *SEED_SYSTEMS])
-# The keras.io network trained by its own recipe, leak included.
+# The keras.io network trained by its own recipe, leak included, and its causal twin trained by the same command.
 KERAS_EXAMPLE = "keras-example-moving-mnist"
+CAUSAL_TWIN = "keras-example-causal-moving-mnist"
+PRESETS = {KERAS_EXAMPLE: "keras-example", CAUSAL_TWIN: "keras-example-causal"}
 
 
 def _preset_and_data(name: str) -> tuple[str, str]:
     if name in SEED_SYSTEMS:
         data, preset = SEED_SYSTEMS[name]
         return preset, data
-    return ("keras-example" if name == KERAS_EXAMPLE else "cpu-quality"), "moving-mnist"
+    return PRESETS.get(name, "cpu-quality"), "moving-mnist"
 
 
 def test_the_demo_model_has_the_lowest_held_out_mse_and_breaks_the_tie_on_ssim():
@@ -85,6 +88,34 @@ def test_the_keras_io_network_record_measures_its_leak_and_the_pages_illusion():
     assert mse["one-step"][0] == pytest.approx(mse["rollout"][0], rel=1e-3)  # both read the same 10 true frames
 
 
+def _recipe(command: str) -> list[str]:
+    """A training command's words without its preset, its output folder and the note after it."""
+    words = command.split(" (")[0].split()
+    dropped = {
+        index + offset for index, word in enumerate(words) if word in ("--preset", "--out-dir") for offset in (0, 1)
+    }
+    return [word for index, word in enumerate(words) if index not in dropped]
+
+
+def test_the_causal_twin_has_no_leak_and_forecasts_better_than_the_keras_io_network():
+    """The two keras.io networks trained by one command: the leak's effect on trained models, from their records."""
+    leaky, twin = (pretrained.pretrained_info(name) for name in (KERAS_EXAMPLE, CAUSAL_TWIN))
+    for key in ("data", "parameters", "epochs_completed"):
+        assert twin[key] == leaky[key]
+    assert _recipe(twin["command"]) == _recipe(leaky["command"])
+    assert f"--preset {twin['preset']} " in twin["command"] and twin["preset"] == "keras-example-causal"
+    assert [row["learning_rate"] for row in twin["history"]] == [row["learning_rate"] for row in leaky["history"]]
+    views = MetricTable.from_dict(twin["views"])
+    mse = {system: np.asarray(values["mse"]) for system, values in views.metrics.items()}
+    # No leak: one call on the whole true sequence predicts what the true frames before each one predict.
+    np.testing.assert_allclose(mse["whole-sequence"], mse["one-step"], rtol=1e-2)
+    # Its teacher-forced loss is the higher, by design: it never sees the frame it predicts ...
+    assert twin["best_checkpoint"]["value"] > leaky["best_checkpoint"]["value"]
+    # ... and its forecast the better.
+    leaky_rollout = MetricTable.from_dict(leaky["views"]).means()["rollout"]["mse"]
+    assert views.means()["rollout"]["mse"] < leaky_rollout
+
+
 def test_the_noisy_squares_network_beats_both_baselines_at_every_step_of_its_rollout():
     held_out = pretrained.pretrained_info("noisy-squares-causal-40px")["held_out"]
     mse = {system: np.asarray(values) for system, values in held_out["mse_per_step"].items()}
@@ -134,6 +165,7 @@ HISTORY_LOGS = {
     "cpu-deep-rollout-moving-mnist": "deep_rollout_history.csv",
     "cpu-quality-rollout-moving-mnist": "bce_ssim_rollout_history.csv",
     KERAS_EXAMPLE: "keras_example_history.csv",
+    CAUSAL_TWIN: "keras_example_causal_history.csv",
     "noisy-squares-causal-40px": "noisy_squares_causal_history.csv",
     "moving-square-64px": "moving_square_history.csv",
 }
