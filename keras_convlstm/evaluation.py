@@ -343,7 +343,7 @@ def evaluate_views(
       a forecast, the only view available when the future is unknown.
     - "one-step": each frame predicted from the true frames before it (:func:`predict_one_step`), as the
       keras.io page's "predicted videos" are: every step starts again from the truth.
-    - "whole-sequence": the true frames ``0 .. context_frames + horizon - 1`` in one call of the model, as in
+    - "whole-sequence": the true frames ``0 .. context_frames + horizon - 2`` in one call of the model, as in
       training and in ``val_loss``. A causal model gives the one-step frames again; a model whose output ``t``
       reads input ``t + 1`` (the keras.io network's last ``Conv3D``) sees each frame it is asked to predict.
 
