@@ -16,7 +16,9 @@ predicted one step ahead from the true frames and from the whole true sequence i
 digits), which the tests recompute; ``machine`` the CPU, its speed flags and the software. ``--data noisy-squares``
 scores a noisy-squares network instead on movies generated with seed 10,000 (7 noisy frames given, 16 clean ones
 predicted autoregressively, :func:`keras_convlstm.recipes.noisy_squares.held_out_movies`), ``--data moving-square`` a
-moving-square network on the recipe's held-out squares (seed 10,000); ``data`` in the record says which. With
+moving-square network on the recipe's held-out squares (seed 10,000), ``--data shi2015`` an encoder-forecaster on
+the Shi et al. recipe's two-digit test set, with every score on two and three digits in ``shi2015_scores`` (the
+cross-entropy per sequence of the paper's Table 1 included); ``data`` in the record says which. With
 ``--recalibrate-on MOVIES`` (noisy squares) the BatchNormalization statistics are first re-estimated on that many
 training movies of ``--train-frames`` frames (:func:`keras_convlstm.batch_norm.recalibrate_batch_norm`).
 """
@@ -39,7 +41,7 @@ from keras_convlstm.batch_norm import recalibrate_batch_norm
 from keras_convlstm.evaluation import MetricTable, evaluate, evaluate_views
 from keras_convlstm.files import atomic_paths
 from keras_convlstm.models import build_model
-from keras_convlstm.recipes import moving_square, noisy_squares
+from keras_convlstm.recipes import moving_square, noisy_squares, shi2015
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 ASSETS = Path(__file__).resolve().parents[1] / "keras_convlstm" / "assets" / "pretrained"
@@ -68,7 +70,7 @@ def read_history(history_csv: Path) -> list[dict[str, float]]:
     ]
 
 
-DATA = ("moving-mnist", "moving-square", "noisy-squares")
+DATA = ("moving-mnist", "moving-square", "noisy-squares", "shi2015")
 DESCRIPTIONS = {
     "moving-mnist": "{count} generated Moving MNIST sequences, seed 10000, held-out test digits; 10 context frames, "
     "10 predicted autoregressively",
@@ -76,6 +78,8 @@ DESCRIPTIONS = {
     "predicted autoregressively",
     "moving-square": "{count} generated moving squares on a 64x64 canvas, seed 10000; frame 10 predicted from "
     "frames 1-9",
+    "shi2015": "{count} generated two-digit Moving MNIST sequences of the Shi et al. recipe's test set (seed 10000, "
+    "held-out test digits); 10 context frames, 10 predicted",
 }
 
 
@@ -90,7 +94,8 @@ def score(model: keras.Model, data: str, count: int) -> MetricTable:
 
     ``data`` is one of :data:`DATA`: Moving MNIST rolled out 10 frames from 10, noisy squares rolled out 16 from 7
     (:func:`~keras_convlstm.recipes.noisy_squares.held_out_movies`), moving squares' frame 10 from frames 1-9 (the
-    recipe's held-out squares); all generated with seed 10,000.
+    recipe's held-out squares), Shi et al.'s two-digit test set (:func:`shi2015_result`); all generated with seed
+    10,000.
     """
     if data == "moving-mnist":
         return evaluate(model, generate_moving_mnist_split(count, seed=HELD_OUT_SEED, split="test"))
@@ -100,7 +105,15 @@ def score(model: keras.Model, data: str, count: int) -> MetricTable:
     if data == "moving-square":
         settings = dataclasses.replace(moving_square.FULL, held_out_sequences=count)
         return moving_square.evaluate(model, moving_square.build_data(settings)[1])
+    if data == "shi2015":
+        return shi2015_result(model, count).table
     raise ValueError(f"expected data in {DATA}, got {data!r}")
+
+
+def shi2015_result(model: keras.Model, count: int, num_digits: int = 2) -> shi2015.Shi2015Result:
+    """The model on the first ``count`` sequences of the Shi et al. recipe's test set with ``num_digits`` digits."""
+    settings = dataclasses.replace(shi2015.FULL, test_sequences=count)
+    return shi2015.evaluate({"model": model}, shi2015.test_sequences(settings, num_digits), settings)
 
 
 def rollout_table(views: MetricTable) -> MetricTable:
@@ -165,8 +178,12 @@ def main() -> None:
             "layers": recalibrate_batch_norm(model, inputs),
             "inputs": f"the first {len(inputs)} training movies (seed 0), frames 1-{args.train_frames}",
         }
-    views = None
-    if args.data == "moving-mnist" and model.config.kind == "seq2seq":
+    views, shi2015_scores = None, None
+    if args.data == "shi2015":  # Table 1's convention on two digits, and the paper's out-of-domain test on three
+        results = {digits: shi2015_result(model, args.held_out, digits) for digits in shi2015.TEST_DIGITS}
+        shi2015_scores = {f"{digits}_digits": result.scores for digits, result in results.items()}
+        table = results[2].table
+    elif args.data == "moving-mnist" and model.config.kind == "seq2seq":
         views = evaluate_views(model, generate_moving_mnist_split(args.held_out, seed=HELD_OUT_SEED, split="test"))
         print(views.to_text())
         table = rollout_table(views)  # the views' rollout is what score would compute: roll out once
@@ -198,6 +215,8 @@ def main() -> None:
         "held_out": held_out_entry(table, DESCRIPTIONS[args.data].format(count=args.held_out)),
         # The same frames predicted one step ahead from true frames and from the whole true sequence in one call.
         "views": None if views is None else {"means": views.means(), **views.to_dict()},
+        # Shi et al.'s recipe: every score (cross-entropy per sequence included) on two and on three digits.
+        "shi2015_scores": shi2015_scores,
         "check": {"sequences": CHECK_SEQUENCES, "precision": CHECK_PRECISION, "model_mse": check_mse(model, args.data)},
         "date": datetime.date.today().isoformat(),
         "machine": machine_info(),

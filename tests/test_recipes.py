@@ -144,9 +144,21 @@ def test_noisy_squares_held_out_movies_are_the_frames_after_the_context():
 def test_shi2015(quick_run):
     summary, out_dir = quick_run("shi2015")
     assert summary["settings"]["filters"] == [8] and summary["settings"]["threshold"] == 0.5
+    assert summary["settings"]["precision"] == "float32"
+    for preset in recipes.shi2015.PRESETS:
+        built = recipes.shi2015.build_model(preset, recipes.shi2015.choose_settings(True, filters=(8,)))
+        assert summary["models"][preset] == {
+            "parameters": built.count_params(),
+            "filters": [8],
+            "kernel_sizes": [5],
+            "patch_size": 4,
+            "precision": "float32",
+        }
     assert set(summary["results"]) == {"2_digits", "3_digits"}
     for scores in summary["results"].values():
-        assert set(scores) == {"shi2015", "shi2015-encoder-forecaster", "copy-last-frame"}
+        assert set(scores) == {"shi2015", "shi2015-encoder-forecaster", "copy-last-frame", "blank"}
+        # A blank frame turns no pixel on: no hits and no false alarms.
+        assert scores["blank"]["pod"] == 0 and scores["blank"]["far"] is None
         for system in scores.values():
             assert math.isfinite(system["bce_per_sequence"]) and system["bce_per_sequence"] > 0
             assert 0 <= system["csi"] <= 1 and 0 <= system["pod"] <= 1
@@ -159,6 +171,14 @@ def test_shi2015(quick_run):
     assert summary["paper"]["three_digits_bce_per_sequence"] == 6379.42
     for png in summary["files"]:
         _png_ok(out_dir / png)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_shi2015_builds_its_presets_in_the_settings_precision(precision):
+    settings = recipes.shi2015.choose_settings(True, filters=(4, 4), kernel_size=3, precision=precision)
+    model = recipes.shi2015.build_model("shi2015-encoder-forecaster", settings)
+    assert model.config.precision == precision and model.config.filters == (4, 4)
+    assert model.get_layer("encoder_1").dtype_policy.compute_dtype == precision
 
 
 def test_context_horizon_dataset_matches_generated_sequences():

@@ -4,7 +4,7 @@ Owns the recipe's settings (:class:`Shi2015Settings`, :data:`QUICK`, :data:`FULL
 numbers (:data:`PAPER_TABLE1`, :data:`PAPER_THREE_DIGITS`, :data:`PAPER_RADAR`), its data
 (:class:`Shi2015Data`) and its steps, each callable alone: :func:`build_data`, :func:`build_model`,
 :func:`train`, :func:`evaluate`, :func:`write_pictures`, :func:`summarize`; :func:`run` chains them. The
-encoder-forecaster trains on :class:`ContextHorizonMovingMNIST`.
+encoder-forecaster trains on :class:`ContextHorizonMovingMNIST`; :func:`test_sequences` generates its test sets alone.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class Shi2015Settings:
         digit_source: MNIST digit source of :func:`~keras_convlstm.mnist_digits.load_mnist_digits`.
         context_frames: frames given; the other ``20 - context_frames`` are predicted.
         threshold: binarisation threshold of CSI, FAR and POD.
+        precision: the models' compute precision (see :func:`~keras_convlstm.precision.resolve_precision`).
     """
 
     sequences_per_epoch: int
@@ -84,6 +85,7 @@ class Shi2015Settings:
     digit_source: str = "auto"
     context_frames: int = 10
     threshold: float = 0.5
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         common.check_settings(
@@ -138,7 +140,7 @@ class Shi2015Result:
 
     Attributes:
         truth: float32 ``(sequences, predicted_frames, 64, 64, 1)`` in [0, 1].
-        predictions: ``{system: like truth}``: each model and ``"copy-last-frame"``.
+        predictions: ``{system: like truth}``: each model, ``"copy-last-frame"`` and ``"blank"``.
         table: per-frame metrics of every system.
         scores: ``{system: {metric: mean}}`` for MSE, SSIM, CSI, FAR, POD, correlation and the cross-entropy per
             sequence (Table 1's convention), rounded for the summary.
@@ -186,31 +188,36 @@ class ContextHorizonMovingMNIST(data.GeneratedMovingMNIST):
         return inputs[:, : self.context], shifted[:, self.context - 1 :]
 
 
-def build_data(settings: Shi2015Settings, seed: int = 0) -> Shi2015Data:
-    """Loads the MNIST digits and generates the validation (seed ``seed + 1``) and test sequences.
+def test_sequences(
+    settings: Shi2015Settings, num_digits: int, seed: int = 0, digits: np.ndarray | None = None
+) -> np.ndarray:
+    """The recipe's test set: uint8 ``(settings.test_sequences, 20, 64, 64, 1)`` with ``num_digits`` digits.
 
-    The test sequences use the held-out MNIST test digits and seed ``synthetic.HELD_OUT_SEED + seed``.
+    Generated with seed ``synthetic.HELD_OUT_SEED + seed`` from the held-out MNIST test digits (``digits``, or
+    those of ``settings.digit_source``), so no training sequence shares a digit with it.
     """
+    if digits is None:
+        digits, _ = mnist_digits.load_mnist_digits(settings.digit_source, "test", verbose=False)
+    return synthetic.generate_moving_mnist(
+        settings.test_sequences, NUM_FRAMES, num_digits=num_digits, seed=synthetic.HELD_OUT_SEED + seed, digits=digits
+    )
+
+
+def build_data(settings: Shi2015Settings, seed: int = 0) -> Shi2015Data:
+    """Loads the MNIST digits and generates the validation (seed ``seed + 1``) and :func:`test_sequences`."""
     train_digits, _ = mnist_digits.load_mnist_digits(settings.digit_source, "train", verbose=False)
     test_digits, _ = mnist_digits.load_mnist_digits(settings.digit_source, "test", verbose=False)
     validation = synthetic.generate_moving_mnist(
         settings.validation_sequences, NUM_FRAMES, seed=seed + 1, digits=train_digits
     )
-    tests = {
-        num_digits: synthetic.generate_moving_mnist(
-            settings.test_sequences,
-            NUM_FRAMES,
-            num_digits=num_digits,
-            seed=synthetic.HELD_OUT_SEED + seed,
-            digits=test_digits,
-        )
-        for num_digits in TEST_DIGITS
-    }
+    tests = {num_digits: test_sequences(settings, num_digits, seed, test_digits) for num_digits in TEST_DIGITS}
     return Shi2015Data(train_digits, validation, tests)
 
 
 def build_model(preset: str, settings: Shi2015Settings, seed: int = 0) -> keras.Model:
-    """One of :data:`PRESETS`, with the settings' filters if given; calls ``keras.utils.set_random_seed(seed)``.
+    """One of :data:`PRESETS` in the settings' precision, with their filters if given; seeds the run first.
+
+    Calls ``keras.utils.set_random_seed(seed)`` before building.
 
     Both presets cut frames into 4x4 patches and train with RMSProp (learning rate 1e-3, rho 0.9) and binary
     cross-entropy.
@@ -218,7 +225,7 @@ def build_model(preset: str, settings: Shi2015Settings, seed: int = 0) -> keras.
     keras.utils.set_random_seed(seed)
     filters = settings.filters
     overrides = {} if filters is None else {"filters": filters, "kernel_sizes": (settings.kernel_size,) * len(filters)}
-    return build_preset(preset, **overrides)
+    return build_preset(preset, precision=settings.precision, **overrides)
 
 
 def train(
@@ -260,7 +267,7 @@ def train(
 
 
 def evaluate(models: dict[str, keras.Model], sequences: np.ndarray, settings: Shi2015Settings) -> Shi2015Result:
-    """Rolls every model out from the first frames of ``sequences`` and scores it beside copy-last-frame.
+    """Rolls every model out from the first frames of ``sequences`` and scores it beside copy-last-frame and blank.
 
     Args:
         models: ``{name: trained model}``.
@@ -271,6 +278,7 @@ def evaluate(models: dict[str, keras.Model], sequences: np.ndarray, settings: Sh
     given, truth = sequences[:, :context], to_float_frames(sequences[:, context:])
     predictions = {name: predict_rollout(model, given, horizon) for name, model in models.items()}
     predictions["copy-last-frame"] = evaluation.copy_last_frame(to_float_frames(given), horizon)
+    predictions["blank"] = evaluation.blank_frames(to_float_frames(given), horizon)
     table = evaluation.MetricTable.from_predictions(predictions, truth, threshold=settings.threshold)
     scores = common.summary_means(table, ("mse", "ssim", "csi", "far", "pod", "correlation"))
     for name, prediction in predictions.items():
@@ -301,19 +309,18 @@ def write_pictures(result: Shi2015Result, num_digits: int, out_dir: str | os.Pat
 def summarize(
     models: dict[str, keras.Model], settings: Shi2015Settings, scores: dict[int, dict[str, dict[str, float | None]]]
 ) -> dict:
-    """The recipe's summary: settings, parameter counts, scores per digit count and the paper's numbers.
+    """The recipe's summary: settings, each model's architecture, scores per digit count and the paper's numbers.
 
     Args:
         models: ``{name: trained model}``.
         settings: the settings trained and tested with.
         scores: ``{num_digits: Shi2015Result.scores}``.
     """
-    config = models["shi2015"].config
     return {
         "settings": {
-            "filters": list(config.filters),
-            "kernel_sizes": list(config.kernel_sizes),
-            "patch_size": config.patch_size,
+            "filters": None if settings.filters is None else list(settings.filters),
+            "kernel_size": settings.kernel_size,
+            "precision": settings.precision,
             "sequences_per_epoch": settings.sequences_per_epoch,
             "epochs": settings.epochs,
             "batch_size": settings.batch_size,
@@ -322,7 +329,16 @@ def summarize(
             "digit_source": settings.digit_source,
             "threshold": settings.threshold,
         },
-        "parameters": {name: model.count_params() for name, model in models.items()},
+        "models": {
+            name: {
+                "parameters": model.count_params(),
+                "filters": list(model.config.filters),
+                "kernel_sizes": list(model.config.kernel_sizes),
+                "patch_size": model.config.patch_size,
+                "precision": model.config.precision,
+            }
+            for name, model in models.items()
+        },
         "results": {f"{num_digits}_digits": means for num_digits, means in scores.items()},
         "paper": {
             "source": PAPER_SOURCE,
