@@ -1,6 +1,6 @@
 """Trains the seed systems' networks at their full sizes, for shipping; the same command resumes an interrupted run.
 
-Usage (the commands behind the seed systems' models in ``list_pretrained()``, BENCHMARKS.md section (l)):
+Usage (the commands behind the seed systems' models in ``list_pretrained()``, BENCHMARKS.md sections (n), (o) and (p)):
 
     nice -n 19 python -m benchmarks.train_seed_models noisy-squares --preset noisy-squares-causal \
         --out-dir training-in-progress/noisy-squares --precision auto

@@ -10,6 +10,7 @@ from benchmarks.ship_pretrained import check_mse, read_history
 from keras_convlstm import pretrained, viz
 from keras_convlstm.cli import DEMO_PRETRAINED
 from keras_convlstm.evaluation import VIEWS, MetricTable
+from keras_convlstm.recipes import shi2015
 from keras_convlstm.synthetic import HELD_OUT_SEED, generate_moving_mnist_split
 
 NAME = "cpu-quality-moving-mnist"
@@ -24,6 +25,7 @@ MOVING_MNIST = [
 SEED_SYSTEMS = {
     "moving-square-64px": ("moving-square", "moving-square"),
     "noisy-squares-causal-40px": ("noisy-squares", "noisy-squares-causal"),
+    "shi2015-encoder-forecaster-moving-mnist": ("shi2015", "shi2015-encoder-forecaster"),
 }
 SHIPPED = sorted([*MOVING_MNIST, *SEED_SYSTEMS])
 # The keras.io network trained by its own recipe, leak included, and its causal twin trained by the same command.
@@ -45,6 +47,7 @@ def test_the_demo_model_has_the_lowest_held_out_mse_and_breaks_the_tie_on_ssim()
     assert pretrained.list_pretrained("moving-mnist") == MOVING_MNIST
     assert pretrained.list_pretrained("noisy-squares") == ["noisy-squares-causal-40px"]
     assert pretrained.list_pretrained("moving-square") == ["moving-square-64px"]
+    assert pretrained.list_pretrained("shi2015") == ["shi2015-encoder-forecaster-moving-mnist"]
     assert pretrained.list_pretrained("bouncing-balls") == []
     means = {name: pretrained.pretrained_info(name)["held_out"]["means"]["model"] for name in MOVING_MNIST}
     lowest = min(values["mse"] for values in means.values())
@@ -131,6 +134,26 @@ def test_the_full_size_moving_square_network_beats_both_baselines_on_its_held_ou
     assert means["model"]["pod"] > 0.5  # most square pixels predicted where the square is (blank finds none)
 
 
+def test_the_shi_encoder_forecaster_scores_both_test_sets_in_the_papers_convention():
+    info = pretrained.pretrained_info("shi2015-encoder-forecaster-moving-mnist")
+    assert info["held_out"]["description"].startswith("3000 generated two-digit") and info["filters"] == [64, 64]
+    table = MetricTable.from_dict(info["held_out"]["table"])
+    scores = info["shi2015_scores"]
+    assert set(scores) == {"2_digits", "3_digits"} and set(scores["2_digits"]) == set(table.metrics)
+    for system, values in table.metrics.items():
+        # Table 1's cross-entropy per sequence is the per-frame cross-entropy summed over the 10 predicted frames.
+        assert scores["2_digits"][system]["bce_per_sequence"] == pytest.approx(np.sum(values["bce"]), abs=0.01)
+        assert scores["2_digits"][system]["mse"] == pytest.approx(np.mean(values["mse"]), abs=1e-5)
+    for digits in scores.values():  # it beats both baselines on either test set, on every measure of error
+        for measure in ("bce_per_sequence", "mse"):
+            assert digits["model"][measure] < min(digits["copy-last-frame"][measure], digits["blank"][measure])
+    for measure in ("mse", "bce"):  # ... and at every predicted frame of the two-digit set
+        per_step = {system: np.asarray(values[measure]) for system, values in table.metrics.items()}
+        assert (per_step["model"] < np.minimum(per_step["copy-last-frame"], per_step["blank"])).all()
+    # Below the paper's FC-LSTM on two digits (notebook 04 and BENCHMARKS.md (p) say so).
+    assert scores["2_digits"]["model"]["bce_per_sequence"] < shi2015.PAPER_TABLE1["FC-LSTM-2048-2048"]
+
+
 def test_unknown_pretrained_name_lists_what_exists():
     with pytest.raises(ValueError, match=f"unknown pretrained model 'nope'.*{NAME}"):
         pretrained.load_pretrained("nope")
@@ -168,6 +191,7 @@ HISTORY_LOGS = {
     CAUSAL_TWIN: "keras_example_causal_history.csv",
     "noisy-squares-causal-40px": "noisy_squares_causal_history.csv",
     "moving-square-64px": "moving_square_history.csv",
+    "shi2015-encoder-forecaster-moving-mnist": "shi2015_encoder_forecaster_history.csv",
 }
 
 
