@@ -7,9 +7,12 @@ minutes reports that it did not finish instead of stalling the run:
 - training: ``model.fit`` on generated 20-frame 64x64 Moving MNIST sequences (inputs frames 0..18, targets
   1..19) for ``cpu-fast`` (batch 16) and the official network in float32 (``keras-example``, batch 5), timed by
   ``common.time_fit``: the first step (tracing and compiling included) and the sequences/s of the steps after the
-  warm-up. JAX is timed twice: with the ConvLSTM2D loops unrolled in training (the package's default up to
-  ``models.MAX_UNROLLED_FRAMES`` frames) and with ``lax.scan`` (the limit set to 0), whose backward pass XLA:CPU
-  runs far slower; TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop;
+  warm-up. JAX is timed three ways: "unrolled, fused on large frames", the package's training step
+  (``keras_convlstm.layers.ConvLSTM2D`` unrolls up to ``layers.MAX_UNROLLED_FRAMES`` frames, and on frames of
+  32x32 pixels or more computes each frame's eight convolutions as one with ``convolution.same_conv``'s kernel
+  gradient); "Keras cell, unrolled", Keras's own cell with ``unroll=True``; and "lax.scan", Keras's loop, whose
+  backward pass XLA:CPU runs far slower. TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop. The
+  measuring processes inherit the environment (``GLIBC_TUNABLES`` included);
 - rollout: ``rollout.predict_rollout`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
   first call (compiling included) and the median of the calls after it.
 
@@ -35,7 +38,11 @@ from benchmarks import common
 NAME = "backends"
 BACKENDS = ("tensorflow", "jax", "torch")
 # How each backend runs the ConvLSTM2D loops of a training step; the rollout is timed with the first.
-TRAINING_LOOPS = {"tensorflow": ("tf.while_loop",), "jax": ("unrolled", "lax.scan"), "torch": ("python loop",)}
+TRAINING_LOOPS = {
+    "tensorflow": ("tf.while_loop",),
+    "jax": ("unrolled, fused on large frames", "Keras cell, unrolled", "lax.scan"),
+    "torch": ("python loop",),
+}
 FULL = {
     "stride": 1,
     "num_frames": 20,
@@ -62,13 +69,13 @@ QUICK = {
 
 def measure(system: dict, settings: dict, loop: str) -> dict:
     """Times training of one system on the backend of this process with the training ``loop`` of
-    :data:`TRAINING_LOOPS`, and its rollout unless ``loop`` is JAX's ``lax.scan``."""
+    :data:`TRAINING_LOOPS`, and its rollout when ``loop`` is the backend's first (the package's own)."""
     import keras
 
-    from keras_convlstm import data, models, rollout
+    from keras_convlstm import data, layers, models, rollout
 
-    if loop == "lax.scan":
-        models.MAX_UNROLLED_FRAMES = 0
+    if loop in ("Keras cell, unrolled", "lax.scan"):
+        layers.MAX_UNROLLED_FRAMES = 0
     steps = system["warmup_steps"] + system["timed_steps"]
     count = steps * system["batch_size"]
     sequences = common.moving_mnist(
@@ -76,17 +83,16 @@ def measure(system: dict, settings: dict, loop: str) -> dict:
     )
     inputs, targets = data.create_shifted_frames(sequences)
     image_size = 64 // settings["stride"]
-    _, training = common.timed_training(
-        system["preset"],
-        inputs,
-        targets,
-        batch_size=system["batch_size"],
-        warmup_steps=system["warmup_steps"],
-        seed=settings["seed"],
-        image_size=image_size,
+    keras.utils.set_random_seed(settings["seed"])
+    model = models.build_model(system["preset"], image_size=image_size)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.ConvLSTM2D):
+            layer.unroll = loop == "Keras cell, unrolled"
+    training = common.time_fit(
+        model, inputs, targets, batch_size=system["batch_size"], warmup_steps=system["warmup_steps"]
     )
     training["backend"] = keras.backend.backend()
-    if loop == "lax.scan":
+    if loop != TRAINING_LOOPS[training["backend"]][0]:
         return training
     keras.utils.set_random_seed(settings["seed"])
     model = models.build_model(system["preset"], image_size=image_size)

@@ -21,7 +21,9 @@ has this function.
 Keras stores the four input kernels side by side in ``cell.kernel`` ``(kh, kw, in_channels, 4 * filters)`` and the
 four recurrent kernels in ``cell.recurrent_kernel`` ``(kh, kw, filters, 4 * filters)``, in the order i, f, c, o.
 With 'same' padding and unit strides both convolutions see the same pixels, so :func:`convlstm_step` runs all
-eight as one convolution of the concatenation ``[X_t, H_{t-1}]``; the rollout uses it for the same reason.
+eight as one convolution of the concatenation ``[X_t, H_{t-1}]`` (:func:`keras_convlstm.convolution.same_conv`,
+which is ``keras.ops.conv`` with 'same' padding); the rollout, and a JAX training step of
+:class:`keras_convlstm.layers.ConvLSTM2D`, use it for the same reason.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+
+from keras_convlstm.convolution import same_conv
 
 Activation = Callable[[object], object]
 
@@ -69,7 +73,7 @@ def convlstm_step(
     activation = keras.activations.get(activation)
     recurrent_activation = keras.activations.get(recurrent_activation)
     stacked_kernel = keras.ops.concatenate([kernel, recurrent_kernel], axis=2)
-    gates = keras.ops.conv(keras.ops.concatenate([frame, hidden], axis=-1), stacked_kernel, padding="same")
+    gates = same_conv(keras.ops.concatenate([frame, hidden], axis=-1), stacked_kernel)
     if bias is not None:
         gates = gates + bias
     input_gate, forget_gate, candidate, output_gate = keras.ops.split(gates, 4, axis=-1)
@@ -121,23 +125,27 @@ def layer_step(layer: keras.layers.ConvLSTM2D, frame, hidden, cell_state):
     )
 
 
-def run_layer(layer: keras.layers.ConvLSTM2D, frames):
-    """Runs ``layer`` over a whole sequence with :func:`layer_step`, from zero states, one frame at a time.
+def run_layer(layer: keras.layers.ConvLSTM2D, frames, initial_state=None):
+    """Runs ``layer`` over a whole sequence with :func:`layer_step`, one frame at a time.
 
     Args:
         layer: a built, steppable ``ConvLSTM2D``.
         frames: ``(batch, time, height, width, in_channels)``.
+        initial_state: ``[hidden, cell_state]``, each ``(batch, height, width, filters)``; zeros when None.
 
     Returns:
-        Every hidden state, ``(batch, time, height, width, filters)``: what ``layer(frames)`` returns with
-        ``return_sequences=True``.
+        What ``layer(frames, initial_state=initial_state)`` returns: every hidden state ``(batch, time, height,
+        width, filters)`` with ``return_sequences=True``, else the last; followed by the last hidden and cell
+        states with ``return_state=True``.
     """
-    batch, time = keras.ops.shape(frames)[0], frames.shape[1]
-    state_shape = (batch, *layer.compute_output_shape(frames.shape)[-3:])
-    hidden = keras.ops.zeros(state_shape, layer.compute_dtype)
-    cell_state = keras.ops.zeros(state_shape, layer.compute_dtype)
+    if initial_state is None:
+        # 'Same' padding and unit strides keep the frame's height and width.
+        state_shape = (keras.ops.shape(frames)[0], *frames.shape[2:4], layer.filters)
+        initial_state = [keras.ops.zeros(state_shape, layer.compute_dtype)] * 2
+    hidden, cell_state = (keras.ops.cast(state, layer.compute_dtype) for state in initial_state)
     outputs = []
-    for t in range(time):
+    for t in range(frames.shape[1]):
         hidden, cell_state = layer_step(layer, frames[:, t], hidden, cell_state)
         outputs.append(hidden)
-    return keras.ops.stack(outputs, axis=1)
+    output = keras.ops.stack(outputs, axis=1) if layer.return_sequences else hidden
+    return [output, hidden, cell_state] if layer.return_state else output

@@ -7,6 +7,10 @@
   is trained to predict.
 
 All three layers work on any number of frames, so a model built with them accepts sequences of any length.
+
+- :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
+  unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on large
+  frames computes each step as one convolution with a faster kernel gradient.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_convlstm.cell import run_layer, steppable
 from keras_convlstm.checks import check_integer, check_size
+from keras_convlstm.convolution import matmul_kernel_gradient
 
 _PACKAGE = "keras_convlstm"
+# Longest sequence a JAX training step of ConvLSTM2D runs frame by frame; longer ones keep Keras's lax.scan.
+# Compiling the unrolled step takes time in proportion to the number of frames (BENCHMARKS.md, "Backends").
+MAX_UNROLLED_FRAMES = 32
 
 
 def _check_rank(input_shape: tuple, layer_name: str) -> None:
@@ -229,3 +238,41 @@ class CausalConv3D(keras.layers.Conv3D):
         for fixed in ("strides", "padding", "data_format", "dilation_rate", "groups"):
             config.pop(fixed)
         return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvLSTM2D(keras.layers.ConvLSTM2D):
+    """Keras's ``ConvLSTM2D`` with a faster training step on JAX: same arguments, weights and outputs.
+
+    XLA:CPU runs the backward pass of ``lax.scan`` far slower than that of the same loop unrolled, so a JAX
+    training call over at most :data:`MAX_UNROLLED_FRAMES` frames unrolls it. Where
+    :func:`keras_convlstm.convolution.same_conv` computes its kernel gradient as matrix products (JAX's CPU
+    backend, frames of at least 32x32 pixels), the unrolled loop is :func:`keras_convlstm.cell.run_layer`: one
+    convolution a frame instead of Keras's eight, with that gradient; elsewhere it is Keras's own cell. The
+    outputs equal Keras's to float rounding. Every other call (inference, other backends, longer sequences) is
+    Keras's own. The class keeps Keras's name, so a ``.keras`` file stores its weights at the same paths.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = ConvLSTM2D(8, 3, padding="same", return_sequences=True)
+        >>> tuple(layer(np.zeros((2, 5, 16, 16, 1), "float32")).shape)
+        (2, 5, 16, 16, 8)
+    """
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        frames = sequences.shape[1]
+        if not training or keras.backend.backend() != "jax" or frames is None or frames > MAX_UNROLLED_FRAMES:
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        if mask is None and self._steps_fused(sequences.shape):
+            return run_layer(self, sequences, initial_state)
+        # Keras's RNN reads ``unroll`` while JAX traces this call, which happens once per input shape.
+        self.unroll = True
+        try:
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            self.unroll = False
+
+    def _steps_fused(self, input_shape: tuple) -> bool:
+        """Whether an unrolled training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape."""
+        plain = not (self.cell.dropout or self.cell.recurrent_dropout or self.go_backwards or self.stateful)
+        return plain and steppable(self) and matmul_kernel_gradient((input_shape[0], *input_shape[2:]))

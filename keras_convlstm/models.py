@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_convlstm.checks import is_positive_int
-from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 from keras_convlstm.losses import get_loss
 from keras_convlstm.precision import AUTO, resolve_precision
 
@@ -38,10 +38,6 @@ OPTIMIZERS = {
 PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _CLASSIFIER_POOL_SIZE = 5
 _CLASSIFIER_POOL_STRIDES = 2
-# Longest sequence whose ConvLSTM2D loops a JAX training step unrolls; longer ones keep lax.scan. XLA:CPU runs the
-# backward pass of the scanned loop far slower than the unrolled one, while compiling the unrolled step takes time
-# in proportion to the number of frames (BENCHMARKS.md, "Backends").
-MAX_UNROLLED_FRAMES = 32
 
 
 def _as_tuple(value: object) -> object:
@@ -357,7 +353,7 @@ def _chain_layers(config: ModelConfig) -> list[keras.layers.Layer]:
     last = len(config.filters) - 1
     for index, (filters, kernel_size) in enumerate(zip(config.filters, config.kernel_sizes, strict=True)):
         layers.append(
-            keras.layers.ConvLSTM2D(
+            ConvLSTM2D(
                 filters,
                 kernel_size,
                 padding="same",
@@ -389,7 +385,7 @@ def _encoder_forecaster(config: ModelConfig, inputs: keras.KerasTensor) -> keras
     encoded = SpaceToDepth(patch, dtype=policy, name="space_to_depth")(inputs) if patch > 1 else inputs
     states = []
     for index, (filters, kernel_size) in enumerate(zip(config.filters, config.kernel_sizes, strict=True)):
-        encoder = keras.layers.ConvLSTM2D(
+        encoder = ConvLSTM2D(
             filters,
             kernel_size,
             padding="same",
@@ -407,7 +403,7 @@ def _encoder_forecaster(config: ModelConfig, inputs: keras.KerasTensor) -> keras
     forecast = keras.ops.repeat(blank, config.output_frames, axis=1)
     hidden_sequences = []
     for index, (filters, kernel_size) in enumerate(zip(config.filters, config.kernel_sizes, strict=True)):
-        forecaster = keras.layers.ConvLSTM2D(
+        forecaster = ConvLSTM2D(
             filters,
             kernel_size,
             padding="same",
@@ -430,9 +426,8 @@ def _encoder_forecaster(config: ModelConfig, inputs: keras.KerasTensor) -> keras
 class ConvLSTMModel(keras.Model):
     """A functional Keras model built from a :class:`ModelConfig`, kept as ``model.config``.
 
-    Saved ``.keras`` files store the config and rebuild the same graph on loading. On JAX, a training call over
-    at most :data:`MAX_UNROLLED_FRAMES` frames unrolls the ConvLSTM2D loops (same weights, same numbers, a much
-    faster backward pass on XLA:CPU); inference and the other backends keep Keras's loop.
+    Saved ``.keras`` files store the config and rebuild the same graph on loading. Its recurrent layers are
+    :class:`keras_convlstm.layers.ConvLSTM2D`: Keras's layer, with a faster training step on JAX.
 
     Args:
         config: the :class:`ModelConfig`, or its fields as a dict (as read back from a saved file).
@@ -468,27 +463,7 @@ class ConvLSTMModel(keras.Model):
 
     def call(self, inputs, training=None, mask=None):
         check_input(self.config, inputs)
-        if not self._unrolls(inputs.shape[1], training):
-            return super().call(inputs, training=training, mask=mask)
-        # The layers read ``unroll`` while JAX traces this call, which happens once per input shape.
-        recurrent = [layer for layer in self.layers if isinstance(layer, keras.layers.ConvLSTM2D)]
-        for layer in recurrent:
-            layer.unroll = True
-        try:
-            return super().call(inputs, training=training, mask=mask)
-        finally:
-            for layer in recurrent:
-                layer.unroll = False
-
-    def _unrolls(self, frames: int | None, training: bool | None) -> bool:
-        """Whether a call over ``frames`` input frames runs its ConvLSTM2D loops unrolled.
-
-        Only a JAX training step does, up to :data:`MAX_UNROLLED_FRAMES` frames (input or forecast): inference keeps
-        ``lax.scan``, whose forward pass is fast and compiles sooner; other backends always loop.
-        """
-        if not training or frames is None or keras.backend.backend() != "jax":
-            return False
-        return max(frames, self.config.output_frames or 0) <= MAX_UNROLLED_FRAMES
+        return super().call(inputs, training=training, mask=mask)
 
     def get_config(self) -> dict:
         return {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}

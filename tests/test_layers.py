@@ -1,11 +1,11 @@
-"""Tests of the custom layers: patch shuffling and the causal temporal convolution."""
+"""Tests of the custom layers: patch shuffling, the causal temporal convolution and ConvLSTM2D's training step."""
 
 import keras
 import numpy as np
 import pytest
-from harness import run_layer_test
+from harness import run_layer_test, to_numpy
 
-from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 
 
 def _space_to_depth_reference(frames: np.ndarray, p: int) -> np.ndarray:
@@ -172,7 +172,61 @@ def test_layer_builds_round_trips_its_config_and_saves(layer_cls, init_kwargs, o
 
 
 def test_layers_are_registered_for_saving():
-    for layer_class in (SpaceToDepth, DepthToSpace, CausalConv3D):
+    for layer_class in (SpaceToDepth, DepthToSpace, CausalConv3D, ConvLSTM2D):
         name = keras.saving.get_registered_name(layer_class)
         assert name == f"keras_convlstm>{layer_class.__name__}"
         assert keras.saving.get_registered_object(name) is layer_class
+
+
+def _keras_and_ours(**settings) -> tuple[keras.layers.ConvLSTM2D, ConvLSTM2D]:
+    """Keras's ConvLSTM2D and ours with ``settings`` and the same random weights (bias included), built for
+    frames of 32x32x3."""
+    keras.utils.set_random_seed(4)
+    pair = (keras.layers.ConvLSTM2D, ConvLSTM2D)
+    theirs, ours = (
+        layer_class(4, 3, padding="same", bias_initializer="random_normal", **settings) for layer_class in pair
+    )
+    for layer in (theirs, ours):
+        layer.build((None, 5, 32, 32, 3))
+    ours.set_weights(theirs.get_weights())
+    return theirs, ours
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize(
+    "settings",
+    [{"return_sequences": True}, {"return_sequences": False}, {"return_sequences": True, "return_state": True}],
+)
+@pytest.mark.parametrize("initial_state", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_convlstm2d_computes_what_keras_computes(settings, initial_state, training):
+    """Inference is Keras's own; a JAX training call over 32x32 frames runs cell.run_layer, with the kernel
+    gradient of convolution.same_conv, and equals Keras's to float rounding."""
+    from keras_convlstm import convolution
+
+    theirs, ours = _keras_and_ours(**settings)
+    rng = np.random.default_rng(5)
+    frames = rng.random((2, 5, 32, 32, 3), dtype=np.float32)
+    assert convolution.matmul_kernel_gradient((2, 32, 32, 3)) == (keras.backend.backend() == "jax")
+    state = [rng.random((2, 32, 32, 4), dtype=np.float32) for _ in range(2)] if initial_state else None
+    expected = theirs(frames, initial_state=state, training=training)
+    got = ours(frames, initial_state=state, training=training)
+    if not settings.get("return_state"):
+        expected, got = [expected], [got]
+    assert len(got) == len(expected)
+    for value, reference in zip(got, expected, strict=True):
+        assert tuple(value.shape) == tuple(reference.shape)
+        np.testing.assert_allclose(to_numpy(value), to_numpy(reference), rtol=1e-5, atol=1e-6)
+
+
+def test_convlstm2d_reads_the_weights_keras_convlstm2d_saved(tmp_path):
+    """Same class name, same paths in a weights file: a model saved with Keras's layer loads into ours."""
+    frames = np.random.default_rng(6).random((2, 5, 8, 8, 3), dtype=np.float32)
+    models = []
+    for layer_class in (keras.layers.ConvLSTM2D, ConvLSTM2D):
+        inputs = keras.Input((None, 8, 8, 3))
+        models.append(keras.Model(inputs, layer_class(4, 3, padding="same", return_sequences=True)(inputs)))
+    saved, loaded = models
+    saved.save_weights(tmp_path / "keras.weights.h5")
+    loaded.load_weights(tmp_path / "keras.weights.h5")
+    np.testing.assert_array_equal(to_numpy(loaded(frames)), to_numpy(saved(frames)))

@@ -17,7 +17,7 @@ from harness import (
     tiny_settings,
 )
 
-from keras_convlstm.layers import CausalConv3D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 from keras_convlstm.models import (
     PRESETS,
     ModelConfig,
@@ -106,7 +106,7 @@ def test_other_presets_follow_their_references():
     shi = build_model("shi2015", image_size=16)
     assert [type(layer) for layer in shi.layers[1:]] == [
         SpaceToDepth,
-        *[keras.layers.ConvLSTM2D] * 3,
+        *[ConvLSTM2D] * 3,
         keras.layers.Conv3D,
         DepthToSpace,
     ]
@@ -122,7 +122,7 @@ def test_other_presets_follow_their_references():
     assert float(model.optimizer.learning_rate) == 1.0
 
     square = build_model("moving-square")
-    assert [type(layer) for layer in square.layers[1:]] == [keras.layers.ConvLSTM2D, keras.layers.Conv2D]
+    assert [type(layer) for layer in square.layers[1:]] == [ConvLSTM2D, keras.layers.Conv2D]
     assert square.layers[1].filters == 16 and not square.layers[1].return_sequences
     assert square.output_shape == (None, 64, 64, 1) and square.loss == "mse"
 
@@ -294,36 +294,47 @@ def _loops_in_trace(model: keras.Model, frames: np.ndarray, training: bool) -> i
 @ONLY_JAX_UNROLLS
 @pytest.mark.parametrize("name", ["cpu-fast", "shi2015-encoder-forecaster"])
 def test_jax_training_unrolls_the_recurrent_loops_of_known_short_sequences(monkeypatch, name):
-    from keras_convlstm import models
+    """Each ConvLSTM2D layer unrolls when the frames it reads are few enough: the chain's layers and the encoder's
+    read the 3 input frames, the forecaster's the 2 it emits."""
+    from keras_convlstm import layers
 
     model = tiny_model(name)
     frames = random_inputs(model, time=3)
-    loops = len(model.config.filters) * (2 if model.config.kind == "encoder_forecaster" else 1)
-    monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", 3)
+    reading_input_frames = len(model.config.filters)
+    loops = reading_input_frames * (2 if model.config.kind == "encoder_forecaster" else 1)
+    monkeypatch.setattr(layers, "MAX_UNROLLED_FRAMES", 3)
     assert _loops_in_trace(model, frames, training=True) == 0
     assert _loops_in_trace(model, frames, training=False) == loops
-    assert not any(layer.unroll for layer in model.layers if isinstance(layer, keras.layers.ConvLSTM2D))
-    monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", 2)
+    monkeypatch.setattr(layers, "MAX_UNROLLED_FRAMES", 2)
+    assert _loops_in_trace(model, frames, training=True) == reading_input_frames
+    monkeypatch.setattr(layers, "MAX_UNROLLED_FRAMES", 1)
     assert _loops_in_trace(model, frames, training=True) == loops
 
 
 @pytest.mark.backends
 @ONLY_JAX_UNROLLS
-def test_an_unrolled_training_step_computes_what_the_loop_computes(monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    ("image_size", "patch_size"), [(8, 4), (32, 1)], ids=["2x2 grid", "32x32 grid, matmul kernel gradient"]
+)
+def test_an_unrolled_training_step_computes_what_the_loop_computes(monkeypatch, tmp_path, image_size, patch_size):
     """One training step of the same model from the same weights, unrolled (JAX) or looped, gives the same weights,
-    and the model trained unrolled saves and reloads with the same outputs.
+    and the model trained unrolled saves and reloads with the same outputs. The ConvLSTM2D layer of the second
+    case sees 32x32 frames, so its unrolled step computes the kernel gradients as matrix products.
 
     Plain gradient descent moves each weight by its gradient times the learning rate, so the comparison checks the
     gradients too (Adam's first step would only show their signs). Gradients here are about 1e-4: a learning rate of
     1000 makes the step about 0.1, and equal weights to 1e-5 mean gradients equal to 1e-8.
     """
-    from keras_convlstm import models
+    from keras_convlstm import convolution, layers
 
-    frames = np.random.default_rng(0).random((4, 5, 8, 8, 1), np.float32)
+    grid = image_size // patch_size
+    # The 32x32 grid takes the matrix-product kernel gradient, the 2x2 one XLA's own.
+    assert convolution.matmul_kernel_gradient((4, grid, grid, 4)) == (grid == 32)
+    frames = np.random.default_rng(0).random((4, 5, image_size, image_size, 1), np.float32)
     trained = {}
-    for form, limit in (("unrolled", models.MAX_UNROLLED_FRAMES), ("looped", 0)):
-        monkeypatch.setattr(models, "MAX_UNROLLED_FRAMES", limit)
-        model = small_seq2seq(image_size=8)
+    for form, limit in (("unrolled", layers.MAX_UNROLLED_FRAMES), ("looped", 0)):
+        monkeypatch.setattr(layers, "MAX_UNROLLED_FRAMES", limit)
+        model = small_seq2seq(image_size=image_size, patch_size=patch_size)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1000.0), loss=model.loss)
         initial = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
         loss = model.train_on_batch(frames[:, :-1], frames[:, 1:])

@@ -1,0 +1,99 @@
+"""The 'same' convolution of a ConvLSTM step, with a kernel gradient that XLA:CPU computes fast on large frames.
+
+XLA:CPU differentiates a convolution with respect to its kernel as a second convolution whose window is the whole
+frame. On frames of 64x64 pixels that takes 2 to 3 times as long as one matrix product per kernel position (a
+``(pixels, in_channels)`` slice of the padded input times the ``(pixels, out_channels)`` output gradient), and
+5 times as long as TensorFlow's oneDNN; on 16x16 frames XLA's own is the faster (BENCHMARKS.md, "Backends").
+:func:`same_conv` is ``keras.ops.conv`` with 'same' padding, and on JAX's CPU backend with frames of at least
+:data:`MATMUL_GRADIENT_PIXELS` pixels it computes the kernel gradient with those products. Its output and its input
+gradient are always XLA's own.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+# Smallest frame (height x width) whose kernel gradient same_conv computes as matrix products on JAX's CPU backend.
+MATMUL_GRADIENT_PIXELS = 32 * 32
+
+
+def same_conv(inputs, kernel):
+    """A 2-D convolution with 'same' padding and unit strides: ``keras.ops.conv(inputs, kernel, padding="same")``.
+
+    Args:
+        inputs: ``(batch, height, width, in_channels)``.
+        kernel: ``(kh, kw, in_channels, out_channels)``.
+
+    Returns:
+        ``(batch, height, width, out_channels)``, the same numbers as ``keras.ops.conv``; on JAX's CPU backend
+        with ``height * width >= MATMUL_GRADIENT_PIXELS``, a kernel gradient from :func:`kernel_gradient` (equal
+        to XLA's to float rounding).
+    """
+    if matmul_kernel_gradient(inputs.shape):
+        return _conv_with_matmul_kernel_gradient()(inputs, kernel)
+    return keras.ops.conv(inputs, kernel, padding="same")
+
+
+def matmul_kernel_gradient(input_shape: tuple) -> bool:
+    """Whether :func:`same_conv` computes the kernel gradient of inputs of ``input_shape`` as matrix products."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    height, width = input_shape[1:3]
+    return jax.default_backend() == "cpu" and None not in (height, width) and height * width >= MATMUL_GRADIENT_PIXELS
+
+
+def kernel_gradient(inputs, output_gradient, kernel_size: tuple[int, int]):
+    """The gradient of a 'same' convolution with respect to its kernel, one matrix product per kernel position (JAX).
+
+    Args:
+        inputs: the convolution's input, ``(batch, height, width, in_channels)``.
+        output_gradient: the gradient of its output, ``(batch, height, width, out_channels)``.
+        kernel_size: ``(kh, kw)``.
+
+    Returns:
+        ``(kh, kw, in_channels, out_channels)`` float32, accumulated in float32 whatever the inputs' dtype.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    kh, kw = kernel_size
+    _, height, width, channels = inputs.shape
+    # 'Same' padding as XLA pads it: an even kernel's extra row and column go after the frame.
+    padded = jnp.pad(inputs, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    gradient = output_gradient.reshape(-1, output_gradient.shape[-1])
+    rows = []
+    for row in range(kh):
+        products = []
+        for col in range(kw):
+            window = padded[:, row : row + height, col : col + width, :].reshape(-1, channels)
+            products.append(
+                jax.lax.dot_general(window, gradient, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+            )
+        rows.append(jnp.stack(products))
+    return jnp.stack(rows)
+
+
+@functools.cache
+def _conv_with_matmul_kernel_gradient():
+    """``keras.ops.conv`` ('same') as a ``jax.custom_vjp`` whose kernel gradient is :func:`kernel_gradient`."""
+    import jax
+
+    @jax.custom_vjp
+    def conv(inputs, kernel):
+        return keras.ops.conv(inputs, kernel, padding="same")
+
+    def forward(inputs, kernel):
+        return conv(inputs, kernel), (inputs, kernel)
+
+    def backward(residuals, output_gradient):
+        inputs, kernel = residuals
+        _, input_vjp = jax.vjp(lambda frames: keras.ops.conv(frames, kernel, padding="same"), inputs)
+        (input_gradient,) = input_vjp(output_gradient)
+        return input_gradient, kernel_gradient(inputs, output_gradient, kernel.shape[:2]).astype(kernel.dtype)
+
+    conv.defvjp(forward, backward)
+    return conv
