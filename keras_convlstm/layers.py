@@ -5,12 +5,11 @@
 - :class:`CausalConv3D` is a ``Conv3D`` whose output at time ``t`` reads only frames up to ``t``. The official
   example ends with ``Conv3D(padding="same")``, which also reads frame ``t + 1``: the very frame that output ``t``
   is trained to predict.
-
-All three layers work on any number of frames, so a model built with them accepts sequences of any length.
-
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
   unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on large
   frames computes each step as one convolution with a faster kernel gradient.
+
+All four layers work on any number of frames, so a model built with them accepts sequences of any length.
 """
 
 from __future__ import annotations
@@ -266,11 +265,11 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
         if mask is None and self._steps_fused(sequences.shape):
             return run_layer(self, sequences, initial_state)
         # Keras's RNN reads ``unroll`` while JAX traces this call, which happens once per input shape.
-        self.unroll = True
+        unroll, self.unroll = self.unroll, True
         try:
             return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
         finally:
-            self.unroll = False
+            self.unroll = unroll
 
     def _steps_fused(self, input_shape: tuple) -> bool:
         """Whether an unrolled training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape."""

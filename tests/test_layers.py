@@ -230,3 +230,13 @@ def test_convlstm2d_reads_the_weights_keras_convlstm2d_saved(tmp_path):
     saved.save_weights(tmp_path / "keras.weights.h5")
     loaded.load_weights(tmp_path / "keras.weights.h5")
     np.testing.assert_array_equal(to_numpy(loaded(frames)), to_numpy(saved(frames)))
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("unroll", [False, True])
+def test_convlstm2d_training_call_keeps_the_unroll_setting_it_was_given(unroll):
+    """A JAX training call over small frames unrolls Keras's loop for the call only, then restores ``unroll``."""
+    layer = ConvLSTM2D(2, 3, padding="same", unroll=unroll)
+    outputs = layer(np.ones((1, 3, 8, 8, 1), "float32"), training=True)
+    assert tuple(outputs.shape) == (1, 8, 8, 2)
+    assert layer.unroll is unroll
