@@ -10,7 +10,8 @@ and ``import keras_convlstm.checks`` load no Keras backend; ``keras_convlstm.bui
   ``bouncing_balls`` (colour balls under gravity, written as .mp4 files), ``clips`` (next-frame clips from your
   own videos), ``videos`` (labelled video folders), ``frames`` (checks and dtype conversion of frames),
   ``checks`` (argument checks), ``files`` (cache folder, atomic writes);
-- models: ``cell``, ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
+- models: ``cell``, ``convolution`` (the ConvLSTM step's convolution, with a kernel gradient that XLA:CPU
+  computes fast), ``layers``, ``models``, ``causality`` (does an output read its own target?), ``losses``,
   ``precision``, ``pretrained``;
 - running them: ``rollout``, ``training``, ``scheduled_sampling`` (training on the model's own predictions),
   ``run_folder`` (a run's settings record, lock and resume policy), ``batch_norm`` (BatchNormalization statistics
@@ -45,6 +46,7 @@ _MODULES = (
     "checks",
     "clips",
     "colab",
+    "convolution",
     "data",
     "diagrams",
     "distribute",
