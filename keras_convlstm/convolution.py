@@ -37,7 +37,11 @@ def same_conv(inputs, kernel):
 
 
 def matmul_kernel_gradient(input_shape: tuple) -> bool:
-    """Whether :func:`same_conv` computes the kernel gradient of inputs of ``input_shape`` as matrix products."""
+    """Whether :func:`same_conv` computes the kernel gradient of inputs of ``input_shape`` as matrix products.
+
+    ``input_shape`` is ``(batch, height, width, channels)``; true on JAX's CPU backend when ``height * width``
+    is known and at least :data:`MATMUL_GRADIENT_PIXELS`.
+    """
     if keras.backend.backend() != "jax":
         return False
     import jax

@@ -6,8 +6,8 @@
   example ends with ``Conv3D(padding="same")``, which also reads frame ``t + 1``: the very frame that output ``t``
   is trained to predict.
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
-  unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on large
-  frames computes each step as one convolution with a faster kernel gradient.
+  unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on XLA:CPU
+  with large frames computes each step as one convolution with a faster kernel gradient.
 
 All four layers work on any number of frames, so a model built with them accepts sequences of any length.
 """
@@ -246,8 +246,10 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
     XLA:CPU runs the backward pass of ``lax.scan`` far slower than that of the same loop unrolled, so a JAX
     training call over at most :data:`MAX_UNROLLED_FRAMES` frames unrolls it. Where
     :func:`keras_convlstm.convolution.same_conv` computes its kernel gradient as matrix products (JAX's CPU
-    backend, frames of at least 32x32 pixels), the unrolled loop is :func:`keras_convlstm.cell.run_layer`: one
-    convolution a frame instead of Keras's eight, with that gradient; elsewhere it is Keras's own cell. The
+    backend, frames of at least 32 x 32 = 1,024 pixels), and the layer has no mask, dropout, ``go_backwards`` or
+    ``stateful`` and is steppable (:func:`keras_convlstm.cell.steppable`: 'same' padding, unit strides and
+    dilation), the unrolled loop is :func:`keras_convlstm.cell.run_layer`: one convolution a frame instead of
+    Keras's eight, with that gradient; elsewhere it is Keras's own cell. The
     outputs equal Keras's to float rounding. Every other call (inference, other backends, longer sequences) is
     Keras's own. The class keeps Keras's name, so a ``.keras`` file stores its weights at the same paths.
 
