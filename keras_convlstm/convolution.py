@@ -12,11 +12,15 @@ gradient are always XLA's own.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 
 import keras
 
 # Smallest frame (height x width) whose kernel gradient same_conv computes as matrix products on JAX's CPU backend.
 MATMUL_GRADIENT_PIXELS = 32 * 32
+# Most kernel taps times output channels that valid_conv_as_products serves (the product has that many columns).
+MAX_PRODUCT_COLUMNS = 1024
 
 
 def same_conv(inputs, kernel):
@@ -98,6 +102,85 @@ def _conv_with_matmul_kernel_gradient():
         _, input_vjp = jax.vjp(lambda frames: keras.ops.conv(frames, kernel, padding="same"), inputs)
         (input_gradient,) = input_vjp(output_gradient)
         return input_gradient, kernel_gradient(inputs, output_gradient, kernel.shape[:2]).astype(kernel.dtype)
+
+    conv.defvjp(forward, backward)
+    return conv
+
+
+def products_apply(inputs_shape: tuple, kernel_shape: tuple) -> bool:
+    """Whether :func:`valid_conv_as_products` serves a convolution of these shapes: JAX's CPU backend, at most
+    :data:`MAX_PRODUCT_COLUMNS` kernel taps times output channels (the output layers' few filters)."""
+    if keras.backend.backend() != "jax" or None in inputs_shape[1:]:
+        return False
+    import jax
+
+    taps = math.prod(kernel_shape[:-2])
+    return jax.default_backend() == "cpu" and taps * kernel_shape[-1] <= MAX_PRODUCT_COLUMNS
+
+
+def valid_conv_as_products(inputs, kernel):
+    """A 'valid' convolution with unit strides computed as matrix products, forward and backward (JAX).
+
+    The forward pass multiplies every input pixel by every kernel tap at once (``(pixels, in_channels)`` times
+    ``(in_channels, taps * out_channels)``) and sums the shifted slices of that product; the gradients are two
+    products with the output gradient shifted once per tap. For a 3x3x3 convolution of 64 channels to one, as the
+    official network ends, XLA:CPU's own forward and backward pass took 23 times as long (BENCHMARKS.md,
+    "Backends").
+
+    Args:
+        inputs: ``(batch, *spatial, in_channels)``, for example ``(batch, time, height, width, channels)``.
+        kernel: ``(*window, in_channels, out_channels)``.
+
+    Returns:
+        ``(batch, *(spatial - window + 1), out_channels)``, equal to XLA's convolution to float rounding.
+    """
+    return _conv_as_products()(inputs, kernel)
+
+
+def _all_taps(kernel):
+    """``(*window, in, out)`` -> ``(in, taps * out)``: every tap's kernel side by side."""
+    *window, channels, filters = kernel.shape
+    taps = math.prod(window)
+    return kernel.reshape(taps, channels, filters).transpose(1, 0, 2).reshape(channels, taps * filters)
+
+
+@functools.cache
+def _conv_as_products():
+    import jax
+    import jax.numpy as jnp
+
+    def forward_only(inputs, kernel):
+        window, filters = kernel.shape[:-2], kernel.shape[-1]
+        products = (inputs @ _all_taps(kernel)).reshape(*inputs.shape[:-1], math.prod(window), filters)
+        sizes = [size - extent + 1 for size, extent in zip(inputs.shape[1:-1], window, strict=True)]
+        total = 0
+        for tap, offset in enumerate(itertools.product(*(range(extent) for extent in window))):
+            corner = tuple(slice(start, start + size) for start, size in zip(offset, sizes, strict=True))
+            total = total + products[(slice(None), *corner, tap)]
+        return total
+
+    @jax.custom_vjp
+    def conv(inputs, kernel):
+        return forward_only(inputs, kernel)
+
+    def forward(inputs, kernel):
+        return forward_only(inputs, kernel), (inputs, kernel)
+
+    def backward(residuals, output_gradient):
+        inputs, kernel = residuals
+        window, channels = kernel.shape[:-2], kernel.shape[-2]
+        # Column block ``tap`` holds the output gradient of the output pixel that reads each input pixel at ``tap``.
+        shifted = [
+            jnp.pad(
+                output_gradient,
+                [(0, 0), *((start, extent - 1 - start) for start, extent in zip(offset, window, strict=True)), (0, 0)],
+            )
+            for offset in itertools.product(*(range(extent) for extent in window))
+        ]
+        columns = jnp.stack(shifted, axis=-2).reshape(-1, len(shifted) * kernel.shape[-1])
+        kernel_gradient = inputs.reshape(-1, channels).T @ columns
+        kernel_gradient = kernel_gradient.reshape(channels, len(shifted), -1).transpose(1, 0, 2).reshape(kernel.shape)
+        return (columns @ _all_taps(kernel).T).reshape(inputs.shape), kernel_gradient
 
     conv.defvjp(forward, backward)
     return conv

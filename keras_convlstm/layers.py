@@ -19,7 +19,7 @@ from keras import ops
 
 from keras_convlstm.cell import run_layer, steppable
 from keras_convlstm.checks import check_integer, check_size
-from keras_convlstm.convolution import matmul_kernel_gradient
+from keras_convlstm.convolution import matmul_kernel_gradient, products_apply, valid_conv_as_products
 
 _PACKAGE = "keras_convlstm"
 # Longest sequence a JAX training step of ConvLSTM2D runs frame by frame; longer ones keep Keras's lax.scan.
@@ -146,7 +146,42 @@ class DepthToSpace(_PatchLayer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CausalConv3D(keras.layers.Conv3D):
+class Conv3D(keras.layers.Conv3D):
+    """Keras's ``Conv3D`` whose JAX training step on a CPU computes it as matrix products: same arguments, weights
+    and outputs.
+
+    A training call on JAX's CPU backend with unit strides and dilation, one group and few output channels
+    (:func:`keras_convlstm.convolution.products_apply`) pads 'same' inputs itself and runs
+    :func:`keras_convlstm.convolution.valid_conv_as_products`, equal to Keras's convolution to float rounding and
+    many times faster on XLA:CPU for the package's output layers. Every other call is Keras's own. The class keeps
+    Keras's name, so a ``.keras`` file stores its weights at the same paths.
+
+    Input shape:
+        ``(batch, time, height, width, channels)``.
+
+    Output shape:
+        ``(batch, time', height', width', filters)``, as Keras's ``Conv3D``.
+    """
+
+    def call(self, inputs, training=None):
+        if not (training and self._as_products(inputs.shape)):
+            return super().call(inputs)
+        if self.padding == "same":
+            # Same split as TensorFlow's 'same' padding: the extra pixel of an even kernel goes after.
+            inputs = ops.pad(inputs, [(0, 0), *(((k - 1) // 2, k // 2) for k in self.kernel_size), (0, 0)])
+        outputs = valid_conv_as_products(inputs, ops.cast(self.kernel, self.compute_dtype))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return outputs if self.activation is None else self.activation(outputs)
+
+    def _as_products(self, input_shape: tuple) -> bool:
+        plain = self.groups == 1 and self.data_format == "channels_last"
+        unit = set(self.strides) == {1} and set(self.dilation_rate) == {1}
+        return plain and unit and products_apply(input_shape, self.kernel.shape)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CausalConv3D(Conv3D):
     """A ``Conv3D`` whose output at time ``t`` depends only on the input frames ``t - k_t + 1 .. t``.
 
     The input is padded with ``k_t - 1`` zero frames before the first frame and none after it, and padded
@@ -221,8 +256,8 @@ class CausalConv3D(keras.layers.Conv3D):
         spatial = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (height_kernel, width_kernel)]
         return [(0, 0), (time_kernel - 1, 0), *spatial, (0, 0)]
 
-    def call(self, inputs):
-        return super().call(ops.pad(inputs, self._padding()))
+    def call(self, inputs, training=None):
+        return super().call(ops.pad(inputs, self._padding()), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 5:

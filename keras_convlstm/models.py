@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_convlstm.checks import is_positive_int
-from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, Conv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 from keras_convlstm.losses import get_loss
 from keras_convlstm.precision import AUTO, resolve_precision
 
@@ -339,10 +339,10 @@ def _output_layer(config: ModelConfig, filters: int) -> keras.layers.Layer:
     if config.kind == "many_to_one":
         return keras.layers.Conv2D(filters, 1, **common)
     if config.output == "conv1x1":
-        return keras.layers.Conv3D(filters, (1, 1, 1), **common)
+        return Conv3D(filters, (1, 1, 1), **common)
     if config.output == "causal_conv3d":
         return CausalConv3D(filters, config.output_kernel_size, **common)
-    return keras.layers.Conv3D(filters, config.output_kernel_size, padding="same", **common)
+    return Conv3D(filters, config.output_kernel_size, padding="same", **common)
 
 
 def _chain_layers(config: ModelConfig) -> list[keras.layers.Layer]:
