@@ -1,4 +1,4 @@
-"""The 'same' convolution of a ConvLSTM step, with a kernel gradient that XLA:CPU computes fast on large frames.
+"""Convolutions that XLA:CPU computes slowly, written as matrix products for JAX's CPU backend.
 
 XLA:CPU differentiates a convolution with respect to its kernel as a second convolution whose window is the whole
 frame. On frames of 64x64 pixels that takes 2 to 3 times as long as one matrix product per kernel position (a
@@ -7,6 +7,9 @@ frame. On frames of 64x64 pixels that takes 2 to 3 times as long as one matrix p
 :func:`same_conv` is ``keras.ops.conv`` with 'same' padding, and on JAX's CPU backend with frames of at least
 :data:`MATMUL_GRADIENT_PIXELS` pixels it computes the kernel gradient with those products. Its output and its input
 gradient are always XLA's own.
+
+With few output channels, as in the package's output layers, XLA:CPU is slow in every direction;
+:func:`valid_conv_as_products` computes such a convolution, and its gradients, as matrix products only.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
   unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on XLA:CPU
   with large frames computes each step as one convolution with a faster kernel gradient.
+- :class:`Conv3D` is Keras's ``Conv3D`` whose JAX training step on a CPU computes it as matrix products, many
+  times faster there for the few output channels of the package's output layers; :class:`CausalConv3D` is one.
 
-All four layers work on any number of frames, so a model built with them accepts sequences of any length.
+All five layers work on any number of frames, so a model built with them accepts sequences of any length.
 """
 
 from __future__ import annotations

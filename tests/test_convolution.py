@@ -69,3 +69,43 @@ def test_same_conv_equals_keras_conv_with_the_same_gradients(size):
         gradients(convolution.same_conv), gradients(lambda x, k: keras.ops.conv(x, k, padding="same")), strict=True
     ):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=1e-5, atol=1e-4)
+
+
+def _xla_valid_conv(inputs, kernel):
+    import jax
+
+    spatial = "DHW"[-(inputs.ndim - 2) :]
+    numbers = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+    return jax.lax.conv_general_dilated(inputs, kernel, (1,) * (inputs.ndim - 2), "VALID", dimension_numbers=numbers)
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "window", "filters"),
+    [((2, 6, 9, 7, 5), (3, 3, 3), 1), ((2, 6, 9, 7, 5), (2, 3, 1), 4), ((3, 11, 8, 3), (3, 2), 2)],
+    ids=["3-D, one filter", "3-D, even and unit extents", "2-D"],
+)
+def test_valid_conv_as_products_equals_xla_forward_and_backward(input_shape, window, filters):
+    jax = pytest.importorskip("jax")
+    rng = np.random.default_rng(3)
+    inputs = rng.standard_normal(input_shape).astype(np.float32)
+    kernel = rng.standard_normal((*window, input_shape[-1], filters)).astype(np.float32)
+    ours = convolution.valid_conv_as_products(inputs, kernel)
+    reference = _xla_valid_conv(inputs, kernel)
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=1e-5, atol=1e-5)
+    weights = rng.standard_normal(reference.shape).astype(np.float32)
+    gradients = [
+        jax.grad(lambda x, k, conv=conv: (conv(x, k) * weights).sum(), argnums=(0, 1))(inputs, kernel)
+        for conv in (convolution.valid_conv_as_products, _xla_valid_conv)
+    ]
+    for ours, reference in zip(*gradients, strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.backends
+def test_products_serve_few_output_channels_on_jax_only():
+    on_jax = keras.backend.backend() == "jax"
+    assert convolution.products_apply((2, 19, 64, 64, 64), (3, 3, 3, 64, 1)) == on_jax
+    assert convolution.products_apply((2, 19, 16, 16, 32), (3, 3, 3, 32, 16)) == on_jax
+    # 27 taps x 64 filters = 1,728 columns: more than MAX_PRODUCT_COLUMNS.
+    assert not convolution.products_apply((2, 19, 16, 16, 32), (3, 3, 3, 32, 64))

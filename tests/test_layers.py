@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from harness import run_layer_test, to_numpy
 
-from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, Conv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 
 
 def _space_to_depth_reference(frames: np.ndarray, p: int) -> np.ndarray:
@@ -172,7 +172,7 @@ def test_layer_builds_round_trips_its_config_and_saves(layer_cls, init_kwargs, o
 
 
 def test_layers_are_registered_for_saving():
-    for layer_class in (SpaceToDepth, DepthToSpace, CausalConv3D, ConvLSTM2D):
+    for layer_class in (SpaceToDepth, DepthToSpace, CausalConv3D, Conv3D, ConvLSTM2D):
         name = keras.saving.get_registered_name(layer_class)
         assert name == f"keras_convlstm>{layer_class.__name__}"
         assert keras.saving.get_registered_object(name) is layer_class
@@ -240,3 +240,39 @@ def test_convlstm2d_training_call_keeps_the_unroll_setting_it_was_given(unroll):
     outputs = layer(np.ones((1, 3, 8, 8, 1), "float32"), training=True)
     assert tuple(outputs.shape) == (1, 8, 8, 2)
     assert layer.unroll is unroll
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"filters": 1, "kernel_size": 3, "padding": "same", "activation": "sigmoid"},
+        {"filters": 4, "kernel_size": (2, 3, 1), "padding": "same"},
+        {"filters": 3, "kernel_size": 3},
+    ],
+)
+def test_conv3d_computes_what_keras_computes_in_training(settings):
+    """On JAX the training call is computed as matrix products (convolution.valid_conv_as_products)."""
+    from keras_convlstm import convolution
+
+    frames = np.random.default_rng(7).random((2, 5, 12, 10, 6), dtype=np.float32)
+    ours, theirs = Conv3D(**settings, bias_initializer="random_normal"), keras.layers.Conv3D(**settings)
+    for layer in (ours, theirs):
+        layer.build(frames.shape)
+    theirs.set_weights(ours.get_weights())
+    assert convolution.products_apply(frames.shape, ours.kernel.shape) == (keras.backend.backend() == "jax")
+    expected = to_numpy(theirs(frames))
+    for training in (False, True):
+        got = to_numpy(ours(frames, training=training))
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-6)
+
+
+def test_conv3d_reads_the_weights_keras_conv3d_saved(tmp_path):
+    frames = np.random.default_rng(8).random((1, 4, 8, 8, 2), dtype=np.float32)
+    inputs = keras.Input((None, 8, 8, 2))
+    saved = keras.Model(inputs, keras.layers.Conv3D(3, 3, padding="same")(inputs))
+    loaded = keras.Model(inputs, Conv3D(3, 3, padding="same")(inputs))
+    saved.save_weights(tmp_path / "keras.weights.h5")
+    loaded.load_weights(tmp_path / "keras.weights.h5")
+    np.testing.assert_array_equal(to_numpy(loaded(frames)), to_numpy(saved(frames)))

@@ -17,7 +17,7 @@ from harness import (
     tiny_settings,
 )
 
-from keras_convlstm.layers import CausalConv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
+from keras_convlstm.layers import CausalConv3D, Conv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 from keras_convlstm.models import (
     PRESETS,
     ModelConfig,
@@ -107,7 +107,7 @@ def test_other_presets_follow_their_references():
     assert [type(layer) for layer in shi.layers[1:]] == [
         SpaceToDepth,
         *[ConvLSTM2D] * 3,
-        keras.layers.Conv3D,
+        Conv3D,
         DepthToSpace,
     ]
     assert [layer.filters for layer in shi.layers[2:5]] == [128, 64, 64]
