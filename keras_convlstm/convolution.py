@@ -26,6 +26,12 @@ MATMUL_GRADIENT_PIXELS = 32 * 32
 MAX_PRODUCT_COLUMNS = 1024
 
 
+def same_padding(kernel_size: int) -> tuple[int, int]:
+    """Zeros before and after one axis for a 'same' convolution with unit strides, split as TensorFlow and XLA
+    split them: the extra one of an even kernel goes after."""
+    return (kernel_size - 1) // 2, kernel_size // 2
+
+
 def same_conv(inputs, kernel):
     """A 2-D convolution with 'same' padding and unit strides: ``keras.ops.conv(inputs, kernel, padding="same")``.
 
@@ -73,8 +79,7 @@ def kernel_gradient(inputs, output_gradient, kernel_size: tuple[int, int]):
 
     kh, kw = kernel_size
     _, height, width, channels = inputs.shape
-    # 'Same' padding as XLA pads it: an even kernel's extra row and column go after the frame.
-    padded = jnp.pad(inputs, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    padded = jnp.pad(inputs, ((0, 0), same_padding(kh), same_padding(kw), (0, 0)))
     gradient = output_gradient.reshape(-1, output_gradient.shape[-1])
     rows = []
     for row in range(kh):

@@ -21,7 +21,7 @@ from keras import ops
 
 from keras_convlstm.cell import run_layer, steppable
 from keras_convlstm.checks import check_integer, check_size
-from keras_convlstm.convolution import matmul_kernel_gradient, products_apply, valid_conv_as_products
+from keras_convlstm.convolution import matmul_kernel_gradient, products_apply, same_padding, valid_conv_as_products
 
 _PACKAGE = "keras_convlstm"
 # Longest sequence a JAX training step of ConvLSTM2D runs frame by frame; longer ones keep Keras's lax.scan.
@@ -169,8 +169,7 @@ class Conv3D(keras.layers.Conv3D):
         if not (training and self._as_products(inputs.shape)):
             return super().call(inputs)
         if self.padding == "same":
-            # Same split as TensorFlow's 'same' padding: the extra pixel of an even kernel goes after.
-            inputs = ops.pad(inputs, [(0, 0), *(((k - 1) // 2, k // 2) for k in self.kernel_size), (0, 0)])
+            inputs = ops.pad(inputs, [(0, 0), *map(same_padding, self.kernel_size), (0, 0)])
         outputs = valid_conv_as_products(inputs, ops.cast(self.kernel, self.compute_dtype))
         if self.use_bias:
             outputs = outputs + self.bias
@@ -254,8 +253,7 @@ class CausalConv3D(Conv3D):
 
     def _padding(self) -> list[tuple[int, int]]:
         time_kernel, height_kernel, width_kernel = self.kernel_size
-        # Same split as TensorFlow's 'same' padding: the extra pixel of an even kernel goes after.
-        spatial = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (height_kernel, width_kernel)]
+        spatial = [same_padding(k) for k in (height_kernel, width_kernel)]
         return [(0, 0), (time_kernel - 1, 0), *spatial, (0, 0)]
 
     def call(self, inputs, training=None):
