@@ -7,12 +7,13 @@ minutes reports that it did not finish instead of stalling the run:
 - training: ``model.fit`` on generated 20-frame 64x64 Moving MNIST sequences (inputs frames 0..18, targets
   1..19) for ``cpu-fast`` (batch 16) and the official network in float32 (``keras-example``, batch 5), timed by
   ``common.time_fit``: the first step (tracing and compiling included) and the sequences/s of the steps after the
-  warm-up. JAX is timed three ways: "unrolled, fused on large frames", the package's training step
-  (``keras_convlstm.layers.ConvLSTM2D`` unrolls up to ``layers.MAX_UNROLLED_FRAMES`` frames, and on frames of
-  32x32 pixels or more computes each frame's eight convolutions as one with ``convolution.same_conv``'s kernel
-  gradient); "Keras cell, unrolled", Keras's own cell with ``unroll=True``; and "lax.scan", Keras's loop, whose
-  backward pass XLA:CPU runs far slower. TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop. The
-  measuring processes inherit the environment (``GLIBC_TUNABLES`` included);
+  warm-up. JAX is timed three ways: "unrolled, fused", the package's training step
+  (``keras_convlstm.layers.ConvLSTM2D`` unrolls up to ``layers.MAX_UNROLLED_FRAMES`` frames, and computes each
+  frame's eight convolutions as one with ``convolution.same_conv`` where its matrix products apply: frames of
+  32x32 pixels or more, and smaller bfloat16 frames on a CPU with bfloat16 instructions); "Keras cell,
+  unrolled", Keras's own cell with ``unroll=True``; and "lax.scan", Keras's loop, whose backward pass XLA:CPU
+  runs far slower. TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop. The measuring processes
+  inherit the environment (``GLIBC_TUNABLES`` included);
 - rollout: ``rollout.predict_rollout`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
   first call (compiling included) and the median of the calls after it.
 
@@ -40,7 +41,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # How each backend runs the ConvLSTM2D loops of a training step; the rollout is timed with the first.
 TRAINING_LOOPS = {
     "tensorflow": ("tf.while_loop",),
-    "jax": ("unrolled, fused on large frames", "Keras cell, unrolled", "lax.scan"),
+    "jax": ("unrolled, fused", "Keras cell, unrolled", "lax.scan"),
     "torch": ("python loop",),
 }
 FULL = {

@@ -29,6 +29,7 @@ BENCHMARKS = (
     "replicas",
     "time_to_quality",
     "backends",
+    "conv_products",
     "video_memory",
 )
 

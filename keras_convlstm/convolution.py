@@ -4,9 +4,14 @@ XLA:CPU differentiates a convolution with respect to its kernel as a second conv
 frame. On frames of 64x64 pixels that takes 2 to 3 times as long as one matrix product per kernel position (a
 ``(pixels, in_channels)`` slice of the padded input times the ``(pixels, out_channels)`` output gradient), and
 5 times as long as TensorFlow's oneDNN; on 16x16 frames XLA's own is the faster (BENCHMARKS.md, "Backends").
-:func:`same_conv` is ``keras.ops.conv`` with 'same' padding, and on JAX's CPU backend with frames of at least
-:data:`MATMUL_GRADIENT_PIXELS` pixels it computes the kernel gradient with those products. Its output and its input
-gradient are always XLA's own.
+XLA:CPU also computes bfloat16 convolutions in float32, while it multiplies bfloat16 matrices with the CPU's
+bfloat16 instructions: on small bfloat16 frames a convolution and its input gradient written as products of
+shifted windows take half the time or less.
+
+:func:`same_conv` is ``keras.ops.conv`` with 'same' padding. On JAX's CPU backend it computes the kernel gradient
+with those products on frames of at least :data:`MATMUL_GRADIENT_PIXELS` pixels (:func:`matmul_kernel_gradient`),
+and the output and input gradient on smaller bfloat16 frames on a CPU with bfloat16 instructions
+(:func:`matmul_forward`); everything else is XLA's own.
 
 With few output channels, as in the package's output layers, XLA:CPU is slow in every direction;
 :func:`valid_conv_as_products` computes such a convolution, and its gradients, as matrix products only.
@@ -20,7 +25,10 @@ import math
 
 import keras
 
-# Smallest frame (height x width) whose kernel gradient same_conv computes as matrix products on JAX's CPU backend.
+from keras_convlstm import precision
+
+# Smallest frame (height x width) whose kernel gradient same_conv computes as matrix products on JAX's CPU backend;
+# bfloat16 frames below it get their output and input gradient as matrix products instead.
 MATMUL_GRADIENT_PIXELS = 32 * 32
 # Most kernel taps times output channels that valid_conv_as_products serves (the product has that many columns).
 MAX_PRODUCT_COLUMNS = 1024
@@ -40,10 +48,12 @@ def same_conv(inputs, kernel):
         kernel: ``(kh, kw, in_channels, out_channels)``.
 
     Returns:
-        ``(batch, height, width, out_channels)``, the same numbers as ``keras.ops.conv``; on JAX's CPU backend
-        with ``height * width >= MATMUL_GRADIENT_PIXELS``, a kernel gradient from :func:`kernel_gradient` (equal
-        to XLA's to float rounding).
+        ``(batch, height, width, out_channels)``, the same numbers as ``keras.ops.conv`` (to float rounding where
+        :func:`matmul_forward` holds); on JAX's CPU backend with ``height * width >= MATMUL_GRADIENT_PIXELS``, a
+        kernel gradient from :func:`kernel_gradient` (equal to XLA's to float rounding).
     """
+    if matmul_forward(inputs.shape, inputs.dtype):
+        return same_conv_as_products(inputs, kernel)
     if matmul_kernel_gradient(inputs.shape):
         return _conv_with_matmul_kernel_gradient()(inputs, kernel)
     return keras.ops.conv(inputs, kernel, padding="same")
@@ -61,6 +71,25 @@ def matmul_kernel_gradient(input_shape: tuple) -> bool:
 
     height, width = input_shape[1:3]
     return jax.default_backend() == "cpu" and None not in (height, width) and height * width >= MATMUL_GRADIENT_PIXELS
+
+
+def matmul_forward(input_shape: tuple, dtype) -> bool:
+    """Whether :func:`same_conv` computes the output and input gradient of inputs of this shape and dtype as
+    matrix products of shifted windows.
+
+    ``input_shape`` is ``(batch, height, width, channels)``; true on JAX's CPU backend, on a CPU with bfloat16
+    instructions (:data:`keras_convlstm.precision.BF16_CPU_FLAGS`), for bfloat16 inputs whose ``height * width``
+    is known and below :data:`MATMUL_GRADIENT_PIXELS`.
+    """
+    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "bfloat16":
+        return False
+    import jax
+
+    height, width = input_shape[1:3]
+    if None in (height, width) or height * width >= MATMUL_GRADIENT_PIXELS or jax.default_backend() != "cpu":
+        return False
+    flags = precision.cpu_flags()
+    return flags is not None and not flags.isdisjoint(precision.BF16_CPU_FLAGS)
 
 
 def kernel_gradient(inputs, output_gradient, kernel_size: tuple[int, int]):
@@ -110,6 +139,129 @@ def _conv_with_matmul_kernel_gradient():
         _, input_vjp = jax.vjp(lambda frames: keras.ops.conv(frames, kernel, padding="same"), inputs)
         (input_gradient,) = input_vjp(output_gradient)
         return input_gradient, kernel_gradient(inputs, output_gradient, kernel.shape[:2]).astype(kernel.dtype)
+
+    conv.defvjp(forward, backward)
+    return conv
+
+
+def _padded_bits(inputs, padding: list[tuple[int, int]]):
+    """``inputs`` padded with zeros, viewed as unsigned integers of the same width.
+
+    XLA:CPU moves bfloat16 arrays element by element through float32, several times slower than integers of the
+    same size; slicing and concatenating the bits gives the same numbers.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    bits = jax.lax.bitcast_convert_type(inputs, jnp.dtype(f"uint{8 * inputs.dtype.itemsize}"))
+    return jnp.pad(bits, padding)
+
+
+def _as_matrix(bits, dtype):
+    """The ``(pixels, channels)`` matrix of a window of :func:`_padded_bits`, back in ``dtype``.
+
+    The optimization barrier keeps the copy out of the matrix product's fusion (a ``cpu-fast`` JAX training step
+    took 0.75-0.78 s with it, 0.79 s without; BENCHMARKS.md, "Backends").
+    """
+    import jax
+
+    return jax.lax.optimization_barrier(jax.lax.bitcast_convert_type(bits.reshape(-1, bits.shape[-1]), dtype))
+
+
+def _row_products(inputs, kernel):
+    """A 'same' convolution as ``kh`` matrix products: for each kernel row, the ``kw`` windows of the padded input
+    shifted along the width, side by side, times that row's kernels; summed in float32.
+
+    Args:
+        inputs: ``(batch, height, width, in_channels)``.
+        kernel: ``(kh, kw, in_channels, out_channels)``, of the inputs' dtype.
+
+    Returns:
+        ``(batch, height, width, out_channels)`` in the inputs' dtype.
+    """
+    import jax.numpy as jnp
+
+    kh, kw, channels, filters = kernel.shape
+    batch, height, width, _ = inputs.shape
+    padded = _padded_bits(inputs, [(0, 0), same_padding(kh), same_padding(kw), (0, 0)])
+    total = 0
+    for row in range(kh):
+        windows = jnp.concatenate([padded[:, row : row + height, col : col + width] for col in range(kw)], axis=-1)
+        row_kernel = kernel[row].reshape(kw * channels, filters)
+        total = total + jnp.dot(_as_matrix(windows, inputs.dtype), row_kernel, preferred_element_type=jnp.float32)
+    return total.reshape(batch, height, width, filters).astype(inputs.dtype)
+
+
+def _tap_input_gradient(output_gradient, kernel):
+    """The gradient of a 'same' convolution with respect to its input, one matrix product per kernel position:
+    the output gradient shifted to that position times the position's kernel, transposed; summed in float32.
+
+    Args:
+        output_gradient: ``(batch, height, width, out_channels)``.
+        kernel: ``(kh, kw, in_channels, out_channels)``, of the output gradient's dtype.
+
+    Returns:
+        ``(batch, height, width, in_channels)`` in the output gradient's dtype.
+    """
+    import jax.numpy as jnp
+
+    kh, kw, channels, _ = kernel.shape
+    batch, height, width, _ = output_gradient.shape
+    # The input pixel at p received kernel[t] * input[p] in output p - t + (kh - 1) // 2: pad the other way round.
+    padding = [(0, 0), same_padding(kh)[::-1], same_padding(kw)[::-1], (0, 0)]
+    padded = _padded_bits(output_gradient, padding)
+    # Every tap's kernel transposed in one copy: a transposed operand would slow each product down.
+    taps = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    total = 0
+    for row, col in itertools.product(range(kh), range(kw)):
+        window = _as_matrix(padded[:, row : row + height, col : col + width], output_gradient.dtype)
+        total = total + jnp.dot(window, taps[row, col], preferred_element_type=jnp.float32)
+    return total.reshape(batch, height, width, channels).astype(output_gradient.dtype)
+
+
+def same_conv_as_products(inputs, kernel):
+    """A 'same' convolution with unit strides whose output and input gradient are matrix products (JAX).
+
+    The output is one product per kernel row (the input's windows shifted along the width, side by side, times
+    that row's kernels), the input gradient one product per kernel position, both accumulated in float32; the
+    kernel gradient is XLA's. On bfloat16 frames of 16x16 pixels (batch 16) the output took 0.5-0.6 and the input
+    gradient 0.3-0.4 of XLA's time on an AMX CPU (BENCHMARKS.md, "Backends"); on larger frames, or in float32,
+    XLA's own are as fast or faster.
+
+    Args:
+        inputs: ``(batch, height, width, in_channels)``.
+        kernel: ``(kh, kw, in_channels, out_channels)``, of the inputs' dtype.
+
+    Returns:
+        ``(batch, height, width, out_channels)`` in the inputs' dtype, equal to ``keras.ops.conv(inputs, kernel,
+        padding="same")`` to float rounding, as are its gradients.
+    """
+    return _conv_with_matmul_forward()(inputs, kernel)
+
+
+def _xla_same_conv(inputs, kernel):
+    """XLA's own 'same' convolution with unit strides, what ``keras.ops.conv`` runs on JAX."""
+    import jax
+
+    return jax.lax.conv_general_dilated(inputs, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.cache
+def _conv_with_matmul_forward():
+    import jax
+
+    @jax.custom_vjp
+    def conv(inputs, kernel):
+        return _row_products(inputs, kernel)
+
+    def forward(inputs, kernel):
+        return conv(inputs, kernel), (inputs, kernel)
+
+    def backward(residuals, output_gradient):
+        inputs, kernel = residuals
+        _, kernel_vjp = jax.vjp(lambda weights: _xla_same_conv(inputs, weights), kernel)
+        (gradient_of_kernel,) = kernel_vjp(output_gradient)
+        return _tap_input_gradient(output_gradient, kernel), gradient_of_kernel
 
     conv.defvjp(forward, backward)
     return conv

@@ -7,7 +7,7 @@
   is trained to predict.
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
   unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on XLA:CPU
-  with large frames computes each step as one convolution with a faster kernel gradient.
+  computes each step as one convolution, partly as matrix products (large frames, and small bfloat16 frames).
 - :class:`Conv3D` is Keras's ``Conv3D`` whose JAX training step on a CPU computes it as matrix products, many
   times faster there for the few output channels of the package's output layers; :class:`CausalConv3D` is one.
 
@@ -21,7 +21,13 @@ from keras import ops
 
 from keras_convlstm.cell import run_layer, steppable
 from keras_convlstm.checks import check_integer, check_size
-from keras_convlstm.convolution import matmul_kernel_gradient, products_apply, same_padding, valid_conv_as_products
+from keras_convlstm.convolution import (
+    matmul_forward,
+    matmul_kernel_gradient,
+    products_apply,
+    same_padding,
+    valid_conv_as_products,
+)
 
 _PACKAGE = "keras_convlstm"
 # Longest sequence a JAX training step of ConvLSTM2D runs frame by frame; longer ones keep Keras's lax.scan.
@@ -280,11 +286,12 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
 
     XLA:CPU runs the backward pass of ``lax.scan`` far slower than that of the same loop unrolled, so a JAX
     training call over at most :data:`MAX_UNROLLED_FRAMES` frames unrolls it. Where
-    :func:`keras_convlstm.convolution.same_conv` computes its kernel gradient as matrix products (JAX's CPU
-    backend, frames of at least 32 x 32 = 1,024 pixels), and the layer has no mask, dropout, ``go_backwards`` or
-    ``stateful`` and is steppable (:func:`keras_convlstm.cell.steppable`: 'same' padding, unit strides and
+    :func:`keras_convlstm.convolution.same_conv` computes part of its work as matrix products (JAX's CPU backend:
+    the kernel gradient on frames of at least 32 x 32 = 1,024 pixels, the output and input gradient on smaller
+    bfloat16 frames on a CPU with bfloat16 instructions), and the layer has no mask, dropout, ``go_backwards``
+    or ``stateful`` and is steppable (:func:`keras_convlstm.cell.steppable`: 'same' padding, unit strides and
     dilation), the unrolled loop is :func:`keras_convlstm.cell.run_layer`: one convolution a frame instead of
-    Keras's eight, with that gradient; elsewhere it is Keras's own cell. The
+    Keras's eight, with those products; elsewhere it is Keras's own cell. The
     outputs equal Keras's to float rounding. Every other call (inference, other backends, longer sequences) is
     Keras's own. The class keeps Keras's name, so a ``.keras`` file stores its weights at the same paths.
 
@@ -311,4 +318,6 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
     def _steps_fused(self, input_shape: tuple) -> bool:
         """Whether an unrolled training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape."""
         plain = not (self.cell.dropout or self.cell.recurrent_dropout or self.go_backwards or self.stateful)
-        return plain and steppable(self) and matmul_kernel_gradient((input_shape[0], *input_shape[2:]))
+        frame_shape = (input_shape[0], *input_shape[2:])
+        products = matmul_kernel_gradient(frame_shape) or matmul_forward(frame_shape, self.compute_dtype)
+        return plain and steppable(self) and products

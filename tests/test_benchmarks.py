@@ -85,6 +85,23 @@ def test_replicas_quick_mode_times_one_and_two_replicas(tmp_path):
 
 
 @pytest.mark.bench
+def test_conv_products_quick_run_times_each_direction_and_agrees_with_xla(tmp_path):
+    record = run_quick("conv_products", tmp_path / "conv_products.json")
+    results = record["results"]
+    (case,) = results["convolutions"].values()
+    assert list(case) == ["bfloat16"]
+    assert list(case["bfloat16"]) == ["forward", "input gradient", "kernel gradient"]
+    for entry in case["bfloat16"].values():
+        assert entry["xla_ms"] > 0 and entry["products_ms"] > 0
+        assert entry["products_over_xla"] == pytest.approx(entry["products_ms"] / entry["xla_ms"])
+        assert entry["largest_gap"] <= 2**-7  # within one bfloat16 rounding of XLA's result
+    assert set(results["matmul"]) == {"float32", "bfloat16"}
+    m, k, n = record["settings"]["matmul"]
+    for entry in results["matmul"].values():
+        assert entry["gflop_per_s"] == pytest.approx(2 * m * k * n / entry["ms"] / 1e6)
+
+
+@pytest.mark.bench
 def test_precision_isa_quick_run_measures_under_the_avx2_limit_in_its_own_process(tmp_path):
     record = run_quick("precision_isa", tmp_path / "precision_isa.json", "--limits", "AVX2")
     assert list(record["results"]["limits"]) == ["AVX2"]

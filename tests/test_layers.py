@@ -219,6 +219,36 @@ def test_convlstm2d_computes_what_keras_computes(settings, initial_state, traini
         np.testing.assert_allclose(to_numpy(value), to_numpy(reference), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backends
+def test_convlstm2d_in_bfloat16_on_small_frames_computes_what_keras_computes(monkeypatch):
+    """On a CPU that multiplies bfloat16, a JAX training call over 16x16 bfloat16 frames runs cell.run_layer with
+    convolution.same_conv_as_products, and equals Keras's layer to bfloat16 rounding."""
+    from keras_convlstm import convolution, precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    calls = []
+
+    def counted(inputs, kernel, products=convolution.same_conv_as_products):
+        calls.append(tuple(inputs.shape))
+        return products(inputs, kernel)
+
+    monkeypatch.setattr(convolution, "same_conv_as_products", counted)
+    keras.utils.set_random_seed(4)
+    theirs, ours = (
+        layer_class(4, 3, padding="same", return_sequences=True, dtype="mixed_bfloat16")
+        for layer_class in (keras.layers.ConvLSTM2D, ConvLSTM2D)
+    )
+    for layer in (theirs, ours):
+        layer.build((None, 5, 16, 16, 3))
+    ours.set_weights(theirs.get_weights())
+    frames = np.random.default_rng(7).random((2, 5, 16, 16, 3), dtype=np.float32)
+    expected = to_numpy(keras.ops.cast(theirs(frames, training=True), "float32"))
+    got = to_numpy(keras.ops.cast(ours(frames, training=True), "float32"))
+    # One product per frame, of [X_t, H_{t-1}]: 3 + 4 channels.
+    assert calls == ([(2, 16, 16, 7)] * 5 if keras.backend.backend() == "jax" else [])
+    np.testing.assert_allclose(got, expected, rtol=2**-6, atol=2**-6)
+
+
 def test_convlstm2d_reads_the_weights_keras_convlstm2d_saved(tmp_path):
     """Same class name, same paths in a weights file: a model saved with Keras's layer loads into ours."""
     frames = np.random.default_rng(6).random((2, 5, 8, 8, 3), dtype=np.float32)
