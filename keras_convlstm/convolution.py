@@ -5,8 +5,8 @@ frame. On frames of 64x64 pixels that takes 2 to 3 times as long as one matrix p
 ``(pixels, in_channels)`` slice of the padded input times the ``(pixels, out_channels)`` output gradient), and
 5 times as long as TensorFlow's oneDNN; on 16x16 frames XLA's own is the faster (BENCHMARKS.md, "Backends").
 XLA:CPU also computes bfloat16 convolutions in float32, while it multiplies bfloat16 matrices with the CPU's
-bfloat16 instructions: on small bfloat16 frames a convolution and its input gradient written as products of
-shifted windows take half the time or less.
+bfloat16 instructions: on small bfloat16 frames a convolution written as products of shifted windows takes about
+half of XLA's time, and its input gradient a third.
 
 :func:`same_conv` is ``keras.ops.conv`` with 'same' padding. On JAX's CPU backend it computes the kernel gradient
 with those products on frames of at least :data:`MATMUL_GRADIENT_PIXELS` pixels (:func:`matmul_kernel_gradient`),
@@ -122,26 +122,46 @@ def kernel_gradient(inputs, output_gradient, kernel_size: tuple[int, int]):
     return jnp.stack(rows)
 
 
-@functools.cache
-def _conv_with_matmul_kernel_gradient():
-    """``keras.ops.conv`` ('same') as a ``jax.custom_vjp`` whose kernel gradient is :func:`kernel_gradient`."""
+def _with_gradients(compute, gradients):
+    """``compute(inputs, kernel)`` as a ``jax.custom_vjp`` whose backward pass is ``gradients(inputs, kernel,
+    output_gradient)``, returning the input and kernel gradients."""
     import jax
 
-    @jax.custom_vjp
-    def conv(inputs, kernel):
-        return keras.ops.conv(inputs, kernel, padding="same")
+    function = jax.custom_vjp(compute)
+    function.defvjp(
+        lambda inputs, kernel: (compute(inputs, kernel), (inputs, kernel)),
+        lambda residuals, output_gradient: gradients(*residuals, output_gradient),
+    )
+    return function
 
-    def forward(inputs, kernel):
-        return conv(inputs, kernel), (inputs, kernel)
 
-    def backward(residuals, output_gradient):
-        inputs, kernel = residuals
-        _, input_vjp = jax.vjp(lambda frames: keras.ops.conv(frames, kernel, padding="same"), inputs)
-        (input_gradient,) = input_vjp(output_gradient)
-        return input_gradient, kernel_gradient(inputs, output_gradient, kernel.shape[:2]).astype(kernel.dtype)
+def _xla_same_conv(inputs, kernel):
+    """XLA's own 'same' convolution with unit strides, what ``keras.ops.conv`` runs on JAX."""
+    import jax
 
-    conv.defvjp(forward, backward)
-    return conv
+    return jax.lax.conv_general_dilated(inputs, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _xla_gradient(inputs, kernel, output_gradient, argument: int):
+    """XLA's gradient of :func:`_xla_same_conv` with respect to its input (``argument`` 0) or kernel (1) alone."""
+    import jax
+
+    def conv(value):
+        return _xla_same_conv(value, kernel) if argument == 0 else _xla_same_conv(inputs, value)
+
+    _, vjp = jax.vjp(conv, (inputs, kernel)[argument])
+    return vjp(output_gradient)[0]
+
+
+def _matmul_kernel_gradients(inputs, kernel, output_gradient):
+    gradient = kernel_gradient(inputs, output_gradient, kernel.shape[:2]).astype(kernel.dtype)
+    return _xla_gradient(inputs, kernel, output_gradient, 0), gradient
+
+
+@functools.cache
+def _conv_with_matmul_kernel_gradient():
+    """XLA's 'same' convolution as a ``jax.custom_vjp`` whose kernel gradient is :func:`kernel_gradient`."""
+    return _with_gradients(_xla_same_conv, _matmul_kernel_gradients)
 
 
 def _padded_bits(inputs, padding: list[tuple[int, int]]):
@@ -224,9 +244,9 @@ def same_conv_as_products(inputs, kernel):
 
     The output is one product per kernel row (the input's windows shifted along the width, side by side, times
     that row's kernels), the input gradient one product per kernel position, both accumulated in float32; the
-    kernel gradient is XLA's. On bfloat16 frames of 16x16 pixels (batch 16) the output took 0.5-0.6 and the input
-    gradient 0.3-0.4 of XLA's time on an AMX CPU (BENCHMARKS.md, "Backends"); on larger frames, or in float32,
-    XLA's own are as fast or faster.
+    kernel gradient is XLA's. On bfloat16 frames of 16x16 pixels (batch 16) the output took 0.47-0.55 and the
+    input gradient 0.33-0.39 of XLA's time on an AMX CPU (BENCHMARKS.md, "Backends"); in float32 XLA's own are
+    faster, and so is its forward pass on 64x64 bfloat16 frames.
 
     Args:
         inputs: ``(batch, height, width, in_channels)``.
@@ -239,32 +259,13 @@ def same_conv_as_products(inputs, kernel):
     return _conv_with_matmul_forward()(inputs, kernel)
 
 
-def _xla_same_conv(inputs, kernel):
-    """XLA's own 'same' convolution with unit strides, what ``keras.ops.conv`` runs on JAX."""
-    import jax
-
-    return jax.lax.conv_general_dilated(inputs, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def _matmul_forward_gradients(inputs, kernel, output_gradient):
+    return _tap_input_gradient(output_gradient, kernel), _xla_gradient(inputs, kernel, output_gradient, 1)
 
 
 @functools.cache
 def _conv_with_matmul_forward():
-    import jax
-
-    @jax.custom_vjp
-    def conv(inputs, kernel):
-        return _row_products(inputs, kernel)
-
-    def forward(inputs, kernel):
-        return conv(inputs, kernel), (inputs, kernel)
-
-    def backward(residuals, output_gradient):
-        inputs, kernel = residuals
-        _, kernel_vjp = jax.vjp(lambda weights: _xla_same_conv(inputs, weights), kernel)
-        (gradient_of_kernel,) = kernel_vjp(output_gradient)
-        return _tap_input_gradient(output_gradient, kernel), gradient_of_kernel
-
-    conv.defvjp(forward, backward)
-    return conv
+    return _with_gradients(_row_products, _matmul_forward_gradients)
 
 
 def products_apply(inputs_shape: tuple, kernel_shape: tuple) -> bool:
@@ -304,43 +305,37 @@ def _all_taps(kernel):
     return kernel.reshape(taps, channels, filters).transpose(1, 0, 2).reshape(channels, taps * filters)
 
 
-@functools.cache
-def _conv_as_products():
-    import jax
+def _valid_products(inputs, kernel):
+    """:func:`valid_conv_as_products`'s forward pass: every pixel times all taps, then the shifted slices summed."""
+    window, filters = kernel.shape[:-2], kernel.shape[-1]
+    products = (inputs @ _all_taps(kernel)).reshape(*inputs.shape[:-1], math.prod(window), filters)
+    sizes = [size - extent + 1 for size, extent in zip(inputs.shape[1:-1], window, strict=True)]
+    total = 0
+    for tap, offset in enumerate(itertools.product(*(range(extent) for extent in window))):
+        corner = tuple(slice(start, start + size) for start, size in zip(offset, sizes, strict=True))
+        total = total + products[(slice(None), *corner, tap)]
+    return total
+
+
+def _valid_products_gradients(inputs, kernel, output_gradient):
+    """:func:`valid_conv_as_products`'s input and kernel gradients: two products with the shifted output gradient."""
     import jax.numpy as jnp
 
-    def forward_only(inputs, kernel):
-        window, filters = kernel.shape[:-2], kernel.shape[-1]
-        products = (inputs @ _all_taps(kernel)).reshape(*inputs.shape[:-1], math.prod(window), filters)
-        sizes = [size - extent + 1 for size, extent in zip(inputs.shape[1:-1], window, strict=True)]
-        total = 0
-        for tap, offset in enumerate(itertools.product(*(range(extent) for extent in window))):
-            corner = tuple(slice(start, start + size) for start, size in zip(offset, sizes, strict=True))
-            total = total + products[(slice(None), *corner, tap)]
-        return total
+    window, channels = kernel.shape[:-2], kernel.shape[-2]
+    # Column block ``tap`` holds the output gradient of the output pixel that reads each input pixel at ``tap``.
+    shifted = [
+        jnp.pad(
+            output_gradient,
+            [(0, 0), *((start, extent - 1 - start) for start, extent in zip(offset, window, strict=True)), (0, 0)],
+        )
+        for offset in itertools.product(*(range(extent) for extent in window))
+    ]
+    columns = jnp.stack(shifted, axis=-2).reshape(-1, len(shifted) * kernel.shape[-1])
+    gradient = inputs.reshape(-1, channels).T @ columns
+    gradient = gradient.reshape(channels, len(shifted), -1).transpose(1, 0, 2).reshape(kernel.shape)
+    return (columns @ _all_taps(kernel).T).reshape(inputs.shape), gradient
 
-    @jax.custom_vjp
-    def conv(inputs, kernel):
-        return forward_only(inputs, kernel)
 
-    def forward(inputs, kernel):
-        return forward_only(inputs, kernel), (inputs, kernel)
-
-    def backward(residuals, output_gradient):
-        inputs, kernel = residuals
-        window, channels = kernel.shape[:-2], kernel.shape[-2]
-        # Column block ``tap`` holds the output gradient of the output pixel that reads each input pixel at ``tap``.
-        shifted = [
-            jnp.pad(
-                output_gradient,
-                [(0, 0), *((start, extent - 1 - start) for start, extent in zip(offset, window, strict=True)), (0, 0)],
-            )
-            for offset in itertools.product(*(range(extent) for extent in window))
-        ]
-        columns = jnp.stack(shifted, axis=-2).reshape(-1, len(shifted) * kernel.shape[-1])
-        kernel_gradient = inputs.reshape(-1, channels).T @ columns
-        kernel_gradient = kernel_gradient.reshape(channels, len(shifted), -1).transpose(1, 0, 2).reshape(kernel.shape)
-        return (columns @ _all_taps(kernel).T).reshape(inputs.shape), kernel_gradient
-
-    conv.defvjp(forward, backward)
-    return conv
+@functools.cache
+def _conv_as_products():
+    return _with_gradients(_valid_products, _valid_products_gradients)

@@ -7,7 +7,8 @@
   is trained to predict.
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
   unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on XLA:CPU
-  computes each step as one convolution, partly as matrix products (large frames, and small bfloat16 frames).
+  computes each step as one convolution, partly as matrix products (large frames, and small bfloat16 frames on a
+  CPU with bfloat16 instructions).
 - :class:`Conv3D` is Keras's ``Conv3D`` whose JAX training step on a CPU computes it as matrix products, many
   times faster there for the few output channels of the package's output layers; :class:`CausalConv3D` is one.
 
