@@ -11,9 +11,10 @@ minutes reports that it did not finish instead of stalling the run:
   (``keras_convlstm.layers.ConvLSTM2D`` unrolls up to ``layers.MAX_UNROLLED_FRAMES`` frames, and computes each
   frame's eight convolutions as one with ``convolution.same_conv`` where its matrix products apply: frames of
   32x32 pixels or more, and smaller bfloat16 frames on a CPU with bfloat16 instructions); "Keras cell,
-  unrolled", Keras's own cell with ``unroll=True``; and "lax.scan", Keras's loop, whose backward pass XLA:CPU
-  runs far slower. TensorFlow runs its ``tf.while_loop`` and PyTorch a Python loop. The measuring processes
-  inherit the environment (``GLIBC_TUNABLES`` included);
+  unrolled", Keras's own layer with ``unroll=True``; and "lax.scan", Keras's loop, whose backward pass XLA:CPU
+  runs far slower. TensorFlow runs its ``tf.while_loop``. PyTorch is timed twice: "fused", the package's step
+  (``keras_convlstm.cell.run_layer``, one convolution a frame), and "Keras cell", Keras's own layer; both loop
+  over frames in Python. The measuring processes inherit the environment (``GLIBC_TUNABLES`` included);
 - rollout: ``rollout.predict_rollout`` of 8 sequences, 10 context frames, 10 predicted, for both models: the
   first call (compiling included) and the median of the calls after it.
 
@@ -42,7 +43,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 TRAINING_LOOPS = {
     "tensorflow": ("tf.while_loop",),
     "jax": ("unrolled, fused", "Keras cell, unrolled", "lax.scan"),
-    "torch": ("python loop",),
+    "torch": ("fused", "Keras cell"),
 }
 FULL = {
     "stride": 1,
@@ -73,10 +74,8 @@ def measure(system: dict, settings: dict, loop: str) -> dict:
     :data:`TRAINING_LOOPS`, and its rollout when ``loop`` is the backend's first (the package's own)."""
     import keras
 
-    from keras_convlstm import data, layers, models, rollout
+    from keras_convlstm import data, models, rollout
 
-    if loop in ("Keras cell, unrolled", "lax.scan"):
-        layers.MAX_UNROLLED_FRAMES = 0
     steps = system["warmup_steps"] + system["timed_steps"]
     count = steps * system["batch_size"]
     sequences = common.moving_mnist(
@@ -89,6 +88,8 @@ def measure(system: dict, settings: dict, loop: str) -> dict:
     for layer in model.layers:
         if isinstance(layer, keras.layers.ConvLSTM2D):
             layer.unroll = loop == "Keras cell, unrolled"
+            if loop != TRAINING_LOOPS[keras.backend.backend()][0]:
+                layer.__class__ = keras.layers.ConvLSTM2D  # Keras's own layer, with the same weights
     training = common.time_fit(
         model, inputs, targets, batch_size=system["batch_size"], warmup_steps=system["warmup_steps"]
     )

@@ -8,7 +8,7 @@
 - :class:`ConvLSTM2D` is Keras's ``ConvLSTM2D`` (same weights, settings and outputs) whose JAX training step
   unrolls the loop over frames, which XLA:CPU differentiates many times faster than ``lax.scan``, and on XLA:CPU
   computes each step as one convolution, partly as matrix products (large frames, and small bfloat16 frames on a
-  CPU with bfloat16 instructions).
+  CPU with bfloat16 instructions); its PyTorch training step also runs one convolution a frame instead of eight.
 - :class:`Conv3D` is Keras's ``Conv3D`` whose JAX training step on a CPU computes it as matrix products, many
   times faster there for the few output channels of the package's output layers; :class:`CausalConv3D` is one.
 
@@ -283,7 +283,7 @@ class CausalConv3D(Conv3D):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ConvLSTM2D(keras.layers.ConvLSTM2D):
-    """Keras's ``ConvLSTM2D`` with a faster training step on JAX: same arguments, weights and outputs.
+    """Keras's ``ConvLSTM2D`` with a faster training step on JAX and PyTorch: same arguments, weights and outputs.
 
     XLA:CPU runs the backward pass of ``lax.scan`` far slower than that of the same loop unrolled, so a JAX
     training call over at most :data:`MAX_UNROLLED_FRAMES` frames unrolls it. Where
@@ -292,9 +292,11 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
     bfloat16 frames on a CPU with bfloat16 instructions), and the layer has no mask, dropout, ``go_backwards``
     or ``stateful`` and is steppable (:func:`keras_convlstm.cell.steppable`: 'same' padding, unit strides and
     dilation), the unrolled loop is :func:`keras_convlstm.cell.run_layer`: one convolution a frame instead of
-    Keras's eight, with those products; elsewhere it is Keras's own cell. The
-    outputs equal Keras's to float rounding. Every other call (inference, other backends, longer sequences) is
-    Keras's own. The class keeps Keras's name, so a ``.keras`` file stores its weights at the same paths.
+    Keras's eight, with those products; elsewhere it is Keras's own cell. A PyTorch training call of such a
+    layer always runs :func:`keras_convlstm.cell.run_layer` (PyTorch runs every operation as it comes, and one
+    convolution a frame costs less than eight). The outputs equal Keras's to float rounding. Every other call
+    (inference, TensorFlow, longer sequences on JAX) is Keras's own. The class keeps Keras's name, so a
+    ``.keras`` file stores its weights at the same paths.
 
     Example:
         >>> import numpy as np
@@ -304,8 +306,11 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
     """
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        backend = keras.backend.backend()
+        if training and backend == "torch" and mask is None and self._steps_fused(sequences.shape):
+            return run_layer(self, sequences, initial_state)
         frames = sequences.shape[1]
-        if not training or keras.backend.backend() != "jax" or frames is None or frames > MAX_UNROLLED_FRAMES:
+        if not training or backend != "jax" or frames is None or frames > MAX_UNROLLED_FRAMES:
             return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
         if mask is None and self._steps_fused(sequences.shape):
             return run_layer(self, sequences, initial_state)
@@ -317,8 +322,12 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
             self.unroll = unroll
 
     def _steps_fused(self, input_shape: tuple) -> bool:
-        """Whether an unrolled training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape."""
+        """Whether a training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape: on PyTorch
+        always, on JAX where :func:`keras_convlstm.convolution.same_conv`'s matrix products apply."""
         plain = not (self.cell.dropout or self.cell.recurrent_dropout or self.go_backwards or self.stateful)
+        if not (plain and steppable(self) and input_shape[1] is not None):
+            return False
+        if keras.backend.backend() == "torch":
+            return True
         frame_shape = (input_shape[0], *input_shape[2:])
-        products = matmul_kernel_gradient(frame_shape) or matmul_forward(frame_shape, self.compute_dtype)
-        return plain and steppable(self) and products
+        return matmul_kernel_gradient(frame_shape) or matmul_forward(frame_shape, self.compute_dtype)

@@ -249,6 +249,29 @@ def test_convlstm2d_in_bfloat16_on_small_frames_computes_what_keras_computes(mon
     np.testing.assert_allclose(got, expected, rtol=2**-6, atol=2**-6)
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize(("size", "fused_on"), [(8, {"torch"}), (32, {"jax", "torch"})])
+def test_convlstm2d_training_calls_run_the_fused_step_on_jax_and_pytorch_only(monkeypatch, size, fused_on):
+    """PyTorch's training calls run cell.run_layer on any frames, JAX's where same_conv's products apply (32x32
+    float32 frames, not 8x8); inference and TensorFlow are Keras's own."""
+    from keras_convlstm import layers
+
+    calls = []
+
+    def counted(layer, frames, initial_state=None, run=layers.run_layer):
+        calls.append(tuple(frames.shape))
+        return run(layer, frames, initial_state)
+
+    monkeypatch.setattr(layers, "run_layer", counted)
+    layer = ConvLSTM2D(4, 3, padding="same", return_sequences=True)
+    frames = np.random.default_rng(8).random((2, 5, size, size, 3), dtype=np.float32)
+    inference = to_numpy(layer(frames, training=False))
+    assert calls == []
+    training = to_numpy(layer(frames, training=True))
+    assert calls == ([(2, 5, size, size, 3)] if keras.backend.backend() in fused_on else [])
+    np.testing.assert_allclose(training, inference, rtol=1e-5, atol=1e-6)  # no dropout: the same function
+
+
 def test_convlstm2d_reads_the_weights_keras_convlstm2d_saved(tmp_path):
     """Same class name, same paths in a weights file: a model saved with Keras's layer loads into ours."""
     frames = np.random.default_rng(6).random((2, 5, 8, 8, 3), dtype=np.float32)
