@@ -20,7 +20,7 @@ minutes reports that it did not finish instead of stalling the run:
 
 Usage (from the repository root)::
 
-    python -m benchmarks.backends [--quick] [--backends tensorflow jax] [--loops unrolled tf.while_loop]
+    python -m benchmarks.backends [--quick] [--backends tensorflow jax] [--loops "unrolled, fused" tf.while_loop]
         [--timed-steps 2] [--time-limit 900]
 """
 

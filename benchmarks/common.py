@@ -57,6 +57,7 @@ def machine_info() -> dict[str, object]:
         "numpy": np.__version__,
         "tensorflow": _installed_version("tensorflow"),
         "jax": _installed_version("jax"),
+        "torch": _installed_version("torch"),
         "keras": keras.__version__,
         "keras_backend": keras.backend.backend(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

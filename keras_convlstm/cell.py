@@ -22,7 +22,7 @@ Keras stores the four input kernels side by side in ``cell.kernel`` ``(kh, kw, i
 four recurrent kernels in ``cell.recurrent_kernel`` ``(kh, kw, filters, 4 * filters)``, in the order i, f, c, o.
 With 'same' padding and unit strides both convolutions see the same pixels, so :func:`convlstm_step` runs all
 eight as one convolution of the concatenation ``[X_t, H_{t-1}]`` (:func:`keras_convlstm.convolution.same_conv`,
-which is ``keras.ops.conv`` with 'same' padding); the rollout, and a JAX training step of
+which is ``keras.ops.conv`` with 'same' padding); the rollout, and a PyTorch or JAX training step of
 :class:`keras_convlstm.layers.ConvLSTM2D`, use it for the same reason.
 """
 
@@ -148,4 +148,4 @@ def run_layer(layer: keras.layers.ConvLSTM2D, frames, initial_state=None):
         hidden, cell_state = layer_step(layer, frames[:, t], hidden, cell_state)
         outputs.append(hidden)
     output = keras.ops.stack(outputs, axis=1) if layer.return_sequences else hidden
-    return [output, hidden, cell_state] if layer.return_state else output
+    return (output, hidden, cell_state) if layer.return_state else output

@@ -427,7 +427,7 @@ class ConvLSTMModel(keras.Model):
     """A functional Keras model built from a :class:`ModelConfig`, kept as ``model.config``.
 
     Saved ``.keras`` files store the config and rebuild the same graph on loading. Its recurrent layers are
-    :class:`keras_convlstm.layers.ConvLSTM2D`: Keras's layer, with a faster training step on JAX.
+    :class:`keras_convlstm.layers.ConvLSTM2D`: Keras's layer, with a faster training step on JAX and PyTorch.
 
     Args:
         config: the :class:`ModelConfig`, or its fields as a dict (as read back from a saved file).

@@ -349,6 +349,33 @@ def test_an_unrolled_training_step_computes_what_the_loop_computes(monkeypatch, 
         np.testing.assert_allclose(after_unrolled, after_looped, atol=1e-5, rtol=0)
 
 
+@pytest.mark.backends
+def test_a_training_step_equals_the_step_of_keras_own_layer():
+    """On every backend, one training step of a model with the package's ConvLSTM2D (on PyTorch its fused
+    ``cell.run_layer``, on JAX unrolled) gives the weights the same model gives with Keras's own layer class.
+
+    Plain gradient descent with a learning rate of 1000, as above: equal weights to 1e-5 mean equal gradients."""
+    frames = np.random.default_rng(1).random((4, 5, 16, 16, 1), np.float32)
+    trained = []
+    for keras_class in (False, True):
+        model = small_seq2seq()
+        if keras_class:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.ConvLSTM2D):
+                    layer.__class__ = keras.layers.ConvLSTM2D  # Keras's own call, the same weights
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1000.0), loss=model.loss)
+        initial = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+        loss = model.train_on_batch(frames[:, :-1], frames[:, 1:])
+        trained.append((initial, loss, [keras.ops.convert_to_numpy(weight) for weight in model.weights]))
+    (initial, ours_loss, ours), (keras_initial, keras_loss, theirs) = trained
+    for before, keras_before in zip(initial, keras_initial, strict=True):
+        np.testing.assert_array_equal(before, keras_before)  # same seed, same starting weights
+    np.testing.assert_allclose(ours_loss, keras_loss, rtol=1e-6)
+    for before, after_ours, after_keras in zip(initial, ours, theirs, strict=True):
+        assert np.abs(after_keras - before).max() > 1e-2  # the step moved every weight
+        np.testing.assert_allclose(after_ours, after_keras, atol=1e-5, rtol=0)
+
+
 def _moving_square_sequences(count: int, time: int, size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frames = np.zeros((count, time, size, size, 1), np.float32)
