@@ -5,7 +5,8 @@ few filters and small frames; :func:`random_inputs` gives frames of a model's in
 builds and calls a layer, round-trips its config and saves it in a model; :func:`run_model_saving_test` saves a model
 as ``.keras`` (:func:`save_model_files`) and reloads it, :func:`run_fresh_process_reload_test` reloads such files in a
 new Python process; each compares the outputs with the original's. :class:`EpochLog` and :class:`CopyFolderAfterEpoch`
-are the callbacks the training tests watch and interrupt runs with.
+are the callbacks the training tests watch and interrupt runs with. :func:`record_calls` counts the calls of a module's
+function, and :func:`cpu_multiplies_bfloat16` makes the package see a CPU with bfloat16 instructions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ from keras_convlstm.models import PRESETS, build_model, get_preset
 REPO = Path(__file__).resolve().parents[1]
 # What keras.layers.Layer.get_config adds to a layer's own arguments.
 BASE_LAYER_CONFIG = {"name", "trainable", "dtype"}
+
+
+def record_calls(monkeypatch, module, name: str, argument: int = 0) -> list[tuple]:
+    """Wraps ``module.name`` for the test: each call still runs it, and appends the shape of its ``argument``-th
+    positional argument to the returned list."""
+    calls: list[tuple] = []
+    function = getattr(module, name)
+
+    def recorded(*args, **kwargs):
+        calls.append(tuple(args[argument].shape))
+        return function(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
+def cpu_multiplies_bfloat16(monkeypatch) -> None:
+    """Makes ``keras_convlstm.precision.cpu_flags`` report a CPU with the AMX bfloat16 instructions."""
+    from keras_convlstm import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_tile", "amx_bf16"}))
 
 
 def to_numpy(tensor) -> np.ndarray:

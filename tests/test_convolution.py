@@ -5,6 +5,7 @@ for smaller bfloat16 frames on a CPU with bfloat16 instructions its output and i
 import keras
 import numpy as np
 import pytest
+from harness import cpu_multiplies_bfloat16, record_calls
 
 from keras_convlstm import convolution
 
@@ -143,16 +144,8 @@ def test_matmul_forward_serves_small_bfloat16_frames_on_cpus_that_multiply_bfloa
 def test_same_conv_takes_the_products_where_matmul_forward_holds(monkeypatch):
     """On a CPU that multiplies bfloat16, same_conv of small bfloat16 frames calls same_conv_as_products (JAX
     only), and its result equals keras.ops.conv's to one bfloat16 step."""
-    from keras_convlstm import precision
-
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
-    calls = []
-
-    def counted(inputs, kernel, products=convolution.same_conv_as_products):
-        calls.append(tuple(inputs.shape))
-        return products(inputs, kernel)
-
-    monkeypatch.setattr(convolution, "same_conv_as_products", counted)
+    cpu_multiplies_bfloat16(monkeypatch)
+    calls = record_calls(monkeypatch, convolution, "same_conv_as_products")
     rng = np.random.default_rng(6)
     inputs = keras.ops.cast(rng.standard_normal((2, 8, 8, 3)), "bfloat16")
     kernel = keras.ops.cast(rng.standard_normal((3, 3, 3, 4)), "bfloat16")

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from harness import run_layer_test, to_numpy
+from harness import cpu_multiplies_bfloat16, record_calls, run_layer_test, to_numpy
 
 from keras_convlstm.layers import CausalConv3D, Conv3D, ConvLSTM2D, DepthToSpace, SpaceToDepth
 
@@ -223,16 +223,10 @@ def test_convlstm2d_computes_what_keras_computes(settings, initial_state, traini
 def test_convlstm2d_in_bfloat16_on_small_frames_computes_what_keras_computes(monkeypatch):
     """On a CPU that multiplies bfloat16, a JAX training call over 16x16 bfloat16 frames runs cell.run_layer with
     convolution.same_conv_as_products, and equals Keras's layer to bfloat16 rounding."""
-    from keras_convlstm import convolution, precision
+    from keras_convlstm import convolution
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
-    calls = []
-
-    def counted(inputs, kernel, products=convolution.same_conv_as_products):
-        calls.append(tuple(inputs.shape))
-        return products(inputs, kernel)
-
-    monkeypatch.setattr(convolution, "same_conv_as_products", counted)
+    cpu_multiplies_bfloat16(monkeypatch)
+    calls = record_calls(monkeypatch, convolution, "same_conv_as_products")
     keras.utils.set_random_seed(4)
     theirs, ours = (
         layer_class(4, 3, padding="same", return_sequences=True, dtype="mixed_bfloat16")
@@ -259,13 +253,7 @@ def test_convlstm2d_training_calls_run_the_fused_step_on_jax_and_pytorch_only(mo
     if keras.backend.backend() == "jax" and not convolution.matmul_kernel_gradient((2, size, size, 3)):
         fused_on = fused_on - {"jax"}  # JAX off the CPU (or frames under 32x32): Keras's own cell
 
-    calls = []
-
-    def counted(layer, frames, initial_state=None, run=layers.run_layer):
-        calls.append(tuple(frames.shape))
-        return run(layer, frames, initial_state)
-
-    monkeypatch.setattr(layers, "run_layer", counted)
+    calls = record_calls(monkeypatch, layers, "run_layer", argument=1)
     layer = ConvLSTM2D(4, 3, padding="same", return_sequences=True)
     frames = np.random.default_rng(8).random((2, 5, size, size, 3), dtype=np.float32)
     inference = to_numpy(layer(frames, training=False))
