@@ -43,6 +43,9 @@ DEFAULT_KERAS_HOME = "~/.keras"
 # local data, whatever the network allows.
 QUICK_PARAMETERS = {"DATA_SOURCE": "auto", "DIGIT_SOURCE": "offline"}
 CELL_TIMEOUT_S = 300
+# How long a finished cell's printed output may take to arrive. nbclient's default (4 s) skips output that comes
+# later, silently, as it can on busy cores; here a late message waits this long, and past it the run fails.
+OUTPUT_TIMEOUT_S = 60
 INJECTED_TAG = "injected-parameters"
 # A markdown link or image target: [text](target) or ![alt](target).
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
@@ -91,6 +94,8 @@ def execute(notebook: nbformat.NotebookNode, work_dir: Path, env: dict[str, str]
         notebook,
         kernel_name="python3",
         timeout=CELL_TIMEOUT_S,
+        iopub_timeout=OUTPUT_TIMEOUT_S,
+        raise_on_iopub_timeout=True,
         startup_timeout=120,
         resources={"metadata": {"path": str(work_dir)}},
     )
