@@ -306,14 +306,11 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
     """
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        backend = keras.backend.backend()
-        if training and backend == "torch" and mask is None and self._steps_fused(sequences.shape):
+        if training and mask is None and self._steps_fused(sequences.shape):
             return run_layer(self, sequences, initial_state)
         frames = sequences.shape[1]
-        if not training or backend != "jax" or frames is None or frames > MAX_UNROLLED_FRAMES:
+        if not training or keras.backend.backend() != "jax" or frames is None or frames > MAX_UNROLLED_FRAMES:
             return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
-        if mask is None and self._steps_fused(sequences.shape):
-            return run_layer(self, sequences, initial_state)
         # Keras's RNN reads ``unroll`` while JAX traces this call, which happens once per input shape.
         unroll, self.unroll = self.unroll, True
         try:
@@ -322,12 +319,15 @@ class ConvLSTM2D(keras.layers.ConvLSTM2D):
             self.unroll = unroll
 
     def _steps_fused(self, input_shape: tuple) -> bool:
-        """Whether a training call runs :func:`keras_convlstm.cell.run_layer` on inputs of that shape: on PyTorch
-        always, on JAX where :func:`keras_convlstm.convolution.same_conv`'s matrix products apply."""
+        """Whether a training call without a mask runs :func:`keras_convlstm.cell.run_layer` on inputs of that
+        shape: on PyTorch always, on JAX over at most :data:`MAX_UNROLLED_FRAMES` frames where
+        :func:`keras_convlstm.convolution.same_conv`'s matrix products apply (both need a known number of frames)."""
+        frames = input_shape[1]
         plain = not (self.cell.dropout or self.cell.recurrent_dropout or self.go_backwards or self.stateful)
-        if not (plain and steppable(self) and input_shape[1] is not None):
+        if not (plain and steppable(self) and frames is not None):
             return False
         if keras.backend.backend() == "torch":
             return True
         frame_shape = (input_shape[0], *input_shape[2:])
-        return matmul_kernel_gradient(frame_shape) or matmul_forward(frame_shape, self.compute_dtype)
+        products = matmul_kernel_gradient(frame_shape) or matmul_forward(frame_shape, self.compute_dtype)
+        return products and frames <= MAX_UNROLLED_FRAMES  # the products are JAX's alone
