@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_convlstm import models, synthetic
+from keras_convlstm import files, models, synthetic
 from keras_convlstm.evaluation import format_table, format_value
 from keras_convlstm.precision import cpu_flags, cpu_info, onednn_max_cpu_isa, resolve_precision
 
@@ -121,7 +121,8 @@ def _plain(value: object) -> object:
 
 
 def save_results(name: str, path: Path, *, quick: bool, command: str, settings: dict, results: object) -> Path:
-    """Writes ``{benchmark, command, quick, machine, settings, results}`` as JSON to ``path``."""
+    """Writes ``{benchmark, command, quick, machine, settings, results}`` as JSON to ``path``, atomically: a run
+    stopped while writing leaves the earlier file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
@@ -131,8 +132,7 @@ def save_results(name: str, path: Path, *, quick: bool, command: str, settings: 
         "settings": settings,
         "results": results,
     }
-    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
-    return path
+    return files.write_text(path, json.dumps(payload, indent=2, default=_plain) + "\n")
 
 
 def finish(name: str, args: argparse.Namespace, argv: list[str], settings: dict, results: object) -> Path:
